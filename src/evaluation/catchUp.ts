@@ -1,0 +1,39 @@
+// The missed-slot policy. After downtime DBOS backfills every missed slot (automaticBackfill); each slot's
+// run then asks here whether it should still call the API, so every slot gets an outcome on record.
+import { TimeMatcher } from '@dbos-inc/dbos-sdk/internal/scheduler/crontab';
+import type { CatchUpPolicy } from '../config.js';
+
+export interface CatchUpDecision {
+  run: boolean;
+  message?: string;
+}
+
+/**
+ * - `latest`: a slot whose successor slot was already due when it started is skipped: only the newest
+ *   missed slot runs.
+ * - `none`: a slot that starts more than half an interval late was missed and is skipped.
+ * - `all`: every slot runs.
+ * Manual triggers (`xyra trigger`) are never "missed".
+ */
+export function decideCatchUp(
+  policy: CatchUpPolicy,
+  cron: string,
+  scheduledTime: Date,
+  actualTime: Date,
+  manual: boolean,
+): CatchUpDecision {
+  if (policy === 'all' || manual) return { run: true };
+  const matcher = new TimeMatcher(cron);
+  const next = matcher.nextWakeupTime(scheduledTime);
+  if (policy === 'latest') {
+    if (next.getTime() <= actualTime.getTime()) {
+      return { run: false, message: `Missed slot: superseded by the slot at ${next.toISOString()} (catch-up policy "latest")` };
+    }
+    return { run: true };
+  }
+  const interval = next.getTime() - scheduledTime.getTime();
+  if (actualTime.getTime() - scheduledTime.getTime() > interval / 2) {
+    return { run: false, message: `Missed slot: started ${actualTime.getTime() - scheduledTime.getTime()} ms late (catch-up policy "none")` };
+  }
+  return { run: true };
+}

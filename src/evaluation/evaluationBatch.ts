@@ -1,0 +1,211 @@
+// The evaluation batch trigger: one durable workflow run per cron slot.
+//
+// Every decision the run makes is taken inside a step, so a run recovered after a crash replays the
+// recorded decisions (actual start time, catch-up and overlap verdicts, each API attempt) instead of
+// making them again. Each API attempt is its own step and the backoff between attempts is a durable
+// DBOS.sleep, so a crash mid-retry resumes at the next attempt with the same idempotency key.
+import { DBOS } from '@dbos-inc/dbos-sdk';
+import type { CatchUpPolicy } from '../config.js';
+import { redact } from '../logger.js';
+import type { Logger } from '../logger.js';
+import { recordBatchRun, recordScheduleLag } from '../telemetry/metrics.js';
+import { decideCatchUp } from './catchUp.js';
+import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from './status.js';
+import { backoffDelayMs, callEvaluationBatch, type AttemptOutcome, type XyraRequest } from './xyraClient.js';
+
+export const SCHEDULE_NAME = 'evaluation-batch';
+export const IN_PROGRESS_MESSAGE = 'Batch evaluation already in progress';
+
+export interface EvaluationSettings {
+  apiUrl: string;
+  apiToken: string | undefined;
+  cron: string;
+  batchSizeLimit: number;
+  catchUp: CatchUpPolicy;
+  timeoutMs: number;
+  connectTimeoutMs: number;
+  maxAttempts: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  /** A PENDING run older than this is presumed abandoned and no longer blocks new slots. */
+  overlapStaleMs: number;
+  logger: Logger;
+}
+
+let settings: EvaluationSettings | undefined;
+
+/** Called once at start-up, before DBOS launches: workflows read their settings from here, never from
+ * their inputs, so the API token is never stored in the system database. */
+export function configureEvaluationBatch(s: EvaluationSettings): void {
+  settings = s;
+}
+
+function current(): EvaluationSettings {
+  if (!settings) throw new Error('EvaluationBatch used before configureEvaluationBatch()');
+  return settings;
+}
+
+interface Gate {
+  run: boolean;
+  reason?: 'missed' | 'in_progress';
+  message?: string;
+}
+
+interface AttemptRecord {
+  outcome: AttemptOutcome;
+  /** Delay before the next attempt, decided in the step so a replay waits the same. */
+  nextDelayMs: number;
+}
+
+function isManualRun(workflowId: string): boolean {
+  return workflowId.startsWith(`sched-${SCHEDULE_NAME}-trigger-`);
+}
+
+function finalStatusOf(outcome: AttemptOutcome): Pick<BatchStatus, 'status' | 'processed' | 'succeeded' | 'failed' | 'message' | 'error'> {
+  switch (outcome.kind) {
+    case 'completed':
+      return { status: 'completed', processed: outcome.processed, succeeded: outcome.succeeded, failed: outcome.failed };
+    case 'triggered':
+      return {
+        status: 'triggered',
+        processed: outcome.processed,
+        succeeded: outcome.succeeded,
+        failed: outcome.failed,
+        message: outcome.message ?? 'Accepted by the Xyra Analytics API; evaluation runs remotely',
+      };
+    case 'skipped':
+      return { status: 'skipped', processed: 0, succeeded: 0, failed: 0, message: outcome.message };
+    case 'retryable':
+    case 'fatal':
+      return { status: 'failed', processed: 0, succeeded: 0, failed: 0, error: outcome.reason };
+  }
+}
+
+export class EvaluationBatch {
+  /** The scheduled workflow: DBOS calls it with the slot's time and the schedule's context. */
+  @DBOS.workflow({ maxRecoveryAttempts: 3 })
+  static async trigger(scheduledTime: Date, _context: unknown): Promise<BatchRunOutput> {
+    const s = current();
+    const workflowId = DBOS.workflowID ?? 'unknown';
+    const scheduledIso = new Date(scheduledTime).toISOString();
+    const actualIso = await EvaluationBatch.recordActualStart(scheduledIso);
+    const base = { workflow_id: workflowId, scheduled_time: scheduledIso, actual_time: actualIso };
+
+    const gate = await EvaluationBatch.checkGate(workflowId, scheduledIso, actualIso);
+    if (!gate.run) {
+      const status: BatchStatus = { ...base, status: 'skipped', processed: 0, succeeded: 0, failed: 0, message: gate.message };
+      await DBOS.setEvent(BATCH_STATUS_EVENT, status);
+      await EvaluationBatch.recordOutcome(status);
+      return { status, skipped_reason: gate.reason };
+    }
+
+    await DBOS.setEvent<BatchStatus>(BATCH_STATUS_EVENT, { ...base, status: 'triggered', processed: 0, succeeded: 0, failed: 0 });
+
+    const request: XyraRequest = { workflow_id: workflowId, triggered_at: scheduledIso, batch_size_limit: s.batchSizeLimit };
+    let attempt = 0;
+    let record: AttemptRecord;
+    let totalMs = 0;
+    for (;;) {
+      attempt += 1;
+      record = await EvaluationBatch.callApi(request, attempt);
+      totalMs += record.outcome.durationMs;
+      if (record.outcome.kind !== 'retryable' || attempt >= s.maxAttempts) break;
+      await DBOS.sleep(record.nextDelayMs);
+    }
+
+    const outcome = record.outcome;
+    const final = finalStatusOf(outcome);
+    if (outcome.kind === 'retryable') final.error = `${outcome.reason} (gave up after ${attempt} attempts)`;
+    const status: BatchStatus = { ...base, ...final };
+    await DBOS.setEvent(BATCH_STATUS_EVENT, status);
+    await EvaluationBatch.recordOutcome(status);
+    return {
+      status,
+      request,
+      response: {
+        status_code: outcome.statusCode,
+        body_bytes: outcome.bodyBytes,
+        duration_ms: outcome.durationMs,
+        attempts: attempt,
+        total_duration_ms: totalMs,
+      },
+    };
+  }
+
+  /** Checkpointed, so a recovered run keeps its original start time. */
+  @DBOS.step()
+  static async recordActualStart(scheduledIso: string): Promise<string> {
+    const now = new Date();
+    recordScheduleLag(now.getTime() - Date.parse(scheduledIso));
+    return now.toISOString();
+  }
+
+  /** Catch-up policy first (a missed slot is reported as missed even if another run is going on), then the overlap guard. */
+  @DBOS.step()
+  static async checkGate(workflowId: string, scheduledIso: string, actualIso: string): Promise<Gate> {
+    const s = current();
+    const catchUp = decideCatchUp(s.catchUp, s.cron, new Date(scheduledIso), new Date(actualIso), isManualRun(workflowId));
+    if (!catchUp.run) return { run: false, reason: 'missed', message: catchUp.message };
+
+    const pending = await DBOS.listWorkflows({
+      workflowName: 'trigger',
+      status: 'PENDING',
+      loadInput: false,
+      loadOutput: false,
+    });
+    const self = await DBOS.getWorkflowStatus(workflowId);
+    const myCreatedAt = self?.createdAt ?? Date.now();
+    const staleBefore = Date.now() - s.overlapStaleMs;
+    // Only an older run blocks a newer one, so two runs that see each other never both skip.
+    const blocker = pending.find(
+      (w) =>
+        w.workflowClassName === 'EvaluationBatch' &&
+        w.workflowID !== workflowId &&
+        w.createdAt >= staleBefore &&
+        (w.createdAt < myCreatedAt || (w.createdAt === myCreatedAt && w.workflowID < workflowId)),
+    );
+    if (blocker) {
+      s.logger.info({ workflowId, blocker: blocker.workflowID }, 'batch skipped: another run is still in progress');
+      return { run: false, reason: 'in_progress', message: IN_PROGRESS_MESSAGE };
+    }
+    return { run: true };
+  }
+
+  /** One attempt against the Xyra Analytics API; never throws for HTTP trouble, it classifies it. */
+  @DBOS.step()
+  static async callApi(request: XyraRequest, attempt: number): Promise<AttemptRecord> {
+    const s = current();
+    const outcome = await callEvaluationBatch(
+      { baseUrl: s.apiUrl, token: s.apiToken, timeoutMs: s.timeoutMs, connectTimeoutMs: s.connectTimeoutMs },
+      request,
+    );
+    const nextDelayMs =
+      outcome.kind === 'retryable' ? backoffDelayMs(attempt, s.backoffBaseMs, s.backoffMaxMs, outcome.retryAfterMs) : 0;
+    const log = { workflowId: request.workflow_id, attempt, kind: outcome.kind, statusCode: outcome.statusCode, ms: outcome.durationMs };
+    if (outcome.kind === 'retryable' || outcome.kind === 'fatal') {
+      s.logger.warn({ ...log, reason: redact(outcome.reason), nextDelayMs }, 'Xyra API attempt did not succeed');
+    } else {
+      s.logger.debug(log, 'Xyra API attempt');
+    }
+    return { outcome, nextDelayMs };
+  }
+
+  @DBOS.step()
+  static async recordOutcome(status: BatchStatus): Promise<void> {
+    recordBatchRun(status.status);
+    current().logger.info(
+      {
+        workflowId: status.workflow_id,
+        status: status.status,
+        processed: status.processed,
+        succeeded: status.succeeded,
+        failed: status.failed,
+        scheduledTime: status.scheduled_time,
+        actualTime: status.actual_time,
+        message: status.message,
+        error: status.error,
+      },
+      `batch ${status.status}`,
+    );
+  }
+}

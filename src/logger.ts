@@ -1,0 +1,95 @@
+// pino logger with redaction, and the adapter through which DBOS logs into it.
+import { pino, type Logger } from 'pino';
+import type { DLogger } from '@dbos-inc/dbos-sdk';
+
+export type { Logger };
+
+const REDACT_PATHS = [
+  'token',
+  'apiToken',
+  'xyraApiToken',
+  'password',
+  'authorization',
+  'headers.authorization',
+  '*.token',
+  '*.password',
+  '*.authorization',
+  '*.headers.authorization',
+];
+
+/** Secrets that must never be printed, registered once config is loaded (token, URL passwords). */
+const secrets = new Set<string>();
+
+export function registerSecret(value: string | undefined): void {
+  if (value && value.length >= 4) secrets.add(value);
+}
+
+/** Passwords embedded in connection URLs are secrets too. */
+export function registerUrlSecrets(url: string | undefined): void {
+  if (!url) return;
+  try {
+    const u = new URL(url);
+    if (u.password) {
+      registerSecret(u.password);
+      registerSecret(decodeURIComponent(u.password));
+    }
+  } catch {
+    // not a URL: nothing to register
+  }
+}
+
+/** Replace every registered secret in a string, and mask URL passwords we were not told about. */
+export function redact(text: string): string {
+  let out = text;
+  for (const s of secrets) out = out.split(s).join('[REDACTED]');
+  return out.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)([^@\s/]+)@/gi, '$1[REDACTED]@');
+}
+
+/** Deeply redact a JSON-able value (used for events, workflow outputs and errors rows). */
+export function redactValue<T>(value: T): T {
+  if (typeof value === 'string') return redact(value) as T;
+  if (Array.isArray(value)) return value.map((v) => redactValue(v)) as T;
+  if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = redactValue(v);
+    return out as T;
+  }
+  return value;
+}
+
+export function createLogger(level: string, destination: NodeJS.WritableStream = process.stdout): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'xyra-scheduler' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
+      formatters: { level: (label) => ({ level: label }) },
+      hooks: {
+        // Last line of defence: scrub registered secrets from every message string.
+        logMethod(args, method) {
+          const scrubbed = args.map((a) => (typeof a === 'string' ? redact(a) : a)) as typeof args;
+          method.apply(this, scrubbed);
+        },
+      },
+    },
+    pino.destination({ dest: (destination as { fd?: number }).fd ?? 1, sync: true }),
+  );
+}
+
+function describe(entry: unknown): string {
+  if (entry instanceof Error) return redact(entry.message);
+  return redact(typeof entry === 'string' ? entry : JSON.stringify(entry));
+}
+
+/** DBOS logs through our pino instance, so all output is one JSON stream with one redaction policy. */
+export function dbosLogger(logger: Logger): DLogger {
+  const child = logger.child({ component: 'dbos' });
+  return {
+    info: (entry) => child.info(describe(entry)),
+    debug: (entry) => child.debug(describe(entry)),
+    warn: (entry) => child.warn(describe(entry)),
+    error: (entry) =>
+      child.error(entry instanceof Error ? { err: { message: redact(entry.message), name: entry.name } } : {}, describe(entry)),
+  };
+}

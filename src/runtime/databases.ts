@@ -1,0 +1,75 @@
+// Where the service's two databases live: the app database (our tables) and the DBOS system database.
+// With no DATABASE_URL both live on the embedded Postgres of this directory.
+import pg from 'pg';
+import { defaultSystemDatabaseUrl, type Config } from '../config.js';
+import { registerUrlSecrets, type Logger } from '../logger.js';
+import { startEmbeddedPostgres, embeddedPostgresUrl, type EmbeddedPostgres } from './embeddedPostgres.js';
+
+/** The app database's name on the embedded server. */
+const EMBEDDED_APP_DB = 'xyra';
+
+export interface DatabaseUrls {
+  appDatabaseUrl: string;
+  systemDatabaseUrl: string;
+  /** Set when this process started or joined the embedded server. */
+  embedded?: EmbeddedPostgres;
+}
+
+function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${encodeURIComponent(database)}`;
+  return u.toString();
+}
+
+export function databaseName(url: string): string {
+  return decodeURIComponent(new URL(url).pathname.replace(/^\//, '')) || 'postgres';
+}
+
+/** For the service: start (or join) the embedded server when no DATABASE_URL is given. */
+export async function resolveDatabases(config: Config, logger: Logger): Promise<DatabaseUrls> {
+  let embedded: EmbeddedPostgres | undefined;
+  let appDatabaseUrl = config.databaseUrl;
+  if (!appDatabaseUrl) {
+    embedded = await startEmbeddedPostgres(config.dataDir, logger);
+    appDatabaseUrl = withDatabase(embedded.url, EMBEDDED_APP_DB);
+  }
+  registerUrlSecrets(appDatabaseUrl);
+  registerUrlSecrets(config.systemDatabaseUrl);
+  const systemDatabaseUrl = config.systemDatabaseUrl ?? defaultSystemDatabaseUrl(appDatabaseUrl);
+  await ensureDatabase(appDatabaseUrl);
+  return { appDatabaseUrl, systemDatabaseUrl, embedded };
+}
+
+/** For CLI commands: reach the same databases the service of this directory uses, never start a server. */
+export async function resolveDatabasesForClient(config: Config): Promise<DatabaseUrls> {
+  let appDatabaseUrl = config.databaseUrl;
+  if (!appDatabaseUrl) {
+    const url = await embeddedPostgresUrl(config.dataDir);
+    if (!url) {
+      throw new Error(
+        `DATABASE_URL is not set and no embedded Postgres runs for ${config.dataDir}: start the service first (npm start)`,
+      );
+    }
+    appDatabaseUrl = withDatabase(url, EMBEDDED_APP_DB);
+  }
+  registerUrlSecrets(appDatabaseUrl);
+  registerUrlSecrets(config.systemDatabaseUrl);
+  return { appDatabaseUrl, systemDatabaseUrl: config.systemDatabaseUrl ?? defaultSystemDatabaseUrl(appDatabaseUrl) };
+}
+
+/** Create the database if it does not exist (connecting to the server's `postgres` database). */
+export async function ensureDatabase(url: string): Promise<void> {
+  const name = databaseName(url);
+  const admin = new pg.Client({ connectionString: withDatabase(url, 'postgres') });
+  await admin.connect();
+  try {
+    const found = await admin.query('select 1 from pg_database where datname = $1', [name]);
+    if (found.rowCount === 0) {
+      await admin.query(`create database ${pg.escapeIdentifier(name)}`).catch((e: { code?: string }) => {
+        if (e.code !== '42P04' && e.code !== '23505') throw e; // created concurrently by a sibling replica
+      });
+    }
+  } finally {
+    await admin.end();
+  }
+}

@@ -1,0 +1,145 @@
+// Composes the running service: databases → telemetry → Xyra API (or simulator) → DBOS launch (with our
+// migrations, under a start-up lock) → queues and schedules → health server. `stop()` undoes it in
+// reverse, draining in-flight workflows first.
+import { DBOS } from '@dbos-inc/dbos-sdk';
+import type { Knex } from 'knex';
+import type { Config } from '../config.js';
+import { configureEvaluationBatch } from '../evaluation/evaluationBatch.js';
+import { applyEvaluationSchedule } from '../evaluation/schedule.js';
+import { dbosLogger, registerSecret, type Logger } from '../logger.js';
+import { startHealthServer, type HealthServer } from '../ops/healthServer.js';
+import { XyraSimulator } from '../simulator/server.js';
+import { startTelemetry, type Telemetry } from '../telemetry/metrics.js';
+import { VERSION } from '../version.js';
+import { withStartupLock } from './advisoryLock.js';
+import { resolveDatabases, type DatabaseUrls } from './databases.js';
+import { createKnex, migrateLatest } from './migrations.js';
+
+export interface ServiceOptions {
+  /** Apply the `evaluation-batch` schedule (tests that drive the workflow directly turn it off). */
+  schedule?: boolean;
+  /** Start the health server on config.port. */
+  healthServer?: boolean;
+}
+
+export interface Service {
+  config: Config;
+  databases: DatabaseUrls;
+  knex: Knex;
+  apiUrl: string;
+  simulator?: XyraSimulator;
+  health?: HealthServer;
+  stop(): Promise<void>;
+}
+
+export async function startService(config: Config, logger: Logger, options: ServiceOptions = {}): Promise<Service> {
+  const startedAt = Date.now();
+  registerSecret(config.xyraApiToken);
+  const cleanups: Array<() => Promise<void>> = [];
+  const runCleanups = async () => {
+    for (const cleanup of cleanups.reverse()) {
+      await cleanup().catch((e: unknown) => logger.error({ err: e instanceof Error ? e.message : String(e) }, 'shutdown step failed'));
+    }
+  };
+
+  try {
+    const databases = await resolveDatabases(config, logger);
+    if (databases.embedded?.owned) cleanups.push(() => databases.embedded!.stop());
+
+    const telemetry: Telemetry = startTelemetry(config, logger, VERSION);
+    cleanups.push(() => telemetry.shutdown());
+
+    let simulator: XyraSimulator | undefined;
+    let apiUrl = config.xyraApiUrl;
+    if (!apiUrl) {
+      simulator = new XyraSimulator({ token: config.xyraApiToken });
+      apiUrl = await simulator.start();
+      cleanups.push(() => simulator!.stop());
+      logger.info({ url: apiUrl }, 'XYRA_API_URL not set: started the built-in Xyra simulator');
+    }
+
+    configureEvaluationBatch({
+      apiUrl,
+      apiToken: config.xyraApiToken,
+      cron: config.batch.cron,
+      batchSizeLimit: config.batch.sizeLimit,
+      catchUp: config.batch.catchUp,
+      timeoutMs: config.xyra.timeoutMs,
+      connectTimeoutMs: config.xyra.connectTimeoutMs,
+      maxAttempts: config.xyra.maxAttempts,
+      backoffBaseMs: config.xyra.backoffBaseMs,
+      backoffMaxMs: config.xyra.backoffMaxMs,
+      overlapStaleMs: Math.max(30 * 60_000, config.xyra.maxAttempts * (config.xyra.timeoutMs + config.xyra.backoffMaxMs)),
+      logger: logger.child({ component: 'evaluation' }),
+    });
+
+    const knex = createKnex(databases.appDatabaseUrl);
+    cleanups.push(() => knex.destroy());
+
+    DBOS.setConfig({
+      name: 'xyra-scheduler',
+      systemDatabaseUrl: databases.systemDatabaseUrl,
+      applicationVersion: VERSION,
+      executorID: config.executorId,
+      logger: dbosLogger(logger),
+      // Pause/resume and schedule edits made by the CLI are picked up within this interval.
+      schedulerPollingIntervalMs: 5_000,
+    });
+    await withStartupLock(databases.appDatabaseUrl, async () => {
+      const applied = await migrateLatest(knex);
+      if (applied.length > 0) logger.info({ applied }, 'app database migrated');
+      await DBOS.launch();
+    });
+    cleanups.push(async () => {
+      logger.info({ waitMs: config.shutdownTimeoutMs }, 'draining: waiting for in-flight workflows');
+      await DBOS.shutdown({ workflowCompletionTimeoutMS: config.shutdownTimeoutMs });
+    });
+
+    if (options.schedule !== false) await applyEvaluationSchedule(config);
+
+    let health: HealthServer | undefined;
+    if (options.healthServer !== false) {
+      health = await startHealthServer(config.port, async () => {
+        const launched = DBOS.isInitialized();
+        const [app, sys] = await Promise.all([
+          knex.raw('select 1').then(() => true, () => false),
+          DBOS.listWorkflows({ limit: 1, loadInput: false, loadOutput: false }).then(() => true, () => false),
+        ]);
+        return { ready: launched && app && sys, detail: { dbos: launched, appDatabase: app, systemDatabase: sys } };
+      });
+      const server = health;
+      cleanups.push(() => server.close());
+    }
+
+    logger.info(
+      {
+        version: VERSION,
+        executorId: config.executorId,
+        cron: config.batch.cron,
+        catchUp: config.batch.catchUp,
+        healthPort: health?.port,
+        ms: Date.now() - startedAt,
+      },
+      'xyra-scheduler ready',
+    );
+
+    let stopped = false;
+    return {
+      config,
+      databases,
+      knex,
+      apiUrl,
+      simulator,
+      health,
+      stop: async () => {
+        if (stopped) return;
+        stopped = true;
+        health?.setDraining();
+        await runCleanups();
+      },
+    };
+  } catch (e) {
+    await runCleanups();
+    throw e;
+  }
+}
