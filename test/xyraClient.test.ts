@@ -198,16 +198,19 @@ describe('callEvaluationBatch: contract rows', () => {
     expect(elapsed).toBeLessThan(1_500);
   });
 
-  it('a body that never finishes → retryable timeout (the timeout covers the body read)', async () => {
+  it('a body trickling in forever → retryable timeout (the overall timeout covers the body read)', async () => {
+    const timers: NodeJS.Timeout[] = [];
     const t0 = Date.now();
     const out = await withRawServer(
       (_req, res) => {
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.write('{"processed": 1,'); // ...and never end
+        // A byte every 50 ms: never idle long enough for a per-read (body) timeout to fire.
+        timers.push(setInterval(() => res.write(' '), 50));
       },
       (baseUrl) => callEvaluationBatch({ ...opts, baseUrl, timeoutMs: 300 }, batch()),
-    );
-    expect(out).toMatchObject({ kind: 'retryable', reason: 'timeout after 300 ms' });
+    ).finally(() => timers.forEach(clearInterval));
+    expect(out).toMatchObject({ kind: 'retryable', statusCode: 200, reason: 'timeout after 300 ms' });
+    expect(out.bodyBytes).toBeGreaterThan(0);
     expect(Date.now() - t0).toBeLessThan(1_500);
   });
 

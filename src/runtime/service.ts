@@ -8,6 +8,7 @@ import { configureEvaluationBatch } from '../evaluation/evaluationBatch.js';
 import { applyEvaluationSchedule } from '../evaluation/schedule.js';
 import { dbosLogger, registerSecret, type Logger } from '../logger.js';
 import { startHealthServer, type HealthServer } from '../ops/healthServer.js';
+import { configurePipeline, registerPipelineQueue } from '../pipeline/service.js';
 import { XyraSimulator } from '../simulator/server.js';
 import { startTelemetry, type Telemetry } from '../telemetry/metrics.js';
 import { VERSION } from '../version.js';
@@ -75,6 +76,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
 
     const knex = createKnex(databases.appDatabaseUrl);
     cleanups.push(() => knex.destroy());
+    configurePipeline(config, knex, logger.child({ component: 'pipeline' }));
 
     DBOS.setConfig({
       name: 'xyra-scheduler',
@@ -95,6 +97,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
       await DBOS.shutdown({ workflowCompletionTimeoutMS: config.shutdownTimeoutMs });
     });
 
+    await registerPipelineQueue(config);
     if (options.schedule !== false) await applyEvaluationSchedule(config);
 
     let health: HealthServer | undefined;

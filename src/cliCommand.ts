@@ -1,0 +1,28 @@
+// What every `xyra` sub-command implements. Commands live with their subsystem (pipeline/commands.ts,
+// ops/commands.ts); cli.ts only dispatches.
+import type { Config } from './config.js';
+import type { Logger } from './logger.js';
+
+export interface CliContext {
+  config: Config;
+  /** Diagnostics go to stderr, so stdout stays clean for `--json` output. */
+  logger: Logger;
+  /** Write one line of command output to stdout. */
+  out(line: string): void;
+  /** True when stdout is a terminal (tables, progress bars); false when piped (JSON-friendly, plain lines). */
+  isTTY: boolean;
+}
+
+export interface CliCommand {
+  summary: string;
+  usage: string;
+  /** Returns the process exit code. Throw UsageError for bad arguments (exit 2). */
+  run(args: string[], ctx: CliContext): Promise<number>;
+}
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
