@@ -148,7 +148,7 @@ function classifySuccess(status: number, body: Body): Classified {
     // Accepted: the batch runs remotely; counts are optional and the body may be empty.
     const counts = batchCountsSchema.safeParse(parsed.ok ? parsed.value : undefined);
     const c = counts.success ? counts.data : { processed: 0, succeeded: 0, failed: 0 };
-    const message = parsed.ok ? bodyMessage(body) : undefined;
+    const message = bodyMessage(body);
     const base = { kind: 'triggered' as const, processed: c.processed, succeeded: c.succeeded, failed: c.failed };
     return message === undefined ? base : { ...base, message };
   }
@@ -233,7 +233,7 @@ function errorMessage(err: unknown): string {
 /** Belt and braces: no returned string may contain the token, whatever a server or library echoed. */
 function scrubSecret(outcome: AttemptOutcome, token: string | undefined): AttemptOutcome {
   const clean = (s: string): string => {
-    const scrubbed = s;
+    const scrubbed = token ? s.split(token).join('[REDACTED]') : s;
     return scrubbed.length > MAX_REASON_CHARS ? `${scrubbed.slice(0, MAX_REASON_CHARS - 1)}…` : scrubbed;
   };
   const out = { ...outcome };
