@@ -90,7 +90,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const ctx: CliContext = {
     config,
-    logger: createLogger(process.env.LOG_LEVEL ? config.logLevel : 'warn', process.stderr),
+    logger: createLogger(process.env.LOG_LEVEL ? config.logLevel : 'warn', 2),
     out: (line) => process.stdout.write(`${line}\n`),
     isTTY: Boolean(process.stdout.isTTY),
   };

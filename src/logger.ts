@@ -57,7 +57,9 @@ export function redactValue<T>(value: T): T {
   return value;
 }
 
-export function createLogger(level: string, destination: NodeJS.WritableStream = process.stdout): Logger {
+/** `destination`: a file descriptor (1 = stdout, 2 = stderr; written synchronously so nothing is lost on
+ * exit) or any stream (tests capture logs this way). */
+export function createLogger(level: string, destination: number | NodeJS.WritableStream = 1): Logger {
   return pino(
     {
       level,
@@ -73,7 +75,7 @@ export function createLogger(level: string, destination: NodeJS.WritableStream =
         },
       },
     },
-    pino.destination({ dest: (destination as { fd?: number }).fd ?? 1, sync: true }),
+    typeof destination === 'number' ? pino.destination({ dest: destination, sync: true }) : destination,
   );
 }
 

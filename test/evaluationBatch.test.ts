@@ -1,0 +1,199 @@
+// The batch workflow against a real Postgres (through DBOS) and the real simulator over HTTP. Runs are
+// started directly (not by the cron) so each test controls its slot and the simulator's faults.
+import { PassThrough } from 'node:stream';
+import { DBOS } from '@dbos-inc/dbos-sdk';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { EvaluationBatch, IN_PROGRESS_MESSAGE } from '../src/evaluation/evaluationBatch.js';
+import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from '../src/evaluation/status.js';
+import { createLogger } from '../src/logger.js';
+import { startService, type Service } from '../src/runtime/service.js';
+import { XyraSimulator } from '../src/simulator/server.js';
+import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+
+const TOKEN = 'tok-evaluation-secret-42';
+const MAX_ATTEMPTS = 3;
+let simulator: XyraSimulator;
+let service: Service;
+let appUrl: string;
+let logText = '';
+let seq = 0;
+
+beforeAll(async () => {
+  appUrl = await createTestDatabase('evaluation');
+  simulator = new XyraSimulator({ token: TOKEN });
+  const apiUrl = await simulator.start();
+  const config = loadConfig({
+    DATABASE_URL: appUrl,
+    XYRA_API_URL: apiUrl,
+    XYRA_API_TOKEN: TOKEN,
+    XYRA_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
+    XYRA_BACKOFF_BASE_MS: '20',
+    XYRA_BACKOFF_MAX_MS: '2000',
+    XYRA_TIMEOUT_MS: '1000',
+    EXECUTOR_ID: 'evaluation-test',
+    LOG_LEVEL: 'debug',
+  });
+  const stream = new PassThrough();
+  stream.on('data', (c: Buffer) => (logText += c.toString()));
+  service = await startService(config, createLogger('debug', stream), { schedule: false, healthServer: false });
+});
+
+afterAll(async () => {
+  await service?.stop();
+  await simulator?.stop();
+});
+
+beforeEach(() => simulator.reset());
+
+async function runBatch(): Promise<{ id: string; output: BatchRunOutput; event: BatchStatus }> {
+  seq += 1;
+  const id = `test-batch-${Date.now()}-${seq}`;
+  const handle = await DBOS.startWorkflow(EvaluationBatch.trigger, { workflowID: id })(new Date(), null);
+  const output = await handle.getResult();
+  const event = await DBOS.getEvent<BatchStatus>(id, BATCH_STATUS_EVENT, 5);
+  if (!event) throw new Error(`no ${BATCH_STATUS_EVENT} event for ${id}`);
+  return { id, output, event };
+}
+
+function callsFor(id: string) {
+  return simulator.calls.filter((c) => c.idempotencyKey === id);
+}
+
+async function eventHistory(id: string): Promise<string[]> {
+  const steps = await DBOS.listWorkflowSteps(id);
+  return (steps ?? []).map((s) => s.name);
+}
+
+describe('EvaluationBatch.trigger', () => {
+  it('completes with the counts the API returned, and publishes triggered then completed', async () => {
+    const { id, output, event } = await runBatch();
+    const calls = callsFor(id);
+    expect(calls).toHaveLength(1);
+    const body = calls[0]!.body as { workflow_id: string; triggered_at: string; batch_size_limit: number };
+    expect(body.workflow_id).toBe(id);
+    expect(body.batch_size_limit).toBe(30);
+    expect(body.triggered_at).toBe(event.scheduled_time);
+    expect(calls[0]!.authorization).toBe(`Bearer ${TOKEN}`);
+    expect(event.status).toBe('completed');
+    expect(event.processed).toBeGreaterThan(0);
+    expect(event.succeeded + event.failed).toBe(event.processed);
+    expect(Date.parse(event.actual_time)).toBeGreaterThanOrEqual(Date.parse(event.scheduled_time));
+    // History keeps what was sent and a summary of what came back.
+    expect(output.request).toEqual(body);
+    expect(output.response?.status_code).toBe(200);
+    expect(output.response?.attempts).toBe(1);
+    expect(output.response?.body_bytes).toBeGreaterThan(0);
+    const history = await query<{ value: string }>(
+      systemDatabaseUrlOf(appUrl),
+      'select value from dbos.workflow_events_history where workflow_uuid = $1 and key = $2 order by function_id',
+      [id, BATCH_STATUS_EVENT],
+    );
+    const statuses = history.map((h) => (h.value.match(/"status":"(\w+)"/) ?? [])[1]);
+    expect(statuses).toEqual(['triggered', 'completed']);
+  });
+
+  it('publishes skipped with the API message on 409, without retrying', async () => {
+    simulator.inject({ type: 'inProgress', count: 1 });
+    const { id, event } = await runBatch();
+    expect(callsFor(id)).toHaveLength(1);
+    expect(event.status).toBe('skipped');
+    expect(event.message).toBe(IN_PROGRESS_MESSAGE);
+  });
+
+  it('skips without calling the API while another run is in progress (overlap guard)', async () => {
+    simulator.inject({ type: 'latency', ms: 600 });
+    seq += 1;
+    const firstId = `test-batch-slow-${Date.now()}-${seq}`;
+    const first = await DBOS.startWorkflow(EvaluationBatch.trigger, { workflowID: firstId })(new Date(), null);
+    // Wait until the first run is calling the API.
+    for (let i = 0; i < 100 && callsFor(firstId).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(callsFor(firstId)).toHaveLength(1);
+    const second = await runBatch();
+    expect(second.event.status).toBe('skipped');
+    expect(second.event.message).toBe(IN_PROGRESS_MESSAGE);
+    expect(second.output.skipped_reason).toBe('in_progress');
+    expect(callsFor(second.id)).toHaveLength(0);
+    const firstOut = await first.getResult();
+    expect(firstOut.status.status).toBe('completed');
+  });
+
+  it('retries 5xx the configured number of times with the same idempotency key, then fails with the reason', async () => {
+    simulator.inject({ type: 'status', status: 503, count: 10 });
+    const { id, output, event } = await runBatch();
+    const calls = callsFor(id);
+    expect(calls).toHaveLength(MAX_ATTEMPTS);
+    expect(new Set(calls.map((c) => c.idempotencyKey))).toEqual(new Set([id]));
+    expect(event.status).toBe('failed');
+    expect(event.error).toMatch(/503/);
+    expect(event.error).toMatch(new RegExp(`${MAX_ATTEMPTS} attempts`));
+    expect(output.response?.attempts).toBe(MAX_ATTEMPTS);
+    const steps = await eventHistory(id);
+    expect(steps.filter((s) => s.endsWith('callApi'))).toHaveLength(MAX_ATTEMPTS);
+  });
+
+  it('recovers from transient failures and keeps the idempotency key on every attempt', async () => {
+    simulator.inject({ type: 'status', status: 500, count: 2 });
+    const { id, event, output } = await runBatch();
+    const calls = callsFor(id);
+    expect(calls.map((c) => c.status)).toEqual([500, 500, 200]);
+    expect(calls.every((c) => c.idempotencyKey === id)).toBe(true);
+    expect(event.status).toBe('completed');
+    expect(output.response?.attempts).toBe(3);
+  });
+
+  it('honours Retry-After between attempts', async () => {
+    simulator.inject({ type: 'status', status: 429, count: 1, retryAfterSeconds: 1 });
+    const { id, event } = await runBatch();
+    const calls = callsFor(id);
+    expect(calls).toHaveLength(2);
+    expect(Date.parse(calls[1]!.at) - Date.parse(calls[0]!.at)).toBeGreaterThanOrEqual(950);
+    expect(event.status).toBe('completed');
+  });
+
+  it.each([
+    ['401 unauthorized', { type: 'unauthorized', count: 1 } as const, /401/],
+    ['400 bad request', { type: 'status', status: 400, count: 1 } as const, /400/],
+    ['a malformed body', { type: 'malformed', count: 1 } as const, /malformed/i],
+    ['a schema-violating body', { type: 'schemaViolation', count: 1 } as const, /schema|processed/i],
+  ])('fails at once, without retrying, on %s', async (_label, fault, reason) => {
+    simulator.inject(fault);
+    const { id, event } = await runBatch();
+    expect(callsFor(id)).toHaveLength(1);
+    expect(event.status).toBe('failed');
+    expect(event.error).toMatch(reason);
+  });
+
+  it('treats a timeout as retryable and fails when attempts run out', async () => {
+    simulator.inject({ type: 'hang', count: MAX_ATTEMPTS });
+    const started = Date.now();
+    const { id, event } = await runBatch();
+    expect(callsFor(id)).toHaveLength(MAX_ATTEMPTS);
+    expect(event.status).toBe('failed');
+    expect(event.error).toMatch(/time/i);
+    expect(Date.now() - started).toBeLessThan(MAX_ATTEMPTS * 1000 + 5_000);
+  });
+
+  it('reports 202 as triggered (the evaluation runs remotely)', async () => {
+    simulator.inject({ type: 'accepted', count: 1 });
+    const { id, event } = await runBatch();
+    expect(callsFor(id)).toHaveLength(1);
+    expect(event.status).toBe('triggered');
+    expect(event.processed).toBe(0);
+  });
+
+  it('never writes the API token to logs, events or workflow outputs', async () => {
+    simulator.inject({ type: 'unauthorized', count: 1 });
+    await runBatch();
+    expect(logText.length).toBeGreaterThan(0);
+    expect(logText).not.toContain(TOKEN);
+    const leaked = await query<{ n: string }>(
+      systemDatabaseUrlOf(appUrl),
+      `select (select count(*) from dbos.workflow_events where value like $1)
+            + (select count(*) from dbos.workflow_status where output like $1 or error like $1 or inputs like $1)
+            + (select count(*) from dbos.operation_outputs where output like $1 or error like $1) as n`,
+      [`%${TOKEN}%`],
+    );
+    expect(Number(leaked[0]!.n)).toBe(0);
+  });
+});
