@@ -191,6 +191,8 @@ describe('EvaluationBatch.trigger', () => {
       systemDatabaseUrlOf(appUrl),
       `select (select count(*) from dbos.workflow_events where value like $1)
             + (select count(*) from dbos.workflow_status where output like $1 or error like $1 or inputs like $1)
+            + (select count(*) from dbos.workflow_output where output like $1)
+            + (select count(*) from dbos.workflow_input where inputs like $1)
             + (select count(*) from dbos.operation_outputs where output like $1 or error like $1) as n`,
       [`%${TOKEN}%`],
     );

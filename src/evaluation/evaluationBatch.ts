@@ -5,11 +5,13 @@
 // making them again. Each API attempt is its own step and the backoff between attempts is a durable
 // DBOS.sleep, so a crash mid-retry resumes at the next attempt with the same idempotency key.
 import { DBOS } from '@dbos-inc/dbos-sdk';
+import type pg from 'pg';
 import type { CatchUpPolicy } from '../config.js';
 import { redact } from '../logger.js';
 import type { Logger } from '../logger.js';
 import { recordBatchRun, recordScheduleLag } from '../telemetry/metrics.js';
 import { decideCatchUp } from './catchUp.js';
+import { findRunInProgress } from './overlapGuard.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from './status.js';
 import { backoffDelayMs, callEvaluationBatch, type AttemptOutcome, type XyraRequest } from './xyraClient.js';
 
@@ -29,6 +31,8 @@ export interface EvaluationSettings {
   backoffMaxMs: number;
   /** A PENDING run older than this is presumed abandoned and no longer blocks new slots. */
   overlapStaleMs: number;
+  /** A small pool on the DBOS system database, for the overlap guard's query. */
+  systemPool: pg.Pool;
   logger: Logger;
 }
 
@@ -147,25 +151,9 @@ export class EvaluationBatch {
     const catchUp = decideCatchUp(s.catchUp, s.cron, new Date(scheduledIso), new Date(actualIso), isManualRun(workflowId));
     if (!catchUp.run) return { run: false, reason: 'missed', message: catchUp.message };
 
-    const pending = await DBOS.listWorkflows({
-      workflowName: 'trigger',
-      status: 'PENDING',
-      loadInput: false,
-      loadOutput: false,
-    });
-    const self = await DBOS.getWorkflowStatus(workflowId);
-    const myCreatedAt = self?.createdAt ?? Date.now();
-    const staleBefore = Date.now() - s.overlapStaleMs;
-    // Only an older run blocks a newer one, so two runs that see each other never both skip.
-    const blocker = pending.find(
-      (w) =>
-        w.workflowClassName === 'EvaluationBatch' &&
-        w.workflowID !== workflowId &&
-        w.createdAt >= staleBefore &&
-        (w.createdAt < myCreatedAt || (w.createdAt === myCreatedAt && w.workflowID < workflowId)),
-    );
+    const blocker = await findRunInProgress(s.systemPool, workflowId, Date.now() - s.overlapStaleMs);
     if (blocker) {
-      s.logger.info({ workflowId, blocker: blocker.workflowID }, 'batch skipped: another run is still in progress');
+      s.logger.info({ workflowId, blocker }, 'batch skipped: another run is still in progress');
       return { run: false, reason: 'in_progress', message: IN_PROGRESS_MESSAGE };
     }
     return { run: true };

@@ -3,6 +3,7 @@
 // reverse, draining in-flight workflows first.
 import { DBOS } from '@dbos-inc/dbos-sdk';
 import type { Knex } from 'knex';
+import pg from 'pg';
 import type { Config } from '../config.js';
 import { configureEvaluationBatch } from '../evaluation/evaluationBatch.js';
 import { applyEvaluationSchedule } from '../evaluation/schedule.js';
@@ -59,7 +60,12 @@ export async function startService(config: Config, logger: Logger, options: Serv
       logger.info({ url: apiUrl }, 'XYRA_API_URL not set: started the built-in Xyra simulator');
     }
 
+    const systemPool = new pg.Pool({ connectionString: databases.systemDatabaseUrl, max: 2, application_name: 'xyra-scheduler' });
+    systemPool.on('error', (e) => logger.warn({ err: e.message }, 'system database pool error'));
+    cleanups.push(() => systemPool.end());
+
     configureEvaluationBatch({
+      systemPool,
       apiUrl,
       apiToken: config.xyraApiToken,
       cron: config.batch.cron,

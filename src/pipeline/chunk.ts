@@ -1,0 +1,109 @@
+// A chunk: the unit of work of one workflow — consecutive records of one dataset. Pure functions only, so
+// the workflow's steps (and their replays) are deterministic.
+import { z } from 'zod';
+import { redactValue } from '../logger.js';
+import { recordSchema, type DatasetRecord } from './dataset.js';
+import type { ErrorRow, TaskRow } from './records.js';
+import { transformRecord, type JsonValue } from './transform.js';
+
+/** Longest text of a non-JSON element kept in its errors row. */
+const MAX_RAW_TEXT = 10_000;
+
+export const chunkInputSchema = z.object({
+  dataset: z.string().min(1),
+  /** Index of the chunk's first record in the dataset. */
+  offset: z.number().int().min(0),
+  /** Parsed elements; `null` placeholders where `unparsable` has an entry. */
+  records: z.array(z.unknown()),
+  /** Elements that are not valid JSON (position within the chunk, truncated text, parse error). */
+  unparsable: z.array(z.object({ i: z.number().int().min(0), text: z.string(), error: z.string() })).default([]),
+});
+export type ChunkInput = z.input<typeof chunkInputSchema>;
+type Chunk = z.output<typeof chunkInputSchema>;
+
+export interface ChunkResult {
+  records: number;
+  tasks: number;
+  errors: number;
+  insertedTasks: number;
+  insertedErrors: number;
+}
+
+/** `<dataset name>:<record id>`, or the record's index in the dataset when it has no usable id. */
+export function taskKey(dataset: string, index: number, record: unknown): string {
+  if (record !== null && typeof record === 'object' && !Array.isArray(record)) {
+    const id = (record as Record<string, unknown>).id;
+    if (typeof id === 'number' || typeof id === 'string') return `${dataset}:${id}`;
+  }
+  return `${dataset}:${index}`;
+}
+
+export function truncateText(text: string): string {
+  return text.length > MAX_RAW_TEXT ? `${text.slice(0, MAX_RAW_TEXT)}…` : text;
+}
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+}
+
+export function invalidRecordError(key: string, record: unknown, error: string): ErrorRow {
+  return {
+    error_key: key,
+    message: redactValue({ error, kind: 'invalid_record', task_key: key, record, attempts: 1 }),
+  };
+}
+
+export function transformFailedError(key: string, record: unknown, error: string, attempts: number): ErrorRow {
+  return {
+    error_key: key,
+    message: redactValue({ error, kind: 'transform_failed', task_key: key, record, attempts }),
+  };
+}
+
+export interface PendingRecord {
+  key: string;
+  record: DatasetRecord;
+  error: string;
+}
+
+export interface PreparedChunk {
+  tasks: TaskRow[];
+  errors: ErrorRow[];
+  /** Records whose transform threw: retried (by a retrying step) before they become errors. */
+  failed: PendingRecord[];
+}
+
+export function parseChunk(input: unknown): Chunk {
+  return chunkInputSchema.parse(input);
+}
+
+export function toTaskRow(key: string, record: DatasetRecord, failIds: ReadonlySet<string>): TaskRow {
+  const data = transformRecord(record as { [key: string]: JsonValue }, failIds);
+  return { task_key: key, title: record.title ?? null, data };
+}
+
+/** Validate and transform every record of the chunk; per-record problems never fail the chunk. */
+export function prepareChunk(chunk: Chunk, failIds: ReadonlySet<string>): PreparedChunk {
+  const out: PreparedChunk = { tasks: [], errors: [], failed: [] };
+  const unparsable = new Map(chunk.unparsable.map((u) => [u.i, u]));
+  chunk.records.forEach((value, i) => {
+    const index = chunk.offset + i;
+    const bad = unparsable.get(i);
+    if (bad) {
+      out.errors.push(invalidRecordError(`${chunk.dataset}:${index}`, bad.text, `not valid JSON: ${bad.error}`));
+      return;
+    }
+    const key = taskKey(chunk.dataset, index, value);
+    const parsed = recordSchema.safeParse(value);
+    if (!parsed.success) {
+      out.errors.push(invalidRecordError(key, value, `invalid record: ${describeIssues(parsed.error)}`));
+      return;
+    }
+    try {
+      out.tasks.push(toTaskRow(key, parsed.data, failIds));
+    } catch (e) {
+      out.failed.push({ key, record: parsed.data, error: e instanceof Error ? e.message : String(e) });
+    }
+  });
+  return out;
+}

@@ -1,0 +1,243 @@
+// Datasets: a JSON array of records or NDJSON, told apart by the first non-whitespace character, read as a
+// stream (never the whole file in memory). A top-level array is split into element texts by a small
+// tokenizer that tracks strings, escapes and bracket depth; each element (or line) is JSON.parsed on its own.
+//
+// File-level problems (not JSON at all, unterminated array, junk after it) raise DatasetError; an element
+// that is valid JSON but not a valid record is a per-record problem handled downstream (an `errors` row).
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { z } from 'zod';
+import { DatasetError } from '../errors.js';
+
+export type DatasetFormat = 'json-array' | 'ndjson';
+
+/** One element/line of the file, still as text. `position` is the 1-based line (NDJSON) or element number. */
+export interface DatasetElement {
+  index: number;
+  position: number;
+  text: string;
+}
+
+/** A record as the pipeline accepts it: an object, `id` a number or string when given, `title` a string when given. */
+export const recordSchema = z
+  .object({
+    id: z.union([z.number(), z.string()]).optional(),
+    title: z.string().optional(),
+  })
+  .catchall(z.unknown());
+export type DatasetRecord = z.infer<typeof recordSchema>;
+
+/** The dataset name is the file's base name without its extension. */
+export function datasetName(file: string): string {
+  const base = path.basename(file);
+  const dot = base.indexOf('.');
+  return dot > 0 ? base.slice(0, dot) : base;
+}
+
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+
+function isWhitespace(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09 || c === 0xfeff;
+}
+
+/** Splits the text of a top-level JSON array into element texts, fed piecewise. */
+class ArraySplitter {
+  private started = false;
+  private closed = false;
+  private depth = 0;
+  private inString = false;
+  private escape = false;
+  private parts: string[] = [];
+  private count = 0;
+  private sawComma = false;
+
+  constructor(private readonly file: string) {}
+
+  push(text: string, emit: (element: string) => void): void {
+    let start = 0;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (this.closed) {
+        if (!isWhitespace(c)) throw new DatasetError(this.file, 'unexpected content after the closing ] of the array');
+        continue;
+      }
+      if (!this.started) {
+        if (isWhitespace(c)) continue;
+        if (c !== OPEN_BRACKET) throw new DatasetError(this.file, 'expected a JSON array');
+        this.started = true;
+        start = i + 1;
+        continue;
+      }
+      if (this.inString) {
+        if (this.escape) this.escape = false;
+        else if (c === BACKSLASH) this.escape = true;
+        else if (c === QUOTE) this.inString = false;
+        continue;
+      }
+      if (c === QUOTE) this.inString = true;
+      else if (c === OPEN_BRACE || c === OPEN_BRACKET) this.depth++;
+      else if ((c === CLOSE_BRACE || c === CLOSE_BRACKET) && this.depth > 0) this.depth--;
+      else if (c === CLOSE_BRACKET || c === COMMA) {
+        this.parts.push(text.slice(start, i));
+        start = i + 1;
+        this.finishElement(c === COMMA, emit);
+        if (c === CLOSE_BRACKET) this.closed = true;
+      }
+    }
+    if (this.started && !this.closed && start < text.length) this.parts.push(text.slice(start));
+  }
+
+  private finishElement(byComma: boolean, emit: (element: string) => void): void {
+    const element = this.parts.join('').trim();
+    this.parts = [];
+    if (element === '') {
+      // `[]` is an empty dataset; `[,` `[1,,2]` `[1,]` are broken arrays.
+      if (byComma || this.sawComma) throw new DatasetError(this.file, `empty element at position ${this.count + 1} of the array`);
+      return;
+    }
+    this.sawComma = this.sawComma || byComma;
+    this.count++;
+    emit(element);
+  }
+
+  end(): void {
+    if (!this.closed) throw new DatasetError(this.file, 'unterminated JSON array (no closing ])');
+  }
+}
+
+/** Splits NDJSON text into lines, fed piecewise; blank lines are skipped. */
+class LineSplitter {
+  private carry = '';
+  line = 0;
+
+  push(text: string, emit: (line: string, lineNo: number) => void): void {
+    const all = this.carry + text;
+    let start = 0;
+    for (let nl = all.indexOf('\n'); nl !== -1; nl = all.indexOf('\n', start)) {
+      this.line++;
+      const line = all.slice(start, nl).trim();
+      if (line !== '') emit(line, this.line);
+      start = nl + 1;
+    }
+    this.carry = all.slice(start);
+  }
+
+  end(emit: (line: string, lineNo: number) => void): void {
+    this.line++;
+    const line = this.carry.trim();
+    this.carry = '';
+    if (line !== '') emit(line, this.line);
+  }
+}
+
+export interface ReadOptions {
+  /** Sees every raw byte of the file, e.g. to hash it. */
+  onBytes?: (bytes: Buffer) => void;
+  /** Called once the format is known. */
+  onFormat?: (format: DatasetFormat) => void;
+}
+
+/**
+ * Stream the elements of a dataset file as texts. Throws DatasetError for file-level problems (including an
+ * empty file). Elements are not parsed here: see parseElement.
+ */
+export async function* readElements(file: string, options: ReadOptions = {}): AsyncGenerator<DatasetElement> {
+  let stream: fs.ReadStream;
+  try {
+    await fs.promises.access(file, fs.constants.R_OK);
+    stream = fs.createReadStream(file, { highWaterMark: 256 * 1024 });
+  } catch (e) {
+    throw new DatasetError(file, `cannot read file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  const decoder = new StringDecoder('utf8');
+  let format: DatasetFormat | undefined;
+  let array: ArraySplitter | undefined;
+  const lines = new LineSplitter();
+  let index = 0;
+  const pending: DatasetElement[] = [];
+  const onArrayElement = (text: string) => pending.push({ index, position: ++index, text });
+  const onLine = (text: string, lineNo: number) => pending.push({ index: index++, position: lineNo, text });
+
+  const feed = (text: string) => {
+    if (format === undefined) {
+      const first = firstNonWhitespace(text);
+      if (first === undefined) {
+        lines.push(text, onLine); // only whitespace so far: keep line numbering right
+        return;
+      }
+      format = first === '[' ? 'json-array' : 'ndjson';
+      options.onFormat?.(format);
+      if (format === 'json-array') array = new ArraySplitter(file);
+    }
+    if (array) array.push(text, onArrayElement);
+    else lines.push(text, onLine);
+  };
+
+  for await (const chunk of stream) {
+    const bytes = chunk as Buffer;
+    options.onBytes?.(bytes);
+    feed(decoder.write(bytes));
+    yield* pending.splice(0);
+  }
+  feed(decoder.end());
+  if (format === undefined) throw new DatasetError(file, 'empty file: not JSON');
+  if (array) array.end();
+  else lines.end(onLine);
+  yield* pending.splice(0);
+}
+
+function firstNonWhitespace(text: string): string | undefined {
+  for (let i = 0; i < text.length; i++) {
+    if (!isWhitespace(text.charCodeAt(i))) return text[i];
+  }
+  return undefined;
+}
+
+export type ParsedElement = { ok: true; value: unknown } | { ok: false; error: string };
+
+export function parseElement(text: string): ParsedElement {
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch (e) {
+    return { ok: false, error: (e as Error).message };
+  }
+}
+
+/** The first element decides whether the file is JSON at all: if it does not parse, the file is rejected. */
+export function assertFirstElementParses(file: string, element: DatasetElement, format: DatasetFormat): void {
+  if (element.index !== 0) return;
+  const parsed = parseElement(element.text);
+  if (!parsed.ok) {
+    const where = format === 'ndjson' ? `line ${element.position}` : 'the first element of the array';
+    throw new DatasetError(file, `not JSON: ${where} does not parse (${parsed.error})`);
+  }
+}
+
+export interface DatasetScan {
+  file: string;
+  name: string;
+  format: DatasetFormat;
+  records: number;
+  /** sha256 of the file's bytes, hex. */
+  sha256: string;
+}
+
+/** First pass: check the file is JSON records at all, count them and hash the bytes, in constant memory. */
+export async function scanDataset(file: string): Promise<DatasetScan> {
+  const hash = createHash('sha256');
+  let format: DatasetFormat = 'ndjson';
+  let records = 0;
+  for await (const element of readElements(file, { onBytes: (b) => hash.update(b), onFormat: (f) => (format = f) })) {
+    assertFirstElementParses(file, element, format);
+    records++;
+  }
+  return { file, name: datasetName(file), format, records, sha256: hash.digest('hex') };
+}

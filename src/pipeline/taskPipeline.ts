@@ -1,0 +1,120 @@
+// The chunk workflow. DBOS runs it from the `tasks` queue; each step's result is checkpointed, so a chunk
+// recovered after a crash replays the recorded transform and inserts instead of redoing them, and the
+// inserts themselves are idempotent on their keys (a step interrupted after its commit inserts 0 rows again).
+import { DBOS, type StepConfig } from '@dbos-inc/dbos-sdk';
+import type { Knex } from 'knex';
+import type { Logger } from '../logger.js';
+import {
+  parseChunk,
+  prepareChunk,
+  toTaskRow,
+  transformFailedError,
+  type ChunkInput,
+  type ChunkResult,
+  type PendingRecord,
+  type PreparedChunk,
+} from './chunk.js';
+import { insertErrors, insertTasks, type ErrorRow, type TaskRow } from './records.js';
+
+export const TASKS_QUEUE = 'tasks';
+export const WORKFLOW_NAME = 'processChunk';
+export const WORKFLOW_CLASS = 'TaskPipeline';
+
+export interface PipelineSettings {
+  knex: Knex;
+  logger: Logger;
+  failIds: ReadonlySet<string>;
+  /** Retry policy of the insert steps and of the transform retry. */
+  stepMaxAttempts: number;
+  stepIntervalMs: number;
+  stepBackoffRate: number;
+  /** Bound on waiting for a table lock in one insert attempt. */
+  lockTimeoutMs: number;
+}
+
+let settings: PipelineSettings | undefined;
+
+/** Called once at start-up, before DBOS launches. */
+export function configureTaskPipeline(s: PipelineSettings): void {
+  settings = s;
+}
+
+function current(): PipelineSettings {
+  if (!settings) throw new Error('TaskPipeline used before configureTaskPipeline()');
+  return settings;
+}
+
+function retryPolicy(s: PipelineSettings, maxAttempts: number): StepConfig {
+  return {
+    retriesAllowed: true,
+    maxAttempts,
+    intervalSeconds: s.stepIntervalMs / 1000,
+    backoffRate: s.stepBackoffRate,
+  };
+}
+
+interface RetriedTransforms {
+  tasks: TaskRow[];
+  errors: ErrorRow[];
+}
+
+export class TaskPipeline {
+  @DBOS.workflow({ maxRecoveryAttempts: 3 })
+  static async processChunk(input: ChunkInput): Promise<ChunkResult> {
+    const s = current();
+    const chunk = parseChunk(input);
+    const prepared = await TaskPipeline.transform(chunk);
+    const tasks = [...prepared.tasks];
+    const errors = [...prepared.errors];
+    if (prepared.failed.length > 0) {
+      const retried = await TaskPipeline.retryTransforms(prepared.failed);
+      tasks.push(...retried.tasks);
+      errors.push(...retried.errors);
+    }
+    const insertedTasks =
+      tasks.length === 0
+        ? 0
+        : await DBOS.runStep(() => insertTasks(s.knex, tasks, s), { name: 'insertTasks', ...retryPolicy(s, s.stepMaxAttempts) });
+    const insertedErrors =
+      errors.length === 0
+        ? 0
+        : await DBOS.runStep(() => insertErrors(s.knex, errors, s), { name: 'insertErrors', ...retryPolicy(s, s.stepMaxAttempts) });
+    return { records: chunk.records.length, tasks: tasks.length, errors: errors.length, insertedTasks, insertedErrors };
+  }
+
+  /** Validate and transform the chunk's records; failures are returned, never thrown. */
+  @DBOS.step()
+  static async transform(chunk: ReturnType<typeof parseChunk>): Promise<PreparedChunk> {
+    return prepareChunk(chunk, current().failIds);
+  }
+
+  /**
+   * Records whose transform threw get further attempts under the step retry policy (the first attempt was
+   * the transform step). The last attempt returns the records that still fail as errors rows with their
+   * attempt count, instead of throwing, so one bad record never fails the chunk.
+   */
+  static async retryTransforms(failed: PendingRecord[]): Promise<RetriedTransforms> {
+    const s = current();
+    if (s.stepMaxAttempts <= 1) {
+      return { tasks: [], errors: failed.map((f) => transformFailedError(f.key, f.record, f.error, 1)) };
+    }
+    return DBOS.runStep(
+      async () => {
+        const attempt = DBOS.stepStatus?.currentAttempt ?? 1;
+        const last = attempt >= (DBOS.stepStatus?.maxAttempts ?? 1);
+        const out: RetriedTransforms = { tasks: [], errors: [] };
+        for (const f of failed) {
+          try {
+            out.tasks.push(toTaskRow(f.key, f.record, s.failIds));
+          } catch (e) {
+            const error = e instanceof Error ? e.message : String(e);
+            if (!last) throw new Error(`transform still failing for ${f.key}: ${error}`);
+            out.errors.push(transformFailedError(f.key, f.record, error, attempt + 1));
+          }
+        }
+        return out;
+      },
+      { name: 'retryTransforms', ...retryPolicy(s, s.stepMaxAttempts - 1) },
+    );
+  }
+}

@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { defaultSystemDatabaseUrl, loadConfig } from '../src/config.js';
+import { ConfigError } from '../src/errors.js';
+
+function errorOf(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (e) {
+    if (e instanceof ConfigError) return e;
+    throw e;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('applies the contract defaults', () => {
+    const c = loadConfig({});
+    expect(c.databaseUrl).toBeUndefined();
+    expect(c.xyraApiUrl).toBeUndefined();
+    expect(c.batch).toMatchObject({ cron: '*/2 * * * *', sizeLimit: 30, catchUp: 'latest' });
+    expect(c.xyra).toMatchObject({ timeoutMs: 10_000, maxAttempts: 5 });
+    expect(c.port).toBe(3000);
+    expect(c.logLevel).toBe('info');
+    expect(c.metrics.exporters).toEqual([]);
+    expect(c.pipeline.failIds).toEqual([]);
+    expect(c.executorId.length).toBeGreaterThan(0);
+  });
+
+  it('parses given values', () => {
+    const c = loadConfig({
+      BATCH_CRON: '*/2 * * * * *',
+      BATCH_CATCH_UP: 'all',
+      XYRA_MAX_ATTEMPTS: '3',
+      PIPELINE_FAIL_IDS: '50, 7',
+      OTEL_METRICS_EXPORTER: 'console,otlp',
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/',
+      EXECUTOR_ID: 'replica-1',
+    });
+    expect(c.batch.cron).toBe('*/2 * * * * *');
+    expect(c.batch.catchUp).toBe('all');
+    expect(c.xyra.maxAttempts).toBe(3);
+    expect(c.pipeline.failIds).toEqual(['50', '7']);
+    expect(c.metrics.exporters).toEqual(['console', 'otlp']);
+    expect(c.metrics.otlpEndpoint).toBe('http://collector:4318/v1/metrics');
+    expect(c.executorId).toBe('replica-1');
+  });
+
+  it('treats empty strings as unset', () => {
+    expect(loadConfig({ DATABASE_URL: '', BATCH_CRON: ' ' }).batch.cron).toBe('*/2 * * * *');
+  });
+
+  it.each([
+    ['BATCH_CRON', 'every minute', /BATCH_CRON/],
+    ['BATCH_CRON', '* * *', /5 or 6 fields/],
+    ['BATCH_CRON', '99 * * * *', /BATCH_CRON/],
+    ['XYRA_MAX_ATTEMPTS', 'five', /whole number/],
+    ['XYRA_MAX_ATTEMPTS', '0', /XYRA_MAX_ATTEMPTS/],
+    ['BATCH_CATCH_UP', 'some', /BATCH_CATCH_UP/],
+    ['DATABASE_URL', 'mysql://x', /postgres/],
+    ['XYRA_API_URL', 'not a url', /http/],
+    ['OTEL_METRICS_EXPORTER', 'prometheus', /prometheus/],
+    ['PORT', '70000', /PORT/],
+  ])('rejects %s=%s with one line naming the variable', (variable, value, pattern) => {
+    const e = errorOf({ [variable]: value });
+    expect(e.variable).toBe(variable);
+    expect(e.message.startsWith(`${variable}: `)).toBe(true);
+    expect(e.message).toMatch(pattern);
+    expect(e.message).not.toContain('\n');
+    expect(e.exitCode).toBe(2);
+  });
+
+  it('does not echo a database password in its error', () => {
+    const e = errorOf({ DBOS_SYSTEM_DATABASE_URL: 'mysql://u:hunter2secret@h/db' });
+    expect(e.message).not.toContain('hunter2secret');
+  });
+
+  it('derives the system database next to the app database', () => {
+    expect(defaultSystemDatabaseUrl('postgresql://u:p@h:5432/app')).toBe('postgresql://u:p@h:5432/app_dbos_sys');
+  });
+});
