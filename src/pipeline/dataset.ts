@@ -85,7 +85,7 @@ class ArraySplitter {
       if (c === QUOTE) this.inString = true;
       else if (c === OPEN_BRACE || c === OPEN_BRACKET) this.depth++;
       else if ((c === CLOSE_BRACE || c === CLOSE_BRACKET) && this.depth > 0) this.depth--;
-      else if (c === CLOSE_BRACKET || c === COMMA) {
+      else if (this.depth === 0 && (c === CLOSE_BRACKET || c === COMMA)) {
         this.parts.push(text.slice(start, i));
         start = i + 1;
         this.finishElement(c === COMMA, emit);

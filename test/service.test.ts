@@ -1,0 +1,195 @@
+// The service as operators run it: real processes (dist/src/main.js) on a real Postgres, the simulator
+// over HTTP, a fast cron. Restarts, SIGKILL and two replicas on one database.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { XyraSimulator } from '../src/simulator/server.js';
+import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+import { isReady, runCli, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
+
+const TOKEN = 'tok-service-secret-7731';
+let simulator: XyraSimulator;
+const running: ServiceProcess[] = [];
+
+beforeAll(async () => {
+  simulator = new XyraSimulator({ token: TOKEN });
+  await simulator.start();
+});
+
+afterAll(async () => {
+  await Promise.all(running.map((p) => p.stop('SIGKILL')));
+  await simulator.stop();
+});
+
+function start(env: Record<string, string>): ServiceProcess {
+  const p = startServiceProcess({ XYRA_API_URL: simulator.url, XYRA_API_TOKEN: TOKEN, XYRA_BACKOFF_BASE_MS: '50', ...env });
+  running.push(p);
+  return p;
+}
+
+interface SlotRow {
+  workflow_uuid: string;
+  status: string;
+  executor_id: string;
+  event: { status: string; message?: string; scheduled_time: string; actual_time: string } | null;
+}
+
+/** Every batch run in the system database, oldest slot first, with its latest event. */
+async function slots(appUrl: string): Promise<SlotRow[]> {
+  const rows = await query<{ workflow_uuid: string; status: string; executor_id: string; value: string | null }>(
+    systemDatabaseUrlOf(appUrl),
+    `select s.workflow_uuid, s.status, s.executor_id, e.value
+       from dbos.workflow_status s
+       left join dbos.workflow_events e on e.workflow_uuid = s.workflow_uuid and e.key = 'batch_evaluation_status'
+      where s.name = 'trigger' and s.workflow_uuid like 'sched-evaluation-batch-%'
+      order by s.workflow_uuid`,
+  );
+  return rows.map((r) => ({ ...r, event: r.value ? (JSON.parse(r.value) as { json: SlotRow['event'] }).json : null }));
+}
+
+async function finalStatusCount(appUrl: string, workflowId: string): Promise<string[]> {
+  const rows = await query<{ value: string }>(
+    systemDatabaseUrlOf(appUrl),
+    `select value from dbos.workflow_events_history where workflow_uuid = $1 and key = 'batch_evaluation_status' order by function_id`,
+    [workflowId],
+  );
+  return rows.map((r) => (JSON.parse(r.value) as { json: { status: string } }).json.status);
+}
+
+const completedBatch = (l: { msg?: string }) => l.msg === 'batch completed';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('configuration errors', () => {
+  it.each([
+    ['BATCH_CRON', 'every two minutes'],
+    ['XYRA_MAX_ATTEMPTS', 'lots'],
+    ['DATABASE_URL', 'mysql://localhost/db'],
+  ])('%s=%s exits 2 with one line naming the variable, starting nothing', async (variable, value) => {
+    const p = startServiceProcess({ [variable]: value });
+    const { code } = await p.exited;
+    expect(code).toBe(2);
+    const lines = p.output().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(variable);
+  });
+});
+
+describe('service processes', () => {
+  it('starts, reports health and readiness, runs slots, and exits 0 on SIGTERM', async () => {
+    const appUrl = await createTestDatabase('health');
+    const p = start({ DATABASE_URL: appUrl, BATCH_CRON: '*/2 * * * * *', EXECUTOR_ID: 'health-1' });
+    const ready = await p.waitForLog(isReady, 60_000);
+    const port = Number(ready.healthPort);
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    expect(health.status).toBe(200);
+    const readyz = await fetch(`http://127.0.0.1:${port}/readyz`);
+    expect(readyz.status).toBe(200);
+    expect(await readyz.json()).toMatchObject({ status: 'ready', appDatabase: true, systemDatabase: true });
+    await p.waitForLog(completedBatch, 15_000);
+    expect(await p.stop('SIGTERM')).toBe(0);
+    // Secrets: neither the API token nor the database password is ever printed.
+    const password = new URL(appUrl).password;
+    expect(p.output()).not.toContain(TOKEN);
+    if (password) expect(p.output()).not.toContain(password);
+  });
+
+  it('runs each slot exactly once with two replicas on one database', async () => {
+    const appUrl = await createTestDatabase('replicas');
+    const env = { DATABASE_URL: appUrl, BATCH_CRON: '*/2 * * * * *' };
+    const a = start({ ...env, EXECUTOR_ID: 'replica-a' });
+    const b = start({ ...env, EXECUTOR_ID: 'replica-b' });
+    await Promise.all([a.waitForLog(isReady, 60_000), b.waitForLog(isReady, 60_000)]);
+    simulator.reset();
+    await sleep(9_000);
+    await Promise.all([a.stop('SIGTERM'), b.stop('SIGTERM')]);
+
+    const rows = await slots(appUrl);
+    const completed = rows.filter((r) => r.event?.status === 'completed');
+    expect(completed.length).toBeGreaterThanOrEqual(3);
+    const callsByKey = new Map<string, number>();
+    for (const c of simulator.calls) {
+      if (c.idempotencyKey) callsByKey.set(c.idempotencyKey, (callsByKey.get(c.idempotencyKey) ?? 0) + 1);
+    }
+    for (const r of completed) {
+      if (callsByKey.has(r.workflow_uuid)) expect(callsByKey.get(r.workflow_uuid)).toBe(1);
+    }
+    expect([...callsByKey.values()].every((n) => n === 1)).toBe(true);
+    // Both replicas took part in dequeuing slots.
+    expect(new Set(rows.map((r) => r.executor_id)).size).toBe(2);
+  });
+
+  it('resumes a run killed (SIGKILL) in the middle of the API call, ending with exactly one final status', async () => {
+    const appUrl = await createTestDatabase('sigkill');
+    const env = { DATABASE_URL: appUrl, BATCH_CRON: '*/3 * * * * *', EXECUTOR_ID: 'killed-1', XYRA_TIMEOUT_MS: '30000' };
+    simulator.reset();
+    simulator.inject({ type: 'hang', count: 1 });
+    const first = start(env);
+    await first.waitForLog(isReady, 60_000);
+    for (let i = 0; i < 200 && simulator.calls.length === 0; i++) await sleep(50);
+    const hung = simulator.calls[0]?.idempotencyKey;
+    expect(hung).toMatch(/^sched-evaluation-batch-/);
+    first.child.kill('SIGKILL');
+    await first.exited;
+
+    const second = start(env);
+    await second.waitForLog(isReady, 60_000);
+    await second.waitForLog((l) => l.msg === 'batch completed' && l.workflowId === hung, 20_000);
+    await second.stop('SIGTERM');
+
+    expect(await finalStatusCount(appUrl, hung!)).toEqual(['triggered', 'completed']);
+    const attempts = simulator.calls.filter((c) => c.idempotencyKey === hung);
+    expect(attempts.length).toBe(2); // the interrupted attempt and the resumed one, same idempotency key
+    const row = (await slots(appUrl)).find((r) => r.workflow_uuid === hung);
+    expect(row?.status).toBe('SUCCESS');
+  });
+
+  it.each([
+    ['latest', (gap: SlotRow[]) => {
+      // All but the newest missed slot are skipped as missed; none of those called the API.
+      for (const r of gap.slice(0, -1)) {
+        expect(r.event?.status).toBe('skipped');
+        expect(r.event?.message).toMatch(/Missed slot/);
+      }
+    }],
+    ['all', (gap: SlotRow[]) => {
+      for (const r of gap) expect(r.event?.status).toBe('completed');
+    }],
+    ['none', (gap: SlotRow[]) => {
+      for (const r of gap) {
+        expect(r.event?.status).toBe('skipped');
+        expect(r.event?.message).toMatch(/Missed slot/);
+      }
+    }],
+  ])('after downtime applies catch-up policy %s to the missed slots', async (policy, check) => {
+    const appUrl = await createTestDatabase(`catchup_${policy}`);
+    const env = { DATABASE_URL: appUrl, BATCH_CRON: '*/2 * * * * *', EXECUTOR_ID: `catchup-${policy}`, BATCH_CATCH_UP: policy };
+    const first = start(env);
+    await first.waitForLog(completedBatch, 60_000);
+    await first.stop('SIGTERM');
+    const downAt = Date.now();
+    await sleep(7_000);
+    const upAt = Date.now();
+    const second = start(env);
+    await second.waitForLog(isReady, 60_000);
+    // Wait for a slot scheduled after the restart to finish: by then the backfilled ones have run.
+    await second.waitForLog((l) => l.msg === 'batch completed' && Date.parse(String(l.scheduledTime)) > upAt, 20_000);
+    await sleep(500);
+    await second.stop('SIGTERM');
+
+    const rows = await slots(appUrl);
+    const gap = rows.filter((r) => {
+      const t = Date.parse(r.event?.scheduled_time ?? '');
+      return t > downAt && t < upAt;
+    });
+    expect(gap.length).toBeGreaterThanOrEqual(2);
+    // Every slot has an outcome on record.
+    expect(gap.every((r) => r.event && r.event.status !== 'triggered')).toBe(true);
+    check(gap);
+  });
+});
+
+describe('xyra CLI reaches the same database', () => {
+  it('rejects a bad environment with exit 2 as the service does', async () => {
+    const r = await runCli(['migrate'], { BATCH_SIZE_LIMIT: 'many' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('BATCH_SIZE_LIMIT');
+  });
+});
