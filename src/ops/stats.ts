@@ -1,0 +1,176 @@
+// The monitoring figures for batch runs over a window: runs per status, success rate, duration and delay
+// percentiles, retry frequency, missed slots. Aggregated in SQL over the same run definition as history.
+import type pg from 'pg';
+import { z } from 'zod';
+import { TimeMatcher } from '@dbos-inc/dbos-sdk/internal/scheduler/crontab';
+import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
+import { BATCH_RUNS_SELECT } from './batchRunsSql.js';
+
+/** A slot counts as "without run" only once the scheduler's jitter (≤ 10 s) and queue polling are over. */
+const SLOT_GRACE_MS = 15_000;
+/** Bounds the slot walk for very fast crons over long windows. */
+const MAX_SLOTS_CHECKED = 200_000;
+
+const num = z.union([z.number(), z.string().transform(Number)]);
+const nullableNum = num.nullable().transform((v) => (v === null ? null : Math.round(v)));
+
+const aggregateSchema = z.object({
+  runs: num,
+  manual_runs: num,
+  completed: num,
+  failed: num,
+  skipped: num,
+  triggered: num,
+  in_flight: num,
+  workflow_errors: num,
+  missed_slots: num,
+  in_progress_skips: num,
+  api_runs: num,
+  runs_with_retries: num,
+  total_retries: num,
+  processed: num,
+  succeeded: num,
+  failed_items: num,
+  duration_p50: nullableNum,
+  duration_p95: nullableNum,
+  duration_max: nullableNum,
+  delay_p50: nullableNum,
+  delay_p95: nullableNum,
+  delay_max: nullableNum,
+});
+
+const statusCountSchema = z.object({ status: z.string(), runs: num });
+
+export interface Percentiles {
+  p50: number | null;
+  p95: number | null;
+  max: number | null;
+}
+
+export interface BatchStats {
+  since: string;
+  until: string;
+  runs: number;
+  manual_runs: number;
+  by_status: Record<string, number>;
+  /** completed ÷ (completed + failed): skipped and in-flight runs are neither. */
+  success_rate: number | null;
+  items: { processed: number; succeeded: number; failed: number };
+  /** From the run's recorded start to its end, finished runs only. */
+  duration_ms: Percentiles;
+  /** Scheduled slot → recorded start, cron slots only (manual runs and slots skipped as missed excluded). */
+  delay_ms: Percentiles;
+  retries: { api_runs: number; runs_with_retries: number; total_retries: number; retry_rate: number | null };
+  /** Slots recorded as skipped by the catch-up policy (the service was down). */
+  missed_slots: number;
+  /** Cron slots in the window with no run at all (schedule paused, or backfill off); null if unknown. */
+  slots_without_run: number | null;
+  in_progress_skips: number;
+  workflow_errors: number;
+}
+
+const AGGREGATE_SQL = `
+select
+  count(*) as runs,
+  count(*) filter (where manual) as manual_runs,
+  count(*) filter (where status = 'completed') as completed,
+  count(*) filter (where status = 'failed') as failed,
+  count(*) filter (where status = 'skipped') as skipped,
+  count(*) filter (where status = 'triggered' and completed_at is not null) as triggered,
+  count(*) filter (where completed_at is null) as in_flight,
+  count(*) filter (where workflow_status in ('ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')) as workflow_errors,
+  count(*) filter (where skipped_reason = 'missed') as missed_slots,
+  count(*) filter (where skipped_reason = 'in_progress') as in_progress_skips,
+  count(*) filter (where attempts > 0) as api_runs,
+  count(*) filter (where attempts > 1) as runs_with_retries,
+  coalesce(sum(retries), 0) as total_retries,
+  coalesce(sum(processed), 0) as processed,
+  coalesce(sum(succeeded), 0) as succeeded,
+  coalesce(sum(failed), 0) as failed_items,
+  percentile_cont(0.5) within group (order by duration_ms) filter (where completed_at is not null) as duration_p50,
+  percentile_cont(0.95) within group (order by duration_ms) filter (where completed_at is not null) as duration_p95,
+  max(duration_ms) filter (where completed_at is not null) as duration_max,
+  percentile_cont(0.5) within group (order by delay_ms) filter (where not manual and skipped_reason is distinct from 'missed') as delay_p50,
+  percentile_cont(0.95) within group (order by delay_ms) filter (where not manual and skipped_reason is distinct from 'missed') as delay_p95,
+  max(delay_ms) filter (where not manual and skipped_reason is distinct from 'missed') as delay_max
+from (${BATCH_RUNS_SELECT}) runs
+where scheduled_time >= $1 and scheduled_time <= $2`;
+
+export async function batchStats(db: pg.ClientBase, sinceMs: number, now = new Date()): Promise<BatchStats> {
+  const since = new Date(now.getTime() - sinceMs);
+  const agg = aggregateSchema.parse((await db.query(AGGREGATE_SQL, [since, now])).rows[0]);
+  const byStatus = (
+    await db.query(
+      `select status, count(*) as runs from (${BATCH_RUNS_SELECT}) runs where scheduled_time >= $1 and scheduled_time <= $2 group by status order by status`,
+      [since, now],
+    )
+  ).rows.map((r) => statusCountSchema.parse(r));
+  const decided = agg.completed + agg.failed;
+  return {
+    since: since.toISOString(),
+    until: now.toISOString(),
+    runs: agg.runs,
+    manual_runs: agg.manual_runs,
+    by_status: Object.fromEntries(byStatus.map((s) => [s.status, s.runs])),
+    success_rate: decided === 0 ? null : agg.completed / decided,
+    items: { processed: agg.processed, succeeded: agg.succeeded, failed: agg.failed_items },
+    duration_ms: { p50: agg.duration_p50, p95: agg.duration_p95, max: agg.duration_max },
+    delay_ms: { p50: agg.delay_p50, p95: agg.delay_p95, max: agg.delay_max },
+    retries: {
+      api_runs: agg.api_runs,
+      runs_with_retries: agg.runs_with_retries,
+      total_retries: agg.total_retries,
+      retry_rate: agg.api_runs === 0 ? null : agg.runs_with_retries / agg.api_runs,
+    },
+    missed_slots: agg.missed_slots,
+    slots_without_run: await slotsWithoutRun(db, since, now),
+    in_progress_skips: agg.in_progress_skips,
+    workflow_errors: agg.workflow_errors,
+  };
+}
+
+const scheduleRowSchema = z.object({ schedule: z.string(), cron_timezone: z.string().nullable() });
+
+/**
+ * Walks the schedule's cron over the window (from the first slot ever run, so time before the first
+ * deployment is not counted) and counts slots that have no workflow. Uses the schedule's current cron:
+ * after a cron change, earlier slots of the old cron are not judged.
+ */
+async function slotsWithoutRun(db: pg.ClientBase, since: Date, now: Date): Promise<number | null> {
+  const sched = (
+    await db.query('select schedule, cron_timezone from dbos.workflow_schedules where schedule_name = $1', [SCHEDULE_NAME])
+  ).rows[0];
+  if (!sched) return null;
+  const { schedule, cron_timezone } = scheduleRowSchema.parse(sched);
+  const slotRows = (
+    await db.query(
+      `select scheduled_time from (${BATCH_RUNS_SELECT}) runs where not manual and scheduled_time >= $1 order by scheduled_time`,
+      [since],
+    )
+  ).rows.map((r) => z.object({ scheduled_time: z.date() }).parse(r).scheduled_time.getTime());
+  const first = (
+    await db.query(`select min(scheduled_time) as first from (${BATCH_RUNS_SELECT}) runs where not manual`)
+  ).rows.map((r) => z.object({ first: z.date().nullable() }).parse(r).first)[0];
+  if (!first) return 0;
+
+  const seen = new Set(slotRows);
+  const matcher = new TimeMatcher(schedule, cron_timezone ?? undefined);
+  const end = now.getTime() - SLOT_GRACE_MS;
+  let cursor = Math.max(since.getTime(), first.getTime()) - 1;
+  let missing = 0;
+  for (let i = 0; i < MAX_SLOTS_CHECKED; i++) {
+    const next = matcher.nextWakeupTime(cursor);
+    if (next.getTime() > end) break;
+    if (matcher.match(next) && !seen.has(next.getTime())) missing += 1;
+    cursor = next.getTime();
+  }
+  return missing;
+}
+
+/** `90s`, `15m`, `24h`, `7d` → milliseconds. */
+export function parseWindow(text: string): number {
+  const m = /^(\d+)\s*(s|m|h|d)$/.exec(text.trim());
+  if (!m) throw new Error(`expected a duration like 30m, 24h or 7d, got "${text}"`);
+  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+  return Number(m[1]) * unit;
+}
