@@ -40,11 +40,11 @@ const coreCommands: Record<string, CliCommand> = {
   simulator: {
     summary: 'run the Xyra Analytics API simulator standalone',
     usage: 'xyra simulator [--port N] [--host H]',
-    run: async (args) => {
+    run: async (args, ctx) => {
       const { values } = parseArgs({ args, options: { port: { type: 'string', default: '4010' }, host: { type: 'string', default: '0.0.0.0' } } });
       const port = Number(values.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a port number, got "${values.port}"`);
-      await runStandaloneSimulator(port, values.host);
+      await runStandaloneSimulator(port, values.host, { token: ctx.config.xyraApiToken });
       return new Promise<number>(() => undefined); // runs until a signal stops it
     },
   },
