@@ -86,7 +86,7 @@ const envSchema = z.object({
   BATCH_CRON: cron,
   BATCH_SIZE_LIMIT: int(30, 1, 100_000),
   BATCH_CATCH_UP: optionalString.pipe(z.enum(CATCH_UP_POLICIES).optional()).transform((v) => v ?? 'latest'),
-  BATCH_QUEUE_POLL_MS: int(100, 10, 60_000),
+  BATCH_QUEUE_POLL_MS: int(250, 10, 60_000),
   XYRA_TIMEOUT_MS: int(10_000, 1, 600_000),
   XYRA_CONNECT_TIMEOUT_MS: int(5_000, 1, 600_000),
   XYRA_MAX_ATTEMPTS: int(5, 1, 100),
