@@ -13,10 +13,11 @@ import { recordBatchRun, recordScheduleLag } from '../telemetry/metrics.js';
 import { decideCatchUp } from './catchUp.js';
 import { findRunInProgress } from './overlapGuard.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from './status.js';
-import { backoffDelayMs, callEvaluationBatch, type AttemptOutcome, type XyraRequest } from './xyraClient.js';
+import { backoffDelayMs, callEvaluationBatch, DEFAULT_SKIP_MESSAGE, type AttemptOutcome, type XyraRequest } from './xyraClient.js';
 
 export const SCHEDULE_NAME = 'evaluation-batch';
-export const IN_PROGRESS_MESSAGE = 'Batch evaluation already in progress';
+/** The overlap guard speaks the API's own words for the same situation (its 409). */
+export const IN_PROGRESS_MESSAGE = DEFAULT_SKIP_MESSAGE;
 
 export interface EvaluationSettings {
   apiUrl: string;
