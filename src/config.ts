@@ -98,7 +98,7 @@ const envSchema = z.object({
       .map((s) => s.trim())
       .filter((s) => s !== ''),
   ),
-  PIPELINE_CHUNK_SIZE: int(500, 1, 100_000),
+  PIPELINE_CHUNK_SIZE: int(1_000, 1, 100_000),
   PIPELINE_CONCURRENCY: int(4, 1, 1_000),
   PIPELINE_POLL_MS: int(50, 10, 60_000),
   PIPELINE_STEP_MAX_ATTEMPTS: int(5, 1, 100),

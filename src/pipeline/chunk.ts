@@ -2,7 +2,7 @@
 // the workflow's steps (and their replays) are deterministic.
 import { z } from 'zod';
 import { redactValue } from '../logger.js';
-import { recordSchema, type DatasetRecord } from './dataset.js';
+import { parseElement, recordSchema, type DatasetRecord } from './dataset.js';
 import type { ErrorRow, TaskRow } from './records.js';
 import { transformRecord, type JsonValue } from './transform.js';
 
@@ -13,10 +13,8 @@ export const chunkInputSchema = z.object({
   dataset: z.string().min(1),
   /** Index of the chunk's first record in the dataset. */
   offset: z.number().int().min(0),
-  /** Parsed elements; `null` placeholders where `unparsable` has an entry. */
-  records: z.array(z.unknown()),
-  /** Elements that are not valid JSON (position within the chunk, truncated text, parse error). */
-  unparsable: z.array(z.object({ i: z.number().int().min(0), text: z.string(), error: z.string() })).default([]),
+  /** The records' texts as read from the file; parsed by the workflow (an element may not be JSON). */
+  elements: z.array(z.string()),
 });
 export type ChunkInput = z.input<typeof chunkInputSchema>;
 type Chunk = z.output<typeof chunkInputSchema>;
@@ -85,18 +83,17 @@ export function toTaskRow(key: string, record: DatasetRecord, failIds: ReadonlyS
 /** Validate and transform every record of the chunk; per-record problems never fail the chunk. */
 export function prepareChunk(chunk: Chunk, failIds: ReadonlySet<string>): PreparedChunk {
   const out: PreparedChunk = { tasks: [], errors: [], failed: [] };
-  const unparsable = new Map(chunk.unparsable.map((u) => [u.i, u]));
-  chunk.records.forEach((value, i) => {
+  chunk.elements.forEach((text, i) => {
     const index = chunk.offset + i;
-    const bad = unparsable.get(i);
-    if (bad) {
-      out.errors.push(invalidRecordError(`${chunk.dataset}:${index}`, bad.text, `not valid JSON: ${bad.error}`));
+    const element = parseElement(text);
+    if (!element.ok) {
+      out.errors.push(invalidRecordError(`${chunk.dataset}:${index}`, truncateText(text), `not valid JSON: ${element.error}`));
       return;
     }
-    const key = taskKey(chunk.dataset, index, value);
-    const parsed = recordSchema.safeParse(value);
+    const key = taskKey(chunk.dataset, index, element.value);
+    const parsed = recordSchema.safeParse(element.value);
     if (!parsed.success) {
-      out.errors.push(invalidRecordError(key, value, `invalid record: ${describeIssues(parsed.error)}`));
+      out.errors.push(invalidRecordError(key, element.value, `invalid record: ${describeIssues(parsed.error)}`));
       return;
     }
     try {

@@ -19,9 +19,12 @@ function positiveInt(name: string, value: string | undefined, fallback: number):
 }
 
 /** A bar redrawn in place on a terminal; a plain line every few seconds otherwise. */
-function progressReporter(ctx: CliContext, json: boolean): { update(p: DatasetProgress): void; finish(): void } {
-  const startedAt = Date.now();
-  let lastLine = 0;
+function progressReporter(
+  ctx: CliContext,
+  json: boolean,
+  startedAt: number,
+): { update(p: DatasetProgress): void; finish(): void } {
+  let lastLine = Date.now();
   let drewBar = false;
   const rate = (records: number) => Math.round(records / Math.max(0.001, (Date.now() - startedAt) / 1000));
   return {
@@ -62,7 +65,8 @@ function summaryObject(plan: IngestPlan, summary: DatasetSummary, elapsedMs: num
     errors: summary.errors,
     inserted_tasks: summary.insertedTasks,
     inserted_errors: summary.insertedErrors,
-    failed_chunks: summary.failedChunks,
+    failed_chunks: summary.failedChunks.length,
+    failed_chunk_ids: summary.failedChunks.slice(0, 20),
     elapsed_ms: elapsedMs,
     records_per_s: Math.round(plan.records / Math.max(0.001, elapsedMs / 1000)),
   };
@@ -107,7 +111,7 @@ async function ingest(args: string[], ctx: CliContext): Promise<number> {
     else ctx.out(enqueued);
     if (!values.wait) return 0;
 
-    const reporter = progressReporter(ctx, values.json);
+    const reporter = progressReporter(ctx, values.json, startedAt);
     const summary = await waitForDataset(client, plan, {
       pollMs: 500,
       timeoutMs,

@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
 import type { DBOSClient, WorkflowStatus } from '@dbos-inc/dbos-sdk';
 import { z } from 'zod';
 import { DatasetError } from '../errors.js';
-import { truncateText, type ChunkInput, type ChunkResult } from './chunk.js';
-import { parseElement, readElements, scanDataset, type DatasetScan } from './dataset.js';
+import type { ChunkInput, ChunkResult } from './chunk.js';
+import { readElements, scanDataset, type DatasetScan } from './dataset.js';
 import { TASKS_QUEUE, WORKFLOW_CLASS, WORKFLOW_NAME, type TaskPipeline } from './taskPipeline.js';
 
 /** Enqueues in flight at once: enough to hide round trips, few enough to keep memory flat. */
@@ -39,19 +39,14 @@ export function chunkRecords(plan: IngestPlan, index: number): number {
   return Math.max(0, Math.min(plan.chunkSize, plan.records - index * plan.chunkSize));
 }
 
-/** Pass two: stream the records into chunk inputs. */
+/** Pass two: stream the records' texts into chunk inputs (the workflow parses them). */
 async function* chunksOf(plan: IngestPlan): AsyncGenerator<ChunkInput> {
   const hash = createHash('sha256');
   let chunk: ChunkInput | undefined;
   for await (const element of readElements(plan.file, { onBytes: (b) => hash.update(b) })) {
-    chunk ??= { dataset: plan.name, offset: element.index, records: [], unparsable: [] };
-    const parsed = parseElement(element.text);
-    if (parsed.ok) chunk.records.push(parsed.value);
-    else {
-      chunk.unparsable?.push({ i: chunk.records.length, text: truncateText(element.text), error: parsed.error });
-      chunk.records.push(null);
-    }
-    if (chunk.records.length === plan.chunkSize) {
+    chunk ??= { dataset: plan.name, offset: element.index, elements: [] };
+    chunk.elements.push(element.text);
+    if (chunk.elements.length === plan.chunkSize) {
       yield chunk;
       chunk = undefined;
     }
@@ -82,13 +77,21 @@ export async function enqueueDataset(
     const workflowID = `${plan.workflowPrefix}${index++}`;
     const p: Promise<void> = client
       .enqueue<typeof TaskPipeline.processChunk>(
-        { queueName: TASKS_QUEUE, workflowName: WORKFLOW_NAME, workflowClassName: WORKFLOW_CLASS, workflowID },
+        {
+          queueName: TASKS_QUEUE,
+          workflowName: WORKFLOW_NAME,
+          workflowClassName: WORKFLOW_CLASS,
+          workflowID,
+          // Plain JSON: DBOS's default (superjson) costs more CPU than the whole pipeline for big chunks.
+          serializationType: 'portable',
+        },
         chunk,
       )
       .then(() => {
         inFlight.delete(p);
         onProgress?.({ enqueued: ++enqueued, chunks: plan.chunks });
       });
+    p.catch(() => undefined); // a failure surfaces through Promise.race/all below, never as an unhandled rejection
     inFlight.add(p);
     if (inFlight.size >= ENQUEUE_CONCURRENCY) await Promise.race(inFlight);
   }

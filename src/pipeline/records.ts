@@ -60,10 +60,10 @@ const INSERT_ERRORS_SQL = `
   where not exists (select 1 from tasks t where t.task_key = r.error_key)
   on conflict (error_key) do nothing`;
 
-/** Returns the number of rows inserted (conflicts excluded). */
-export async function insertTasks(knex: Knex, rows: readonly TaskRow[], options: InsertOptions): Promise<number> {
-  if (rows.length === 0) return 0;
-  const inserted = await insertInTransaction(knex, INSERT_TASKS_SQL, JSON.stringify(rows), options);
+/** `rowsJson` is a JSON array of TaskRow (`count` rows). Returns the number of rows inserted (conflicts excluded). */
+export async function insertTasks(knex: Knex, rowsJson: string, count: number, options: InsertOptions): Promise<number> {
+  if (count === 0) return 0;
+  const inserted = await insertInTransaction(knex, INSERT_TASKS_SQL, rowsJson, options);
   recordDbOperations('insert_task', inserted);
   return inserted;
 }

@@ -1,0 +1,88 @@
+// Exactly once under failure and sharing: a service SIGKILLed mid-dataset and restarted, and two service
+// processes draining the queue together, both leave every record as exactly one row in tasks or errors.
+import { afterEach, expect, it } from 'vitest';
+import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+import type { ServiceProcess } from './support/serviceProcess.js';
+import { ingest, rowCounts, startPipelineService } from './pipelineSupport.js';
+
+const DATASET = 'data/tasks_10k.json';
+const RECORDS = 10_000;
+const PREFIX = 'ingest:tasks_10k:';
+
+const running: ServiceProcess[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((s) => s.stop('SIGKILL')));
+});
+
+async function start(appUrl: string, env: Record<string, string>): Promise<ServiceProcess> {
+  const service = await startPipelineService(appUrl, { PIPELINE_FAIL_IDS: '50,5000', ...env });
+  running.push(service);
+  return service;
+}
+
+async function statusCounts(appUrl: string): Promise<Record<string, number>> {
+  const rows = await query<{ status: string; n: string }>(
+    systemDatabaseUrlOf(appUrl),
+    'select status, count(*) as n from dbos.workflow_status where workflow_uuid like $1 group by status',
+    [`${PREFIX}%`],
+  );
+  return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+}
+
+async function waitFor<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (done(v) || Date.now() > deadline) return v;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function expectExactlyOnce(summary: Awaited<ReturnType<typeof ingest>>['summary'], rows: { tasks: number; errors: number; both: number }) {
+  expect(rows).toEqual({ tasks: RECORDS - 2, errors: 2, both: 0 });
+  expect(summary).toMatchObject({ records: RECORDS, tasks: RECORDS - 2, errors: 2, failed_chunks: 0 });
+  // Each row was inserted by exactly one step execution: the chunks' own counts add up to the tables.
+  expect((summary?.inserted_tasks ?? 0) + (summary?.inserted_errors ?? 0)).toBe(RECORDS);
+}
+
+it('SIGKILL mid-dataset, then restart: every record ends as exactly one row', async () => {
+  const appUrl = await createTestDatabase('sigkill');
+  const env = { EXECUTOR_ID: 'sigkill-replica', PIPELINE_CONCURRENCY: '2' };
+  const first = await start(appUrl, env);
+  const enqueued = await ingest(appUrl, DATASET, ['--chunk-size', '25']);
+  expect(enqueued.code, enqueued.stderr).toBe(0);
+
+  const atKill = await waitFor(() => rowCounts(appUrl), (c) => c.tasks >= 1_000, 30_000);
+  await first.stop('SIGKILL');
+  expect(atKill.tasks).toBeGreaterThanOrEqual(1_000);
+  const afterKill = await rowCounts(appUrl);
+  expect(afterKill.tasks + afterKill.errors).toBeLessThan(RECORDS);
+  const statuses = await statusCounts(appUrl);
+  expect((statuses.PENDING ?? 0) + (statuses.ENQUEUED ?? 0)).toBeGreaterThan(0);
+
+  await start(appUrl, env); // same executor ID and version: recovers the PENDING chunks
+  const finished = await ingest(appUrl, DATASET, ['--wait', '--json', '--chunk-size', '25', '--timeout', '90']);
+  expect(finished.code, finished.stderr).toBe(0);
+  expectExactlyOnce(finished.summary, await rowCounts(appUrl));
+  expect(await statusCounts(appUrl)).toEqual({ SUCCESS: RECORDS / 25 });
+});
+
+it('two service processes drain the queue together: exactly once, and both did work', async () => {
+  const appUrl = await createTestDatabase('two_workers');
+  await Promise.all([
+    start(appUrl, { EXECUTOR_ID: 'worker-a', PIPELINE_CONCURRENCY: '2' }),
+    start(appUrl, { EXECUTOR_ID: 'worker-b', PIPELINE_CONCURRENCY: '2' }),
+  ]);
+  const r = await ingest(appUrl, DATASET, ['--wait', '--json', '--chunk-size', '50', '--timeout', '90']);
+  expect(r.code, r.stderr).toBe(0);
+  expectExactlyOnce(r.summary, await rowCounts(appUrl));
+  const byExecutor = await query<{ executor_id: string; n: string }>(
+    systemDatabaseUrlOf(appUrl),
+    'select executor_id, count(*) as n from dbos.workflow_status where workflow_uuid like $1 group by executor_id',
+    [`${PREFIX}%`],
+  );
+  const counts = Object.fromEntries(byExecutor.map((row) => [row.executor_id, Number(row.n)]));
+  expect(Object.keys(counts).sort()).toEqual(['worker-a', 'worker-b']);
+  expect((counts['worker-a'] ?? 0) + (counts['worker-b'] ?? 0)).toBe(RECORDS / 50);
+  expect(Math.min(counts['worker-a'] ?? 0, counts['worker-b'] ?? 0)).toBeGreaterThan(0);
+});
