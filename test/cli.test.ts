@@ -1,0 +1,37 @@
+// The `xyra` command's own behaviour (sub-commands with a subsystem are tested with that subsystem).
+import { describe, expect, it } from 'vitest';
+import { runCli, startServiceProcess } from './support/serviceProcess.js';
+import { resolve } from 'node:path';
+
+describe('xyra', () => {
+  it('lists its commands with --help and exits 2 on an unknown one', async () => {
+    const help = await runCli(['--help'], {});
+    expect(help.code).toBe(0);
+    for (const c of ['start', 'migrate', 'simulator', 'ingest', 'history', 'stats', 'trigger', 'schedule']) {
+      expect(help.stdout).toContain(`  ${c}`);
+    }
+    const unknown = await runCli(['frobnicate'], {});
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown command "frobnicate"');
+  });
+
+  it('runs the simulator standalone, requiring the token it is given, and exits 0 on SIGTERM', async () => {
+    const sim = startServiceProcess({ XYRA_API_TOKEN: 'standalone-token-1' }, resolve('dist/src/cli.js'), ['simulator', '--port', '0', '--host', '127.0.0.1']);
+    const line = await sim.waitForLog((l) => typeof l.url === 'string', 15_000);
+    const url = String(line.url);
+    const body = JSON.stringify({ workflow_id: 'wf-1', triggered_at: new Date().toISOString(), batch_size_limit: 5 });
+    const post = (auth?: string) =>
+      fetch(`${url}/v1/evaluation-batches`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': 'wf-1', ...(auth ? { authorization: auth } : {}) },
+        body,
+      });
+    expect((await post()).status).toBe(401);
+    const ok = await post('Bearer standalone-token-1');
+    expect(ok.status).toBe(200);
+    const counts = (await ok.json()) as { processed: number; succeeded: number; failed: number };
+    expect(counts.processed).toBeLessThanOrEqual(5);
+    expect(counts.succeeded + counts.failed).toBe(counts.processed);
+    expect(await sim.stop('SIGTERM')).toBe(0);
+  });
+});
