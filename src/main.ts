@@ -1,6 +1,6 @@
 // Process entry: config → logger → service → signals. A bad environment exits 2 with one line.
 import { loadConfig } from './config.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, ExecutorConflictError } from './errors.js';
 import { createLogger, redact } from './logger.js';
 import { startService } from './runtime/service.js';
 
@@ -39,7 +39,11 @@ async function main(): Promise<void> {
   try {
     service = await startService(config, logger);
   } catch (e) {
-    logger.fatal({ err: redact(e instanceof Error ? (e.stack ?? e.message) : String(e)) }, 'start-up failed');
+    if (e instanceof ExecutorConflictError) {
+      logger.fatal({ executorId: e.executorId }, e.message);
+    } else {
+      logger.fatal({ err: redact(e instanceof Error ? (e.stack ?? e.message) : String(e)) }, 'start-up failed');
+    }
     process.exit(1);
   }
   // A signal that arrived during start-up stops the service once it is up.

@@ -1,6 +1,5 @@
 // Executor-ID claims and the version warning, against a real Postgres; and, once the service calls the
 // guard at start, two service processes with one EXECUTOR_ID.
-import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExecutorConflictError } from '../src/errors.js';
 import { createLogger } from '../src/logger.js';
@@ -56,10 +55,7 @@ describe('warnIfNotLatestVersion', () => {
   });
 });
 
-// Enabled once src/runtime/service.ts calls assertExecutorIdFree at start (see the operations report).
-const wired = fs.readFileSync('src/runtime/service.ts', 'utf8').includes('assertExecutorIdFree');
-
-describe.skipIf(!wired)('two service processes with one EXECUTOR_ID', () => {
+describe('two service processes with one EXECUTOR_ID', () => {
   it('the second exits non-zero with a clear message; the first keeps running', async () => {
     const db = await createTestDatabase('executordup');
     const env = { DATABASE_URL: db, EXECUTOR_ID: 'same-id', BATCH_CRON: '0 0 1 1 *' };
@@ -70,7 +66,8 @@ describe.skipIf(!wired)('two service processes with one EXECUTOR_ID', () => {
     procs.push(second);
     const { code } = await second.exited;
     expect(code).not.toBe(0);
-    expect(second.output()).toMatch(/EXECUTOR_ID "same-id" is already in use by a running replica/);
+    const fatal = second.logs.find((l) => l.level === 'fatal');
+    expect(fatal?.msg).toMatch(/EXECUTOR_ID "same-id" is already in use by a running replica/);
     expect(first.child.exitCode).toBeNull();
     expect(await first.stop()).toBe(0);
   });

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installOpsViews } from '../src/ops/views.js';
 import { produceOutcomeMix, startPopulatedService, type PopulatedDatabase } from './support/batchRuns.js';
 import { query } from './support/database.js';
+import { runCli } from './support/serviceProcess.js';
 
 interface DocQuery {
   database: 'system' | 'app';
@@ -35,12 +36,10 @@ let db: PopulatedDatabase;
 beforeAll(async () => {
   db = await startPopulatedService('pgclidocs');
   await produceOutcomeMix(db);
+  // Real pipeline rows too: record 50 fails its transform (PIPELINE_FAIL_IDS) and lands in `errors`.
+  const ingest = await runCli(['ingest', 'data/tasks_100.json', '--wait', '--json'], db.env);
+  expect(ingest.code).toBe(0);
   await db.service.stop('SIGTERM', 20_000);
-  // Until the service installs the views itself at start (see the ops report), install them here.
-  await installOpsViews(db.systemUrl);
-  await query(db.appUrl, "insert into errors (error_key, message) values ('docs:1', $1)", [
-    JSON.stringify({ error: 'transform failed', kind: 'transform', task_key: 'docs:1', attempts: 1, record: { id: 1 } }),
-  ]);
 }, 120_000);
 
 afterAll(async () => {

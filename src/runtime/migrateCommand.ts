@@ -3,6 +3,7 @@
 import { DBOS } from '@dbos-inc/dbos-sdk';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
+import { dropOpsViews, installOpsViews } from '../ops/views.js';
 import { withStartupLock } from './advisoryLock.js';
 import { resolveDatabases } from './databases.js';
 import { createKnex, migrateLatest } from './migrations.js';
@@ -13,7 +14,9 @@ export async function runMigrations(config: Config, logger: Logger): Promise<voi
   try {
     await withStartupLock(databases.appDatabaseUrl, async () => {
       const applied = await migrateLatest(knex);
+      await dropOpsViews(databases.systemDatabaseUrl);
       await DBOS.migrate(databases.systemDatabaseUrl);
+      await installOpsViews(databases.systemDatabaseUrl);
       logger.info({ applied }, applied.length ? 'app database migrated' : 'app database already up to date');
     });
   } finally {

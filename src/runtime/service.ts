@@ -9,11 +9,13 @@ import { configureEvaluationBatch } from '../evaluation/evaluationBatch.js';
 import { applyEvaluationSchedule } from '../evaluation/schedule.js';
 import { dbosLogger, registerSecret, type Logger } from '../logger.js';
 import { startHealthServer, type HealthServer } from '../ops/healthServer.js';
+import { dropOpsViews, installOpsViews } from '../ops/views.js';
 import { configurePipeline, registerPipelineQueue } from '../pipeline/service.js';
 import { XyraSimulator } from '../simulator/server.js';
 import { startTelemetry, type Telemetry } from '../telemetry/metrics.js';
 import { VERSION } from '../version.js';
 import { withStartupLock } from './advisoryLock.js';
+import { assertExecutorIdFree, warnIfNotLatestVersion } from './executorGuard.js';
 import { resolveDatabases, type DatabaseUrls } from './databases.js';
 import { createKnex, migrateLatest } from './migrations.js';
 
@@ -84,6 +86,10 @@ export async function startService(config: Config, logger: Logger, options: Serv
     cleanups.push(() => knex.destroy());
     configurePipeline(config, knex, logger.child({ component: 'pipeline' }));
 
+    // Before launch: launch starts recovering this executor's workflows at once.
+    const claim = await assertExecutorIdFree(databases.appDatabaseUrl, config.executorId, logger);
+    cleanups.push(() => claim.release()); // released after DBOS.shutdown (cleanups run in reverse)
+
     DBOS.setConfig({
       name: 'xyra-scheduler',
       systemDatabaseUrl: databases.systemDatabaseUrl,
@@ -94,9 +100,13 @@ export async function startService(config: Config, logger: Logger, options: Serv
       schedulerPollingIntervalMs: 5_000,
     });
     await withStartupLock(databases.appDatabaseUrl, async () => {
+      await warnIfNotLatestVersion(databases.systemDatabaseUrl, 'xyra-scheduler', VERSION, logger);
+      // Our views read dbos.* tables; Postgres would refuse a DBOS migration that alters a column under them.
+      await dropOpsViews(databases.systemDatabaseUrl);
       const applied = await migrateLatest(knex);
       if (applied.length > 0) logger.info({ applied }, 'app database migrated');
       await DBOS.launch();
+      await installOpsViews(databases.systemDatabaseUrl);
     });
     cleanups.push(async () => {
       logger.info({ waitMs: config.shutdownTimeoutMs }, 'draining: waiting for in-flight workflows');

@@ -30,6 +30,8 @@ export async function startPopulatedService(label: string): Promise<PopulatedDat
     XYRA_TIMEOUT_MS: '3000',
     EXECUTOR_ID: `ops-${label}`,
     SHUTDOWN_TIMEOUT_MS: '5000',
+    // The pipeline's error path, so `errors` gets real rows when a test ingests a dataset.
+    PIPELINE_FAIL_IDS: '50',
   };
   const service = startServiceProcess(env);
   await service.waitForLog(isReady, 30_000);
