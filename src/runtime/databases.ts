@@ -21,6 +21,18 @@ function withDatabase(url: string, database: string): string {
   return u.toString();
 }
 
+/**
+ * Sets the system database's idle-in-transaction timeout in the connection string itself (unless the URL
+ * already sets `options`). DBOS otherwise sends it as a SET on every new pool connection, racing its first
+ * query (pg prints a deprecation warning for that); with the option in the URL DBOS leaves it to libpq.
+ */
+export function withSessionTimeout(url: string, idleInTransactionMs = 60_000): string {
+  const u = new URL(url);
+  if (u.searchParams.has('options')) return url;
+  u.searchParams.set('options', `-c idle_in_transaction_session_timeout=${idleInTransactionMs}`);
+  return u.toString();
+}
+
 export function databaseName(url: string): string {
   return decodeURIComponent(new URL(url).pathname.replace(/^\//, '')) || 'postgres';
 }
@@ -35,7 +47,7 @@ export async function resolveDatabases(config: Config, logger: Logger): Promise<
   }
   registerUrlSecrets(appDatabaseUrl);
   registerUrlSecrets(config.systemDatabaseUrl);
-  const systemDatabaseUrl = config.systemDatabaseUrl ?? defaultSystemDatabaseUrl(appDatabaseUrl);
+  const systemDatabaseUrl = withSessionTimeout(config.systemDatabaseUrl ?? defaultSystemDatabaseUrl(appDatabaseUrl));
   await ensureDatabase(appDatabaseUrl);
   return { appDatabaseUrl, systemDatabaseUrl, embedded };
 }
@@ -54,7 +66,7 @@ export async function resolveDatabasesForClient(config: Config): Promise<Databas
   }
   registerUrlSecrets(appDatabaseUrl);
   registerUrlSecrets(config.systemDatabaseUrl);
-  return { appDatabaseUrl, systemDatabaseUrl: config.systemDatabaseUrl ?? defaultSystemDatabaseUrl(appDatabaseUrl) };
+  return { appDatabaseUrl, systemDatabaseUrl: withSessionTimeout(config.systemDatabaseUrl ?? defaultSystemDatabaseUrl(appDatabaseUrl)) };
 }
 
 /** Create the database if it does not exist (connecting to the server's `postgres` database). */
