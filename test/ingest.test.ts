@@ -139,4 +139,45 @@ describe('xyra ingest', () => {
     }
     expect(await rowCounts(appUrl, 'locked:')).toEqual({ tasks: 299, errors: 1, both: 0 });
   });
+
+  it('keeps a record holding a NUL character (JSONB cannot store it) from sinking its chunk', async () => {
+    const file = path.join(dir, 'nul.json');
+    const records = [{ id: 1, title: 'fine' }, { id: 2, title: 'bad\u0000title' }, { id: 3, note: 'fine too' }];
+    await fs.writeFile(file, JSON.stringify(records));
+    const r = await ingest(appUrl, file);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.summary).toMatchObject({ records: 3, tasks: 2, errors: 1, failed_chunks: 0 });
+    const [row] = await query<{ message: { kind: string; error: string; record: { title: string } } }>(
+      appUrl,
+      "select message from errors where error_key = 'nul:2'",
+    );
+    expect(row?.message.kind).toBe('invalid_record');
+    expect(row?.message.error).toMatch(/NUL/);
+    expect(row?.message.record.title).toBe('bad\\u0000title');
+    expect(await rowCounts(appUrl, 'nul:')).toEqual({ tasks: 2, errors: 1, both: 0 });
+  });
+
+  it('re-ingesting re-runs a chunk whose inserts ran out of retries, so its records still land exactly once', async () => {
+    const file = path.join(dir, 'outage.json');
+    await writeDataset(file, 120, 9, 'json');
+    const holder = new pg.Client({ connectionString: appUrl });
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query('lock table tasks in access exclusive mode');
+      // Every insert attempt times out on the lock until the step's retries are spent: the chunk fails.
+      const failed = await ingest(appUrl, file);
+      expect(failed.code).toBe(1);
+      expect(failed.summary).toMatchObject({ records: 120, failed_chunks: 1 });
+      await holder.query('commit');
+    } finally {
+      await holder.end();
+    }
+    expect(await rowCounts(appUrl, 'outage:')).toEqual({ tasks: 0, errors: 0, both: 0 });
+    const again = await ingest(appUrl, file);
+    expect(again.code, `${again.stderr}\n${again.stdout}`).toBe(0);
+    expect(again.stderr).toMatch(/re-running 1 chunk/);
+    expect(again.summary).toMatchObject({ records: 120, failed_chunks: 0 });
+    expect(await rowCounts(appUrl, 'outage:')).toEqual({ tasks: 119, errors: 1, both: 0 });
+  });
 });

@@ -44,18 +44,41 @@ function describeIssues(error: z.ZodError): string {
   return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
 }
 
+/** Postgres JSONB cannot store U+0000: one such record would fail its whole chunk's insert, every retry. */
+const NUL = /\u0000/;
+const NUL_GLOBAL = /\u0000/g;
+
+/** True when any string or key, however deep, holds U+0000. */
+export function containsNul(value: unknown): boolean {
+  if (typeof value === 'string') return NUL.test(value);
+  if (Array.isArray(value)) return value.some(containsNul);
+  if (value !== null && typeof value === 'object') {
+    return Object.entries(value).some(([k, v]) => NUL.test(k) || containsNul(v));
+  }
+  return false;
+}
+
+/** A copy safe for JSONB: U+0000 shown as the text `\u0000`, so the errors row still says what was there. */
+export function withoutNul(value: unknown): unknown {
+  if (typeof value === 'string') return value.replace(NUL_GLOBAL, '\\u0000');
+  if (Array.isArray(value)) return value.map(withoutNul);
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k.replace(NUL_GLOBAL, '\\u0000'), withoutNul(v)]));
+  }
+  return value;
+}
+
+function errorRow(message: ErrorRow['message']): ErrorRow {
+  const safe = withoutNul(redactValue(message)) as ErrorRow['message'];
+  return { error_key: safe.task_key, message: safe };
+}
+
 export function invalidRecordError(key: string, record: unknown, error: string): ErrorRow {
-  return {
-    error_key: key,
-    message: redactValue({ error, kind: 'invalid_record', task_key: key, record, attempts: 1 }),
-  };
+  return errorRow({ error, kind: 'invalid_record', task_key: key, record, attempts: 1 });
 }
 
 export function transformFailedError(key: string, record: unknown, error: string, attempts: number): ErrorRow {
-  return {
-    error_key: key,
-    message: redactValue({ error, kind: 'transform_failed', task_key: key, record, attempts }),
-  };
+  return errorRow({ error, kind: 'transform_failed', task_key: key, record, attempts });
 }
 
 export interface PendingRecord {
@@ -90,7 +113,11 @@ export function prepareChunk(chunk: Chunk, failIds: ReadonlySet<string>): Prepar
       out.errors.push(invalidRecordError(`${chunk.dataset}:${index}`, truncateText(text), `not valid JSON: ${element.error}`));
       return;
     }
-    const key = taskKey(chunk.dataset, index, element.value);
+    const key = withoutNul(taskKey(chunk.dataset, index, element.value)) as string;
+    if (containsNul(element.value)) {
+      out.errors.push(invalidRecordError(key, element.value, 'invalid record: contains a NUL character (\\u0000), which Postgres cannot store'));
+      return;
+    }
     const parsed = recordSchema.safeParse(element.value);
     if (!parsed.success) {
       out.errors.push(invalidRecordError(key, element.value, `invalid record: ${describeIssues(parsed.error)}`));

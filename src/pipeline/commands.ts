@@ -96,7 +96,7 @@ async function ingest(args: string[], ctx: CliContext): Promise<number> {
     logger: dbosLogger(ctx.logger),
   });
   try {
-    let plan: IngestPlan;
+    let plan: IngestPlan & { rerun: string[] };
     try {
       plan = await enqueueDataset(client, path.resolve(file), chunkSize);
     } catch (e) {
@@ -109,6 +109,11 @@ async function ingest(args: string[], ctx: CliContext): Promise<number> {
     const enqueued = `enqueued ${plan.records} records of dataset "${plan.name}" in ${plan.chunks} chunks (workflow ids ${plan.workflowPrefix}*)`;
     if (values.json) process.stderr.write(`${enqueued}\n`);
     else ctx.out(enqueued);
+    if (plan.rerun.length > 0) {
+      const line = `re-running ${plan.rerun.length} chunk(s) that had failed: ${plan.rerun.join(', ')}`;
+      if (values.json) process.stderr.write(`${line}\n`);
+      else ctx.out(line);
+    }
     if (!values.wait) return 0;
 
     const reporter = progressReporter(ctx, values.json, startedAt);

@@ -3,7 +3,9 @@
 // Two streaming passes: the first checks the file is JSON records at all, counts them and hashes the bytes
 // (so a non-JSON file enqueues nothing); the second cuts the records into chunks and enqueues one workflow
 // per chunk under a deterministic ID (dataset name, content hash, chunk size, chunk index). DBOS dedups on
-// workflow ID, so ingesting the same file again enqueues nothing new.
+// workflow ID, so ingesting the same file again enqueues nothing new — except that chunks which had failed
+// (e.g. their inserts ran out of retries while the database was down) run again: DBOS cannot resume a
+// workflow that ended in ERROR, so their records are not left in neither table for good.
 import { createHash } from 'node:crypto';
 import type { DBOSClient, WorkflowStatus } from '@dbos-inc/dbos-sdk';
 import { z } from 'zod';
@@ -62,14 +64,27 @@ export interface EnqueueProgress {
   chunks: number;
 }
 
+const FAILED = new Set(['ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', 'CANCELLED']);
+
+/**
+ * Forget the plan's chunks that ended without success, so the enqueue pass creates them afresh under the same
+ * IDs. Safe: a chunk's transform is deterministic and its inserts are idempotent on the record keys.
+ */
+async function clearFailedChunks(client: DBOSClient, plan: IngestPlan): Promise<string[]> {
+  const failed = (await listChunks(client, plan, false)).filter((s) => FAILED.has(s.status)).map((s) => s.workflowID);
+  if (failed.length > 0) await client.deleteWorkflows(failed);
+  return failed;
+}
+
 /** Scan, then enqueue every chunk. Throws DatasetError (nothing enqueued) for a file that is not JSON records. */
 export async function enqueueDataset(
   client: DBOSClient,
   file: string,
   chunkSize: number,
   onProgress?: (p: EnqueueProgress) => void,
-): Promise<IngestPlan> {
+): Promise<IngestPlan & { rerun: string[] }> {
   const plan = planOf(await scanDataset(file), chunkSize);
+  const rerun = await clearFailedChunks(client, plan);
   const inFlight = new Set<Promise<void>>();
   let index = 0;
   let enqueued = 0;
@@ -96,7 +111,7 @@ export async function enqueueDataset(
     if (inFlight.size >= ENQUEUE_CONCURRENCY) await Promise.race(inFlight);
   }
   await Promise.all(inFlight);
-  return plan;
+  return { ...plan, rerun };
 }
 
 const chunkResultSchema = z.object({
