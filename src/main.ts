@@ -42,7 +42,8 @@ async function main(): Promise<void> {
     if (e instanceof ExecutorConflictError) {
       logger.fatal({ executorId: e.executorId }, e.message);
     } else {
-      logger.fatal({ err: redact(e instanceof Error ? (e.stack ?? e.message) : String(e)) }, 'start-up failed');
+      const reason = redact(e instanceof Error ? e.message : String(e));
+      logger.fatal({ err: redact(e instanceof Error ? (e.stack ?? e.message) : String(e)) }, `start-up failed: ${reason}`);
     }
     process.exit(1);
   }

@@ -1,5 +1,6 @@
 // The service as operators run it: real processes (dist/src/main.js) on a real Postgres, the simulator
 // over HTTP, a fast cron. Restarts, SIGKILL and two replicas on one database.
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
@@ -73,6 +74,22 @@ describe('configuration errors', () => {
 });
 
 describe('service processes', () => {
+  it('fails start-up clearly (exit 1, stopping what it started) when PORT is taken', async () => {
+    const appUrl = await createTestDatabase('porttaken');
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '0.0.0.0', resolve));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      const p = startServiceProcess({ DATABASE_URL: appUrl, XYRA_API_URL: simulator.url, PORT: String(port), EXECUTOR_ID: 'port-1' });
+      const { code } = await p.exited;
+      expect(code).toBe(1);
+      const fatal = p.logs.find((l) => l.level === 'fatal');
+      expect(fatal?.msg).toBe(`start-up failed: PORT ${port} is already in use: set PORT to a free port (0 picks one)`);
+    } finally {
+      blocker.close();
+    }
+  });
+
   it('starts, reports health and readiness, runs slots, and exits 0 on SIGTERM', async () => {
     const appUrl = await createTestDatabase('health');
     const p = start({ DATABASE_URL: appUrl, BATCH_CRON: '*/2 * * * * *', EXECUTOR_ID: 'health-1' });

@@ -35,7 +35,9 @@ export async function startHealthServer(port: number, checkReady: ReadinessCheck
   });
   server.keepAliveTimeout = 1000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(e.code === 'EADDRINUSE' ? new Error(`PORT ${port} is already in use: set PORT to a free port (0 picks one)`) : e),
+    );
     server.listen(port, '0.0.0.0', () => resolve());
   });
   return {
