@@ -1,5 +1,5 @@
-// Composes the running service: databases → telemetry → Xyra API (or simulator) → DBOS launch (with our
-// migrations, under a start-up lock) → queues and schedules → health server. `stop()` undoes it in
+// Composes the running service: health server → databases → telemetry → Xyra API (or simulator) → DBOS
+// launch (with our migrations, under a start-up lock) → queues and schedules. `stop()` undoes it in
 // reverse, draining in-flight workflows first.
 import { DBOS } from '@dbos-inc/dbos-sdk';
 import type { Knex } from 'knex';
@@ -47,6 +47,24 @@ export async function startService(config: Config, logger: Logger, options: Serv
   };
 
   try {
+    // First, so a taken PORT fails before any database work, and /healthz answers during a long start-up
+    // (recovery, migrations) while /readyz says 503 until DBOS is launched.
+    let knexForReadiness: Knex | undefined;
+    let health: HealthServer | undefined;
+    if (options.healthServer !== false) {
+      health = await startHealthServer(config.port, async () => {
+        const launched = DBOS.isInitialized();
+        if (!launched || !knexForReadiness) return { ready: false, detail: { dbos: launched } };
+        const [app, sys] = await Promise.all([
+          knexForReadiness.raw('select 1').then(() => true, () => false),
+          DBOS.listWorkflows({ limit: 1, loadInput: false, loadOutput: false }).then(() => true, () => false),
+        ]);
+        return { ready: app && sys, detail: { dbos: launched, appDatabase: app, systemDatabase: sys } };
+      });
+      const server = health;
+      cleanups.push(() => server.close());
+    }
+
     const databases = await resolveDatabases(config, logger);
     if (databases.embedded?.owned) cleanups.push(() => databases.embedded!.stop());
 
@@ -83,6 +101,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
     });
 
     const knex = createKnex(databases.appDatabaseUrl);
+    knexForReadiness = knex;
     cleanups.push(() => knex.destroy());
     configurePipeline(config, knex, logger.child({ component: 'pipeline' }));
 
@@ -115,20 +134,6 @@ export async function startService(config: Config, logger: Logger, options: Serv
 
     await registerPipelineQueue(config);
     if (options.schedule !== false) await applyEvaluationSchedule(config);
-
-    let health: HealthServer | undefined;
-    if (options.healthServer !== false) {
-      health = await startHealthServer(config.port, async () => {
-        const launched = DBOS.isInitialized();
-        const [app, sys] = await Promise.all([
-          knex.raw('select 1').then(() => true, () => false),
-          DBOS.listWorkflows({ limit: 1, loadInput: false, loadOutput: false }).then(() => true, () => false),
-        ]);
-        return { ready: launched && app && sys, detail: { dbos: launched, appDatabase: app, systemDatabase: sys } };
-      });
-      const server = health;
-      cleanups.push(() => server.close());
-    }
 
     logger.info(
       {
