@@ -7,7 +7,7 @@
 // pg_ctl detaches the postmaster into its own session: a Ctrl-C in the terminal then reaches only us, and
 // we can drain DBOS before stopping Postgres, instead of Postgres dying under in-flight workflows.
 import { execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -26,6 +26,8 @@ const stateSchema = z.object({
   password: z.string().min(8),
   /** The process that started the server and will stop it; a dead owner's server is adopted. */
   ownerPid: z.number().int().optional(),
+  /** The cluster's directory (see clusterDirFor); absent in state files of older versions: `<dataDir>/pg`. */
+  pgData: z.string().optional(),
 });
 type EmbeddedState = z.infer<typeof stateSchema>;
 
@@ -176,24 +178,44 @@ async function pgCtl(bin: Binaries, args: string[], ids: { uid?: number; gid?: n
   });
 }
 
+/** Every ancestor of `dir` lets "others" traverse it (the `postgres` OS user is neither owner nor group). */
+async function othersCanReach(dir: string): Promise<boolean> {
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    const st = await fs.stat(d).catch(() => undefined);
+    if (st && (st.mode & 0o001) === 0) return false;
+    if (path.dirname(d) === d) return true;
+  }
+}
+
+/**
+ * Where a new cluster's files go. Normally `<dataDir>/pg`; but when we run as root and the postgres OS user
+ * cannot reach the data directory (a project under /root, say), under /var/lib/xyra-scheduler instead,
+ * named after the data directory. Recorded in the state file, so every later start and the CLI find it.
+ */
+async function clusterDirFor(dataDir: string): Promise<string> {
+  if (process.getuid?.() !== 0 || (await othersCanReach(dataDir))) return path.join(dataDir, 'pg');
+  const id = createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 16);
+  const dir = path.join('/var/lib/xyra-scheduler', id);
+  await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+  return path.join(dir, 'pg');
+}
+
 /**
  * Start the embedded Postgres of `dataDir`, or join the one another process of this directory already runs.
  * Survives restarts (data persists), and recovers from a stale postmaster.pid left by a killed run.
  */
 export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Promise<EmbeddedPostgres> {
   await fs.mkdir(dataDir, { recursive: true });
-  const pgData = path.join(dataDir, 'pg');
   const stateFile = path.join(dataDir, 'postgres.json');
-  const logFile = path.join(dataDir, 'postgres.log');
 
   return withFileLock(path.join(dataDir, 'postgres.lock'), async () => {
     const bin = await loadBinaries();
     let state = await readState(stateFile);
+    const pgData = state?.pgData ?? (await clusterDirFor(dataDir));
+    const logFile = path.join(path.dirname(pgData), 'postgres.log');
     const initialised = await exists(path.join(pgData, 'PG_VERSION'));
-
-    const ids = await runAsIds();
     const stopServer = async () => {
-      await pgCtl(bin, ['stop', '-D', pgData, '-m', 'fast', '-w', '-t', '30'], ids);
+      await pgCtl(bin, ['stop', '-D', pgData, '-m', 'fast', '-w', '-t', '30'], await runAsIds());
       logger.info('embedded Postgres stopped');
     };
 
@@ -212,11 +234,13 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
 
     if (!initialised) {
       await fs.rm(pgData, { recursive: true, force: true });
-      state = { port: await freePort(), password: randomBytes(18).toString('base64url') };
+      state = { port: await freePort(), password: randomBytes(18).toString('base64url'), pgData };
+      // Creates the `postgres` OS user first when we run as root and there is none.
       await initialise(pgData, state.password, logger);
     }
     if (!state) throw new Error(`${stateFile} is missing or unreadable; remove ${dataDir} to start afresh`);
     registerSecret(state.password);
+    const ids = await runAsIds();
 
     const pidFile = path.join(pgData, 'postmaster.pid');
     const livePid = await livePostmasterPid(pgData);
@@ -230,6 +254,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
 
     state.port = await freePort(state.port);
     state.ownerPid = process.pid;
+    state.pgData = pgData;
     await fs.writeFile(stateFile, JSON.stringify(state), { mode: 0o600 });
     await fs.writeFile(logFile, '', { flag: 'a' });
     if (ids.uid !== undefined) await fs.chown(logFile, ids.uid, ids.gid ?? ids.uid);
@@ -261,7 +286,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
 /** The URL of the embedded server a service in this directory runs, for the CLI. Undefined if none runs. */
 export async function embeddedPostgresUrl(dataDir: string): Promise<string | undefined> {
   const state = await readState(path.join(dataDir, 'postgres.json'));
-  if (!state || !(await livePostmasterPid(path.join(dataDir, 'pg')))) return undefined;
+  if (!state || !(await livePostmasterPid(state.pgData ?? path.join(dataDir, 'pg')))) return undefined;
   registerSecret(state.password);
   return urlFor(state);
 }
