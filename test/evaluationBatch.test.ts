@@ -118,6 +118,18 @@ describe('EvaluationBatch.trigger', () => {
     expect(firstOut.status.status).toBe('completed');
   });
 
+  it('lets exactly one of two runs started at the same instant call the API', async () => {
+    simulator.inject({ type: 'latency', ms: 600 });
+    seq += 1;
+    const ids = [`test-batch-race-a-${Date.now()}-${seq}`, `test-batch-race-b-${Date.now()}-${seq}`];
+    const handles = await Promise.all(ids.map((id) => DBOS.startWorkflow(EvaluationBatch.trigger, { workflowID: id })(new Date(), null)));
+    const outputs = await Promise.all(handles.map((h) => h.getResult()));
+    const statuses = outputs.map((o) => o.status.status).sort();
+    expect(statuses).toEqual(['completed', 'skipped']);
+    expect(outputs.find((o) => o.status.status === 'skipped')?.skipped_reason).toBe('in_progress');
+    expect(ids.map((id) => callsFor(id).length).sort()).toEqual([0, 1]);
+  });
+
   it('retries 5xx the configured number of times with the same idempotency key, then fails with the reason', async () => {
     simulator.inject({ type: 'status', status: 503, count: 10 });
     const { id, output, event } = await runBatch();

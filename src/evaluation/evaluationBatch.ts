@@ -11,7 +11,7 @@ import { redact } from '../logger.js';
 import type { Logger } from '../logger.js';
 import { recordBatchRun, recordScheduleLag } from '../telemetry/metrics.js';
 import { decideCatchUp } from './catchUp.js';
-import { findRunInProgress } from './overlapGuard.js';
+import { enterGate, releaseGate } from './overlapGuard.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from './status.js';
 import { backoffDelayMs, callEvaluationBatch, DEFAULT_SKIP_MESSAGE, type AttemptOutcome, type XyraRequest } from './xyraClient.js';
 
@@ -104,7 +104,11 @@ export class EvaluationBatch {
       return { status, skipped_reason: gate.reason };
     }
 
-    await DBOS.setEvent<BatchStatus>(BATCH_STATUS_EVENT, { ...base, status: 'triggered', processed: 0, succeeded: 0, failed: 0 });
+    try {
+      await DBOS.setEvent<BatchStatus>(BATCH_STATUS_EVENT, { ...base, status: 'triggered', processed: 0, succeeded: 0, failed: 0 });
+    } finally {
+      await releaseGate(workflowId); // others deciding now see this run's `triggered`
+    }
 
     const request: XyraRequest = { workflow_id: workflowId, triggered_at: scheduledIso, batch_size_limit: s.batchSizeLimit };
     let attempt = 0;
@@ -145,14 +149,17 @@ export class EvaluationBatch {
     return now.toISOString();
   }
 
-  /** Catch-up policy first (a missed slot is reported as missed even if another run is going on), then the overlap guard. */
+  /**
+   * Catch-up policy first (a missed slot is reported as missed even if another run is going on), then the
+   * overlap guard. A run that may proceed leaves here holding the gate, released once `triggered` is written.
+   */
   @DBOS.step()
   static async checkGate(workflowId: string, scheduledIso: string, actualIso: string): Promise<Gate> {
     const s = current();
     const catchUp = decideCatchUp(s.catchUp, s.cron, new Date(scheduledIso), new Date(actualIso), isManualRun(workflowId));
     if (!catchUp.run) return { run: false, reason: 'missed', message: catchUp.message };
 
-    const blocker = await findRunInProgress(s.systemPool, workflowId, Date.now() - s.overlapStaleMs);
+    const blocker = await enterGate(s.systemPool, workflowId, Date.now() - s.overlapStaleMs);
     if (blocker) {
       s.logger.info({ workflowId, blocker }, 'batch skipped: another run is still in progress');
       return { run: false, reason: 'in_progress', message: IN_PROGRESS_MESSAGE };

@@ -80,7 +80,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
       logger.info({ url: apiUrl }, 'XYRA_API_URL not set: started the built-in Xyra simulator');
     }
 
-    const systemPool = new pg.Pool({ connectionString: databases.systemDatabaseUrl, max: 2, application_name: 'xyra-scheduler' });
+    const systemPool = new pg.Pool({ connectionString: databases.systemDatabaseUrl, max: 4, application_name: 'xyra-scheduler' });
     systemPool.on('error', (e) => logger.warn({ err: e.message }, 'system database pool error'));
     cleanups.push(() => systemPool.end());
 
