@@ -1,10 +1,12 @@
-// The xyra.db.operations counter arrives at a real OTLP/HTTP receiver and equals the rows in the tables:
-// rows actually inserted, not retries, not no-op conflicts. The last export happens on shutdown.
+// Metrics arrive at a real OTLP/HTTP receiver and agree with the database: xyra.db.operations equals the rows
+// in the tables (rows actually inserted, not retries, not no-op conflicts), and the batch metrics equal the
+// runs on record. The last export happens on shutdown.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createTestDatabase } from './support/database.js';
+import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+import { isReady, startServiceProcess } from './support/serviceProcess.js';
 import { ingest, rowCounts, startPipelineService } from './pipelineSupport.js';
 
 const dataPointSchema = z.object({
@@ -18,16 +20,36 @@ const exportSchema = z.object({
     z.object({
       scopeMetrics: z.array(
         z.object({
-          metrics: z.array(z.object({ name: z.string(), sum: z.object({ dataPoints: z.array(dataPointSchema) }).optional() })),
+          metrics: z.array(
+            z.object({
+              name: z.string(),
+              sum: z.object({ dataPoints: z.array(dataPointSchema) }).optional(),
+              histogram: z.object({ dataPoints: z.array(z.object({ count: z.union([z.number(), z.string()]) })) }).optional(),
+            }),
+          ),
         }),
       ),
     }),
   ),
 });
 
-/** A minimal OTLP/HTTP (JSON) receiver: keeps the latest cumulative value per `operation`. */
-function startReceiver(): Promise<{ server: http.Server; url: string; latest: Map<string, number>; requests: () => number }> {
+interface Receiver {
+  server: http.Server;
+  url: string;
+  /** Latest cumulative xyra.db.operations per `operation`. */
+  latest: Map<string, number>;
+  /** Latest cumulative xyra.batch.runs per `status`. */
+  batchRuns: Map<string, number>;
+  /** Latest cumulative count of xyra.batch.schedule_lag records. */
+  lagCount: () => number;
+  requests: () => number;
+}
+
+/** A minimal OTLP/HTTP (JSON) receiver keeping the latest cumulative values (the SDK's default temporality). */
+function startReceiver(): Promise<Receiver> {
   const latest = new Map<string, number>();
+  const batchRuns = new Map<string, number>();
+  let lagCount = 0;
   let requests = 0;
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -39,10 +61,16 @@ function startReceiver(): Promise<{ server: http.Server; url: string; latest: Ma
         for (const rm of body.resourceMetrics)
           for (const sm of rm.scopeMetrics)
             for (const m of sm.metrics) {
-              if (m.name !== 'xyra.db.operations') continue;
-              for (const dp of m.sum?.dataPoints ?? []) {
-                const op = dp.attributes.find((a) => a.key === 'operation')?.value.stringValue ?? '?';
-                latest.set(op, Number(dp.asInt ?? dp.asDouble));
+              const attribute = m.name === 'xyra.db.operations' ? 'operation' : m.name === 'xyra.batch.runs' ? 'status' : undefined;
+              const into = m.name === 'xyra.db.operations' ? latest : batchRuns;
+              if (attribute) {
+                for (const dp of m.sum?.dataPoints ?? []) {
+                  const key = dp.attributes.find((a) => a.key === attribute)?.value.stringValue ?? '?';
+                  into.set(key, Number(dp.asInt ?? dp.asDouble));
+                }
+              }
+              if (m.name === 'xyra.batch.schedule_lag') {
+                lagCount = (m.histogram?.dataPoints ?? []).reduce((n, dp) => n + Number(dp.count), 0);
               }
             }
       }
@@ -52,12 +80,12 @@ function startReceiver(): Promise<{ server: http.Server; url: string; latest: Ma
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.1', () => {
       const { port } = server.address() as AddressInfo;
-      resolve({ server, url: `http://127.0.0.1:${port}`, latest, requests: () => requests });
+      resolve({ server, url: `http://127.0.0.1:${port}`, latest, batchRuns, lagCount: () => lagCount, requests: () => requests });
     }),
   );
 }
 
-let receiver: Awaited<ReturnType<typeof startReceiver>>;
+let receiver: Receiver;
 beforeAll(async () => {
   receiver = await startReceiver();
 });
@@ -89,3 +117,35 @@ it('exports xyra.db.operations over OTLP/HTTP, equal to the rows in tasks and er
   expect(rows).toEqual({ tasks: 98 + 4, errors: 2 + 6, both: 0 });
   expect(Object.fromEntries(receiver.latest)).toEqual({ insert_task: rows.tasks, insert_error: rows.errors });
 });
+
+it('exports xyra.batch.runs by status and one xyra.batch.schedule_lag record per run, equal to the runs on record', async () => {
+  const appUrl = await createTestDatabase('batchmetrics');
+  const batchReceiver = await startReceiver();
+  const service = startServiceProcess({
+    DATABASE_URL: appUrl,
+    BATCH_CRON: '*/2 * * * * *',
+    EXECUTOR_ID: 'metrics-batch',
+    OTEL_METRICS_EXPORTER: 'otlp',
+    OTEL_EXPORTER_OTLP_ENDPOINT: batchReceiver.url,
+    OTEL_METRIC_EXPORT_INTERVAL: '60000',
+  });
+  try {
+    await service.waitForLog(isReady, 60_000);
+    let completed = 0;
+    await service.waitForLog((l) => l.msg === 'batch completed' && ++completed >= 3, 30_000);
+  } finally {
+    expect(await service.stop('SIGTERM')).toBe(0);
+    await new Promise((r) => batchReceiver.server.close(r));
+  }
+  const rows = await query<{ status: string; n: string }>(
+    systemDatabaseUrlOf(appUrl),
+    `select (case when serialization = 'portable_json' then value::jsonb else value::jsonb -> 'json' end) ->> 'status' as status,
+            count(*) as n
+       from dbos.workflow_events where key = 'batch_evaluation_status' group by 1`,
+  );
+  const onRecord = Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+  expect(onRecord.completed).toBeGreaterThanOrEqual(3);
+  expect(Object.fromEntries(batchReceiver.batchRuns)).toEqual(onRecord);
+  expect(batchReceiver.lagCount()).toBe(rows.reduce((n, r) => n + Number(r.n), 0));
+});
+
