@@ -20,6 +20,13 @@ export interface CliCommand {
   run(args: string[], ctx: CliContext): Promise<number>;
 }
 
+/** An optional `--name N` option: a positive whole number, or `fallback` when absent. */
+export function positiveInt(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`--${name} must be a positive whole number, got "${value}"`);
+  return Number(value);
+}
+
 export class UsageError extends Error {
   constructor(message: string) {
     super(message);

@@ -60,7 +60,7 @@ function callsFor(id: string) {
   return simulator.calls.filter((c) => c.idempotencyKey === id);
 }
 
-async function eventHistory(id: string): Promise<string[]> {
+async function stepNames(id: string): Promise<string[]> {
   const steps = await DBOS.listWorkflowSteps(id);
   return (steps ?? []).map((s) => s.name);
 }
@@ -140,7 +140,7 @@ describe('EvaluationBatch.trigger', () => {
     expect(event.error).toMatch(/503/);
     expect(event.error).toMatch(new RegExp(`${MAX_ATTEMPTS} attempts`));
     expect(output.response?.attempts).toBe(MAX_ATTEMPTS);
-    const steps = await eventHistory(id);
+    const steps = await stepNames(id);
     expect(steps.filter((s) => s.endsWith('callApi'))).toHaveLength(MAX_ATTEMPTS);
   });
 

@@ -22,6 +22,21 @@ async function workflowCount(prefix: string): Promise<number> {
   return Number(row?.n);
 }
 
+/** Hold an exclusive lock on `tasks` (as a long migration or a stuck session would); returns its release. */
+async function lockTasks(): Promise<() => Promise<void>> {
+  const holder = new pg.Client({ connectionString: appUrl });
+  await holder.connect();
+  await holder.query('begin');
+  await holder.query('lock table tasks in access exclusive mode');
+  let released = false;
+  return async () => {
+    if (released) return;
+    released = true;
+    await holder.query('commit');
+    await holder.end();
+  };
+}
+
 beforeAll(async () => {
   appUrl = await createTestDatabase('ingest');
   dir = await tempDir('ingest');
@@ -121,21 +136,18 @@ describe('xyra ingest', () => {
   it('rides out a lock held on tasks: the insert attempt times out, the step retries, every row lands', async () => {
     const file = path.join(dir, 'locked.json');
     await writeDataset(file, 300, 5, 'json');
-    const holder = new pg.Client({ connectionString: appUrl });
-    await holder.connect();
+    const release = await lockTasks();
     try {
-      await holder.query('begin');
-      await holder.query('lock table tasks in access exclusive mode');
       const running = ingest(appUrl, file);
       const retried = await service.waitForLog((l) => /automatically retried/.test(String(l.msg)) && /lock timeout/.test(String(l.msg)), 30_000);
       expect(retried.msg).toMatch(/Attempt 1 of 5/);
-      await holder.query('commit');
+      await release();
       const r = await running;
       expect(r.code, r.stderr).toBe(0);
       // Record 50 is in PIPELINE_FAIL_IDS for this service.
       expect(r.summary).toMatchObject({ records: 300, tasks: 299, errors: 1, inserted_tasks: 299, inserted_errors: 1, failed_chunks: 0 });
     } finally {
-      await holder.end();
+      await release();
     }
     expect(await rowCounts(appUrl, 'locked:')).toEqual({ tasks: 299, errors: 1, both: 0 });
   });
@@ -160,18 +172,14 @@ describe('xyra ingest', () => {
   it('re-ingesting re-runs a chunk whose inserts ran out of retries, so its records still land exactly once', async () => {
     const file = path.join(dir, 'outage.json');
     await writeDataset(file, 120, 9, 'json');
-    const holder = new pg.Client({ connectionString: appUrl });
-    await holder.connect();
+    const release = await lockTasks();
     try {
-      await holder.query('begin');
-      await holder.query('lock table tasks in access exclusive mode');
       // Every insert attempt times out on the lock until the step's retries are spent: the chunk fails.
       const failed = await ingest(appUrl, file);
       expect(failed.code).toBe(1);
       expect(failed.summary).toMatchObject({ records: 120, failed_chunks: 1 });
-      await holder.query('commit');
     } finally {
-      await holder.end();
+      await release();
     }
     expect(await rowCounts(appUrl, 'outage:')).toEqual({ tasks: 0, errors: 0, both: 0 });
     const again = await ingest(appUrl, file);

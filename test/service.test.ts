@@ -46,7 +46,7 @@ async function slots(appUrl: string): Promise<SlotRow[]> {
   return rows.map((r) => ({ ...r, event: r.value ? (JSON.parse(r.value) as { json: SlotRow['event'] }).json : null }));
 }
 
-async function finalStatusCount(appUrl: string, workflowId: string): Promise<string[]> {
+async function eventStatuses(appUrl: string, workflowId: string): Promise<string[]> {
   const rows = await query<{ value: string }>(
     systemDatabaseUrlOf(appUrl),
     `select value from dbos.workflow_events_history where workflow_uuid = $1 and key = 'batch_evaluation_status' order by function_id`,
@@ -153,7 +153,7 @@ describe('service processes', () => {
     await second.waitForLog((l) => l.msg === 'batch completed' && l.workflowId === hung, 20_000);
     await second.stop('SIGTERM');
 
-    expect(await finalStatusCount(appUrl, hung!)).toEqual(['triggered', 'completed']);
+    expect(await eventStatuses(appUrl, hung!)).toEqual(['triggered', 'completed']);
     const attempts = simulator.calls.filter((c) => c.idempotencyKey === hung);
     expect(attempts.length).toBe(2); // the interrupted attempt and the resumed one, same idempotency key
     const row = (await slots(appUrl)).find((r) => r.workflow_uuid === hung);

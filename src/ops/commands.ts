@@ -2,19 +2,14 @@
 // stdout carries only the table or, with --json, one JSON document.
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { UsageError, type CliCommand, type CliContext } from '../cliCommand.js';
+import { positiveInt, UsageError, type CliCommand, type CliContext } from '../cliCommand.js';
 import { resolveDatabasesForClient } from '../runtime/databases.js';
+import { withDbosClient } from '../runtime/dbosClient.js';
 import { errorText, latestErrors } from './errorsLog.js';
 import { formatClock, formatMs, formatRate, formatTime, oneLine, renderTable } from './format.js';
 import { listBatchRuns, type BatchRun } from './history.js';
-import { scheduleState, triggerNow, waitForOutcome, withClient, type ScheduleState } from './scheduleControl.js';
+import { scheduleState, triggerNow, waitForOutcome, type ScheduleState } from './scheduleControl.js';
 import { batchStats, parseWindow, type BatchStats } from './stats.js';
-
-function positiveInt(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`--${name} must be a positive whole number, got "${value}"`);
-  return Number(value);
-}
 
 async function withDb<T>(url: string, fn: (db: pg.Client) => Promise<T>): Promise<T> {
   const db = new pg.Client({ connectionString: url, application_name: 'xyra-cli' });
@@ -142,7 +137,7 @@ export const opsCommands: Record<string, CliCommand> = {
       });
       const timeoutS = positiveInt('timeout', values.timeout, 120);
       const { systemDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
-      return withClient(systemDatabaseUrl, ctx.logger, async (client) => {
+      return withDbosClient(systemDatabaseUrl, ctx.logger, async (client) => {
         const workflowId = await triggerNow(client);
         if (!values.wait) {
           if (values.json) json(ctx, { workflow_id: workflowId });
@@ -168,7 +163,7 @@ export const opsCommands: Record<string, CliCommand> = {
         throw new UsageError('expected one of: pause, resume, status');
       }
       const { systemDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
-      return withClient(systemDatabaseUrl, ctx.logger, async (client) => {
+      return withDbosClient(systemDatabaseUrl, ctx.logger, async (client) => {
         const before = await scheduleState(client);
         if (action === 'pause') await client.pauseSchedule(before.name);
         if (action === 'resume') await client.resumeSchedule(before.name);

@@ -1,27 +1,9 @@
 // Schedule control through DBOSClient: the CLI only writes to the system database; the running
 // service's scheduler and queue workers act on it (schedule edits are polled every 5 s).
-import { DBOSClient } from '@dbos-inc/dbos-sdk';
+import type { DBOSClient } from '@dbos-inc/dbos-sdk';
 import { TimeMatcher } from '@dbos-inc/dbos-sdk/internal/scheduler/crontab';
 import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
 import { BATCH_STATUS_EVENT, batchStatusSchema, type BatchStatus } from '../evaluation/status.js';
-import { dbosLogger, type Logger } from '../logger.js';
-
-/** The DBOS application name the service registers with (service.ts), so the client acts on its rows. */
-export const APPLICATION_NAME = 'xyra-scheduler';
-
-export async function withClient<T>(systemDatabaseUrl: string, logger: Logger, fn: (c: DBOSClient) => Promise<T>): Promise<T> {
-  const client = await DBOSClient.create({
-    systemDatabaseUrl,
-    applicationName: APPLICATION_NAME,
-    logger: dbosLogger(logger),
-    systemDatabasePoolSize: 2,
-  });
-  try {
-    return await fn(client);
-  } finally {
-    await client.destroy();
-  }
-}
 
 export interface ScheduleState {
   name: string;

@@ -1,22 +1,15 @@
 // `xyra ingest` and `xyra generate`.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DBOSClient } from '@dbos-inc/dbos-sdk';
-import { UsageError, type CliCommand, type CliContext } from '../cliCommand.js';
+import { positiveInt, UsageError, type CliCommand, type CliContext } from '../cliCommand.js';
 import { DatasetError } from '../errors.js';
-import { dbosLogger } from '../logger.js';
 import { resolveDatabasesForClient } from '../runtime/databases.js';
+import { withDbosClient } from '../runtime/dbosClient.js';
 import { writeDataset, type GeneratedFormat } from './generator.js';
 import { enqueueDataset, waitForDataset, type DatasetProgress, type DatasetSummary, type IngestPlan } from './ingest.js';
 
 const PROGRESS_LINE_EVERY_MS = 5_000;
 const BAR_WIDTH = 30;
-
-function positiveInt(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`--${name} must be a positive whole number, got "${value}"`);
-  return Number(value);
-}
 
 /** A bar redrawn in place on a terminal; a plain line every few seconds otherwise. */
 function progressReporter(
@@ -90,12 +83,9 @@ async function ingest(args: string[], ctx: CliContext): Promise<number> {
   const startedAt = Date.now();
 
   const databases = await resolveDatabasesForClient(ctx.config);
-  const client = await DBOSClient.create({
-    systemDatabaseUrl: databases.systemDatabaseUrl,
-    applicationName: 'xyra-scheduler',
-    logger: dbosLogger(ctx.logger),
-  });
-  try {
+  // Human-readable lines go to stderr with --json, so stdout holds only the JSON summary.
+  const say = (line: string) => (values.json ? process.stderr.write(`${line}\n`) : ctx.out(line));
+  return withDbosClient(databases.systemDatabaseUrl, ctx.logger, async (client) => {
     let plan: IngestPlan & { rerun: string[] };
     try {
       plan = await enqueueDataset(client, path.resolve(file), chunkSize);
@@ -106,14 +96,8 @@ async function ingest(args: string[], ctx: CliContext): Promise<number> {
       }
       throw e;
     }
-    const enqueued = `enqueued ${plan.records} records of dataset "${plan.name}" in ${plan.chunks} chunks (workflow ids ${plan.workflowPrefix}*)`;
-    if (values.json) process.stderr.write(`${enqueued}\n`);
-    else ctx.out(enqueued);
-    if (plan.rerun.length > 0) {
-      const line = `re-running ${plan.rerun.length} chunk(s) that had failed: ${plan.rerun.join(', ')}`;
-      if (values.json) process.stderr.write(`${line}\n`);
-      else ctx.out(line);
-    }
+    say(`enqueued ${plan.records} records of dataset "${plan.name}" in ${plan.chunks} chunks (workflow ids ${plan.workflowPrefix}*)`);
+    if (plan.rerun.length > 0) say(`re-running ${plan.rerun.length} chunk(s) that had failed: ${plan.rerun.join(', ')}`);
     if (!values.wait) return 0;
 
     const reporter = progressReporter(ctx, values.json, startedAt);
@@ -135,9 +119,7 @@ async function ingest(args: string[], ctx: CliContext): Promise<number> {
       return 1;
     }
     return 0;
-  } finally {
-    await client.destroy();
-  }
+  });
 }
 
 async function generate(args: string[], ctx: CliContext): Promise<number> {

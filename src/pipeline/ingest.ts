@@ -64,7 +64,9 @@ export interface EnqueueProgress {
   chunks: number;
 }
 
+/** Workflow states a chunk ends in without success; with SUCCESS, every state a chunk ends in. */
 const FAILED = new Set(['ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', 'CANCELLED']);
+const TERMINAL = new Set(['SUCCESS', ...FAILED]);
 
 /**
  * Forget the plan's chunks that ended without success, so the enqueue pass creates them afresh under the same
@@ -122,7 +124,6 @@ const chunkResultSchema = z.object({
   insertedErrors: z.number().int(),
 });
 
-const TERMINAL = new Set(['SUCCESS', 'ERROR', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED', 'CANCELLED']);
 const PAGE = 1_000;
 
 export interface DatasetProgress {

@@ -15,7 +15,8 @@ export interface DatabaseUrls {
   embedded?: EmbeddedPostgres;
 }
 
-function withDatabase(url: string, database: string): string {
+/** The same server URL pointing at another database. */
+export function withDatabase(url: string, database: string): string {
   const u = new URL(url);
   u.pathname = `/${encodeURIComponent(database)}`;
   return u.toString();

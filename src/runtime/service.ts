@@ -15,6 +15,7 @@ import { XyraSimulator } from '../simulator/server.js';
 import { startTelemetry, type Telemetry } from '../telemetry/metrics.js';
 import { VERSION } from '../version.js';
 import { withStartupLock } from './advisoryLock.js';
+import { APP_NAME } from './dbosClient.js';
 import { assertExecutorIdFree, warnIfNotLatestVersion } from './executorGuard.js';
 import { resolveDatabases, type DatabaseUrls } from './databases.js';
 import { createKnex, migrateLatest } from './migrations.js';
@@ -110,7 +111,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
     cleanups.push(() => claim.release()); // released after DBOS.shutdown (cleanups run in reverse)
 
     DBOS.setConfig({
-      name: 'xyra-scheduler',
+      name: APP_NAME,
       systemDatabaseUrl: databases.systemDatabaseUrl,
       applicationVersion: VERSION,
       executorID: config.executorId,
@@ -119,7 +120,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
       schedulerPollingIntervalMs: 5_000,
     });
     await withStartupLock(databases.appDatabaseUrl, async () => {
-      await warnIfNotLatestVersion(databases.systemDatabaseUrl, 'xyra-scheduler', VERSION, logger);
+      await warnIfNotLatestVersion(databases.systemDatabaseUrl, APP_NAME, VERSION, logger);
       // Our views read dbos.* tables; Postgres would refuse a DBOS migration that alters a column under them.
       await dropOpsViews(databases.systemDatabaseUrl);
       const applied = await migrateLatest(knex);

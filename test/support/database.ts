@@ -1,6 +1,8 @@
 // Per-test-file databases on the run's Postgres server (see globalSetup.ts).
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { defaultSystemDatabaseUrl } from '../../src/config.js';
+import { withDatabase } from '../../src/runtime/databases.js';
 
 export function serverUrl(): string {
   const url = process.env.XYRA_TEST_SERVER_URL;
@@ -8,11 +10,6 @@ export function serverUrl(): string {
   return url;
 }
 
-function withDatabase(url: string, db: string): string {
-  const u = new URL(url);
-  u.pathname = `/${db}`;
-  return u.toString();
-}
 
 /** Create a fresh, empty app database; its DBOS system database will be `<name>_dbos_sys`. */
 export async function createTestDatabase(label: string): Promise<string> {
@@ -42,8 +39,5 @@ export async function query<T extends pg.QueryResultRow = Record<string, unknown
   }
 }
 
-export function systemDatabaseUrlOf(appUrl: string): string {
-  const u = new URL(appUrl);
-  u.pathname = `${u.pathname}_dbos_sys`;
-  return u.toString();
-}
+/** The service's default system database for this app database. */
+export const systemDatabaseUrlOf = defaultSystemDatabaseUrl;
