@@ -21,8 +21,9 @@ const coreCommands: Record<string, CliCommand> = {
     usage: 'xyra start',
     run: () =>
       new Promise<number>((resolve) => {
-        // exec-like: the service gets our stdio and signals reach it directly via the process group.
-        const child = spawn(process.execPath, [path.join(here, 'main.js')], { stdio: 'inherit' });
+        // The service runs in its own process group and gets each signal once, from us: a terminal's Ctrl-C
+        // goes to the whole foreground group, and a second copy would read as "exit now" and skip the drain.
+        const child = spawn(process.execPath, [path.join(here, 'main.js')], { stdio: 'inherit', detached: true });
         const forward = (s: NodeJS.Signals) => child.kill(s);
         process.on('SIGTERM', forward);
         process.on('SIGINT', forward);

@@ -1,7 +1,9 @@
 // The `xyra` command's own behaviour (sub-commands with a subsystem are tested with that subsystem).
 import { describe, expect, it } from 'vitest';
 import { runCli, startServiceProcess } from './support/serviceProcess.js';
+import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
+import { createTestDatabase } from './support/database.js';
 
 describe('xyra', () => {
   it('lists its commands with --help and exits 2 on an unknown one', async () => {
@@ -33,5 +35,23 @@ describe('xyra', () => {
     expect(counts.processed).toBeLessThanOrEqual(5);
     expect(counts.succeeded + counts.failed).toBe(counts.processed);
     expect(await sim.stop('SIGTERM')).toBe(0);
+  });
+
+  it('xyra start stops the service cleanly on a terminal Ctrl-C (SIGINT to the whole process group)', async () => {
+    const appUrl = await createTestDatabase('clistart');
+    const child = spawn(process.execPath, [resolve('dist/src/cli.js'), 'start'], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATABASE_URL: appUrl, PORT: '0', EXECUTOR_ID: 'cli-start' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its own process group, like a shell job in a terminal
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    for (let i = 0; i < 600 && !out.includes('xyra-scheduler ready'); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(out).toContain('xyra-scheduler ready');
+    process.kill(-child.pid!, 'SIGINT'); // what the terminal does on Ctrl-C
+    expect(await exited).toBe(0);
+    expect(out).toContain('"msg":"stopped"');
+    expect(out).not.toContain('second signal');
   });
 });
