@@ -2,7 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { runCli, startServiceProcess } from './support/serviceProcess.js';
 import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path, { resolve } from 'node:path';
 import { createTestDatabase } from './support/database.js';
 
 describe('xyra', () => {
@@ -53,5 +55,20 @@ describe('xyra', () => {
     expect(await exited).toBe(0);
     expect(out).toContain('"msg":"stopped"');
     expect(out).not.toContain('second signal');
+  });
+
+  it('generates the same dataset for the same seed, a different one for another seed', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'xyra-generate-'));
+    try {
+      const gen = (seed: string, out: string) => runCli(['generate', '--records', '50', '--seed', seed, '--out', path.join(dir, out)], {});
+      for (const [seed, out] of [['7', 'a.json'], ['7', 'b.json'], ['8', 'c.json']] as const) expect((await gen(seed, out)).code).toBe(0);
+      const [a, b, c] = await Promise.all(['a.json', 'b.json', 'c.json'].map((f) => fs.readFile(path.join(dir, f), 'utf8')));
+      expect(b).toBe(a);
+      expect(c).not.toBe(a);
+      const records = JSON.parse(a!) as Array<{ id: number }>;
+      expect(records.map((r) => r.id)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });

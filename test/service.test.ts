@@ -108,6 +108,24 @@ describe('service processes', () => {
     if (password) expect(p.output()).not.toContain(password);
   });
 
+  it('drains on the first signal and exits at once on a second', async () => {
+    const appUrl = await createTestDatabase('twosignals');
+    simulator.reset();
+    simulator.inject({ type: 'hang', count: 1 });
+    const p = start({ DATABASE_URL: appUrl, BATCH_CRON: '*/2 * * * * *', EXECUTOR_ID: 'signals-1', XYRA_TIMEOUT_MS: '60000', SHUTDOWN_TIMEOUT_MS: '60000' });
+    await p.waitForLog(isReady, 60_000);
+    for (let i = 0; i < 200 && simulator.calls.length === 0; i++) await sleep(50);
+    expect(simulator.calls).toHaveLength(1); // a run is now in flight, waiting on the API
+    p.child.kill('SIGTERM');
+    await p.waitForLog((l) => l.msg === 'draining: waiting for in-flight workflows', 10_000);
+    const second = Date.now();
+    p.child.kill('SIGTERM');
+    const { code } = await p.exited;
+    expect(code).toBe(130);
+    expect(Date.now() - second).toBeLessThan(5_000);
+    expect(p.logs.some((l) => l.msg === 'second signal: exiting at once')).toBe(true);
+  });
+
   it('runs each slot exactly once with two replicas on one database', async () => {
     const appUrl = await createTestDatabase('replicas');
     const env = { DATABASE_URL: appUrl, BATCH_CRON: '*/2 * * * * *' };
