@@ -3,13 +3,15 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { validateCrontab } from '@dbos-inc/dbos-sdk/internal/scheduler/crontab';
+import { validateCrontab } from './runtime/dbosInternals.js';
 import { ConfigError } from './errors.js';
 
 const CATCH_UP_POLICIES = ['latest', 'all', 'none'] as const;
 export type CatchUpPolicy = (typeof CATCH_UP_POLICIES)[number];
-const METRIC_EXPORTERS = ['console', 'otlp'] as const;
+const METRIC_EXPORTERS = ['console', 'otlp', 'prometheus'] as const;
 export type MetricExporterName = (typeof METRIC_EXPORTERS)[number];
+const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** Empty strings count as unset: `.envrc` files and compose files often export `VAR=`. */
@@ -62,6 +64,44 @@ function list<T extends string>(allowed: readonly T[]) {
   });
 }
 
+const DURATION_UNITS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** `500ms`, `90s`, `15m`, `24h`, `30d` → milliseconds. Throws with a one-line reason. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+)\s*(ms|s|m|h|d)$/.exec(text.trim());
+  if (!m) throw new Error(`expected a duration like 30s, 15m, 24h or 7d, got "${text}"`);
+  return Number(m[1]) * DURATION_UNITS[m[2] as keyof typeof DURATION_UNITS];
+}
+
+function duration(defaultValue: string, minMs: number) {
+  return optionalString.transform((v, ctx) => {
+    try {
+      const ms = parseDuration(v ?? defaultValue);
+      if (ms < minMs) {
+        ctx.addIssue({ code: 'custom', message: `must be at least ${minMs} ms, got "${v}"` });
+        return z.NEVER;
+      }
+      return ms;
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      return z.NEVER;
+    }
+  });
+}
+
+/** An IANA time zone name that this Node's Intl knows (`UTC`, `Europe/Berlin`, `America/New_York`). */
+const timeZone = optionalString.transform((v, ctx) => {
+  const zone = v ?? 'UTC';
+  try {
+    return new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone;
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `unknown IANA time zone "${zone}" (e.g. UTC, Europe/Berlin, America/New_York)` });
+    return z.NEVER;
+  }
+});
+
+const otlpProtocol = optionalString.pipe(z.enum(OTLP_PROTOCOLS, { message: `must be one of ${OTLP_PROTOCOLS.join(', ')}` }).optional());
+
 const cron = optionalString.transform((v, ctx) => {
   const value = v ?? '*/2 * * * *';
   const fields = value.split(/\s+/).length;
@@ -87,6 +127,12 @@ const envSchema = z.object({
   BATCH_SIZE_LIMIT: int(30, 1, 100_000),
   BATCH_CATCH_UP: optionalString.pipe(z.enum(CATCH_UP_POLICIES).optional()).transform((v) => v ?? 'latest'),
   BATCH_QUEUE_POLL_MS: int(250, 10, 60_000),
+  BATCH_TIMEZONE: timeZone,
+  BATCH_CATCH_UP_WINDOW: duration('24h', 0),
+  BATCH_PAUSE_AFTER_FAILURES: int(0, 0, 1_000_000),
+  FAILOVER_AFTER: duration('30s', 1_000),
+  HISTORY_RETENTION: duration('30d', 1_000),
+  DASHBOARD_TOKEN: optionalString,
   XYRA_TIMEOUT_MS: int(10_000, 1, 600_000),
   XYRA_CONNECT_TIMEOUT_MS: int(5_000, 1, 600_000),
   XYRA_MAX_ATTEMPTS: int(5, 1, 100),
@@ -115,6 +161,8 @@ const envSchema = z.object({
   OTEL_EXPORTER_OTLP_ENDPOINT: httpUrl,
   OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: httpUrl,
   OTEL_METRIC_EXPORT_INTERVAL: int(60_000, 100, 86_400_000),
+  OTEL_EXPORTER_OTLP_PROTOCOL: otlpProtocol,
+  OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: otlpProtocol,
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -131,6 +179,12 @@ export interface Config {
     sizeLimit: number;
     catchUp: CatchUpPolicy;
     queuePollMs: number;
+    /** IANA zone the cron is read in. */
+    timezone: string;
+    /** After downtime, only missed slots this recent (ms) are created one by one. */
+    catchUpWindowMs: number;
+    /** Pause the schedule after this many consecutive `failed` runs; 0 = never. */
+    pauseAfterFailures: number;
   };
   xyra: {
     timeoutMs: number;
@@ -149,6 +203,12 @@ export interface Config {
     stepBackoffRate: number;
   };
   executorId: string;
+  /** A replica whose executor claim has been free this long (ms) is dead: its unfinished workflows are taken over. */
+  failoverAfterMs: number;
+  /** Finished workflows older than this (ms) are deleted from the DBOS system tables. */
+  historyRetentionMs: number;
+  /** When set, `/` and `/api/*` require `Authorization: Bearer <token>`. */
+  dashboardToken: string | undefined;
   port: number;
   logLevel: (typeof LOG_LEVELS)[number];
   shutdownTimeoutMs: number;
@@ -156,6 +216,8 @@ export interface Config {
   metrics: {
     exporters: MetricExporterName[];
     otlpEndpoint: string | undefined;
+    /** OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL, else the spec's default. */
+    otlpProtocol: OtlpProtocol;
     exportIntervalMs: number;
   };
 }
@@ -174,7 +236,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     systemDatabaseUrl: e.DBOS_SYSTEM_DATABASE_URL,
     xyraApiUrl: e.XYRA_API_URL,
     xyraApiToken: e.XYRA_API_TOKEN,
-    batch: { cron: e.BATCH_CRON, sizeLimit: e.BATCH_SIZE_LIMIT, catchUp: e.BATCH_CATCH_UP, queuePollMs: e.BATCH_QUEUE_POLL_MS },
+    batch: {
+      cron: e.BATCH_CRON,
+      sizeLimit: e.BATCH_SIZE_LIMIT,
+      catchUp: e.BATCH_CATCH_UP,
+      queuePollMs: e.BATCH_QUEUE_POLL_MS,
+      timezone: e.BATCH_TIMEZONE,
+      catchUpWindowMs: e.BATCH_CATCH_UP_WINDOW,
+      pauseAfterFailures: e.BATCH_PAUSE_AFTER_FAILURES,
+    },
     xyra: {
       timeoutMs: e.XYRA_TIMEOUT_MS,
       connectTimeoutMs: e.XYRA_CONNECT_TIMEOUT_MS,
@@ -192,6 +262,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       stepBackoffRate: e.PIPELINE_STEP_BACKOFF_RATE,
     },
     executorId: e.EXECUTOR_ID,
+    failoverAfterMs: e.FAILOVER_AFTER,
+    historyRetentionMs: e.HISTORY_RETENTION,
+    dashboardToken: e.DASHBOARD_TOKEN,
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
@@ -201,6 +274,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       otlpEndpoint:
         e.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT ??
         (e.OTEL_EXPORTER_OTLP_ENDPOINT ? `${e.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/$/, '')}/v1/metrics` : undefined),
+      otlpProtocol: e.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf',
       exportIntervalMs: e.OTEL_METRIC_EXPORT_INTERVAL,
     },
   };

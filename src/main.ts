@@ -2,7 +2,7 @@
 import { loadConfig } from './config.js';
 import { ConfigError, ExecutorConflictError } from './errors.js';
 import { createLogger, redact } from './logger.js';
-import { startService } from './runtime/service.js';
+import { startService } from './service.js';
 
 async function main(): Promise<void> {
   let config;

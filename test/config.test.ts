@@ -17,7 +17,18 @@ describe('loadConfig', () => {
     const c = loadConfig({});
     expect(c.databaseUrl).toBeUndefined();
     expect(c.xyraApiUrl).toBeUndefined();
-    expect(c.batch).toMatchObject({ cron: '*/2 * * * *', sizeLimit: 30, catchUp: 'latest' });
+    expect(c.batch).toMatchObject({
+      cron: '*/2 * * * *',
+      sizeLimit: 30,
+      catchUp: 'latest',
+      timezone: 'UTC',
+      catchUpWindowMs: 24 * 3_600_000,
+      pauseAfterFailures: 0,
+    });
+    expect(c.failoverAfterMs).toBe(30_000);
+    expect(c.historyRetentionMs).toBe(30 * 86_400_000);
+    expect(c.dashboardToken).toBeUndefined();
+    expect(c.metrics.otlpProtocol).toBe('http/protobuf');
     expect(c.xyra).toMatchObject({ timeoutMs: 10_000, maxAttempts: 5 });
     expect(c.port).toBe(3000);
     expect(c.logLevel).toBe('info');
@@ -35,7 +46,14 @@ describe('loadConfig', () => {
       OTEL_METRICS_EXPORTER: 'console,otlp',
       OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/',
       EXECUTOR_ID: 'replica-1',
+      BATCH_TIMEZONE: 'America/New_York',
+      FAILOVER_AFTER: '45s',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+      OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: 'http/json',
     });
+    expect(c.batch.timezone).toBe('America/New_York');
+    expect(c.failoverAfterMs).toBe(45_000);
+    expect(c.metrics.otlpProtocol).toBe('http/json');
     expect(c.batch.cron).toBe('*/2 * * * * *');
     expect(c.batch.catchUp).toBe('all');
     expect(c.xyra.maxAttempts).toBe(3);
@@ -58,7 +76,13 @@ describe('loadConfig', () => {
     ['BATCH_CATCH_UP', 'some', /BATCH_CATCH_UP/],
     ['DATABASE_URL', 'mysql://x', /postgres/],
     ['XYRA_API_URL', 'not a url', /http/],
-    ['OTEL_METRICS_EXPORTER', 'prometheus', /prometheus/],
+    ['OTEL_METRICS_EXPORTER', 'statsd', /statsd/],
+    ['OTEL_EXPORTER_OTLP_PROTOCOL', 'grpc', /http\/protobuf/],
+    ['BATCH_TIMEZONE', 'Mars/Olympus', /IANA/],
+    ['BATCH_CATCH_UP_WINDOW', '24 hours', /duration/],
+    ['FAILOVER_AFTER', '10ms', /at least/],
+    ['HISTORY_RETENTION', 'forever', /duration/],
+    ['BATCH_PAUSE_AFTER_FAILURES', '-1', /BATCH_PAUSE_AFTER_FAILURES/],
     ['PORT', '70000', /PORT/],
   ])('rejects %s=%s with one line naming the variable', (variable, value, pattern) => {
     const e = errorOf({ [variable]: value });

@@ -7,7 +7,7 @@ import { loadConfig } from '../src/config.js';
 import { EvaluationBatch, IN_PROGRESS_MESSAGE } from '../src/evaluation/evaluationBatch.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from '../src/evaluation/status.js';
 import { createLogger } from '../src/logger.js';
-import { startService, type Service } from '../src/runtime/service.js';
+import { startService, type Service } from '../src/service.js';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 

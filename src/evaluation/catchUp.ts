@@ -1,6 +1,6 @@
 // The missed-slot policy. After downtime DBOS backfills every missed slot (automaticBackfill); each slot's
 // run then asks here whether it should still call the API, so every slot gets an outcome on record.
-import { TimeMatcher } from '@dbos-inc/dbos-sdk/internal/scheduler/crontab';
+import { TimeMatcher } from '../runtime/dbosInternals.js';
 import type { CatchUpPolicy } from '../config.js';
 
 export interface CatchUpDecision {

@@ -9,7 +9,8 @@ import { errorText, latestErrors } from './errorsLog.js';
 import { formatClock, formatMs, formatRate, formatTime, oneLine, renderTable } from './format.js';
 import { listBatchRuns, type BatchRun } from './history.js';
 import { scheduleState, triggerNow, waitForOutcome, type ScheduleState } from './scheduleControl.js';
-import { batchStats, parseWindow, type BatchStats } from './stats.js';
+import { parseDuration } from '../config.js';
+import { batchStats, type BatchStats } from './stats.js';
 
 async function withDb<T>(url: string, fn: (db: pg.Client) => Promise<T>): Promise<T> {
   const db = new pg.Client({ connectionString: url, application_name: 'xyra-cli' });
@@ -92,7 +93,7 @@ export const opsCommands: Record<string, CliCommand> = {
       const { values } = parseArgs({ args, options: { since: { type: 'string', default: '24h' }, json: { type: 'boolean', default: false } } });
       let windowMs: number;
       try {
-        windowMs = parseWindow(values.since);
+        windowMs = parseDuration(values.since);
       } catch (e) {
         throw new UsageError(`--since: ${(e as Error).message}`);
       }

@@ -1,7 +1,7 @@
 // Schedule control through DBOSClient: the CLI only writes to the system database; the running
 // service's scheduler and queue workers act on it (schedule edits are polled every 5 s).
 import type { DBOSClient } from '@dbos-inc/dbos-sdk';
-import { TimeMatcher } from '@dbos-inc/dbos-sdk/internal/scheduler/crontab';
+import { TimeMatcher } from '../runtime/dbosInternals.js';
 import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
 import { BATCH_STATUS_EVENT, batchStatusSchema, type BatchStatus } from '../evaluation/status.js';
 

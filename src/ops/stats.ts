@@ -2,7 +2,7 @@
 // percentiles, retry frequency, missed slots. Aggregated in SQL over the same run definition as history.
 import type pg from 'pg';
 import { z } from 'zod';
-import { TimeMatcher } from '@dbos-inc/dbos-sdk/internal/scheduler/crontab';
+import { TimeMatcher } from '../runtime/dbosInternals.js';
 import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
 import { BATCH_RUNS_SELECT } from './batchRunsSql.js';
 
@@ -165,12 +165,4 @@ async function slotsWithoutRun(db: pg.ClientBase, since: Date, now: Date): Promi
     cursor = next.getTime();
   }
   return missing;
-}
-
-/** `90s`, `15m`, `24h`, `7d` → milliseconds. */
-export function parseWindow(text: string): number {
-  const m = /^(\d+)\s*(s|m|h|d)$/.exec(text.trim());
-  if (!m) throw new Error(`expected a duration like 30m, 24h or 7d, got "${text}"`);
-  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
-  return Number(m[1]) * unit;
 }

@@ -67,7 +67,7 @@ export function startTelemetry(config: Config, logger: Logger, serviceVersion: s
   for (const name of config.metrics.exporters) {
     if (name === 'console') {
       readers.push(new PeriodicExportingMetricReader({ exporter: new ConsoleMetricExporter(), exportIntervalMillis, exportTimeoutMillis }));
-    } else {
+    } else if (name === 'otlp') {
       // The exporter reads OTEL_EXPORTER_OTLP_* itself; we pass the resolved URL so what we log is what it uses.
       const url = config.metrics.otlpEndpoint ?? 'http://localhost:4318/v1/metrics';
       readers.push(new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter({ url }), exportIntervalMillis, exportTimeoutMillis }));

@@ -4,21 +4,21 @@
 import { DBOS } from '@dbos-inc/dbos-sdk';
 import type { Knex } from 'knex';
 import pg from 'pg';
-import type { Config } from '../config.js';
-import { configureEvaluationBatch } from '../evaluation/evaluationBatch.js';
-import { applyEvaluationSchedule } from '../evaluation/schedule.js';
-import { dbosLogger, registerSecret, type Logger } from '../logger.js';
-import { startHealthServer, type HealthServer } from '../ops/healthServer.js';
-import { dropOpsViews, installOpsViews } from '../ops/views.js';
-import { configurePipeline, registerPipelineQueue } from '../pipeline/service.js';
-import { XyraSimulator } from '../simulator/server.js';
-import { startTelemetry, type Telemetry } from '../telemetry/metrics.js';
-import { VERSION } from '../version.js';
-import { withStartupLock } from './advisoryLock.js';
-import { APP_NAME } from './dbosClient.js';
-import { assertExecutorIdFree, warnIfNotLatestVersion } from './executorGuard.js';
-import { resolveDatabases, type DatabaseUrls } from './databases.js';
-import { createKnex, migrateLatest } from './migrations.js';
+import type { Config } from './config.js';
+import { configureEvaluationBatch } from './evaluation/evaluationBatch.js';
+import { applyEvaluationSchedule } from './evaluation/schedule.js';
+import { dbosLogger, registerSecret, type Logger } from './logger.js';
+import { startHealthServer, type HealthServer } from './ops/healthServer.js';
+import { dropOpsViews, installOpsViews } from './ops/views.js';
+import { configurePipeline, registerPipelineQueue } from './pipeline/service.js';
+import { XyraSimulator } from './simulator/server.js';
+import { startTelemetry, type Telemetry } from './telemetry/metrics.js';
+import { VERSION } from './version.js';
+import { withStartupLock } from './runtime/advisoryLock.js';
+import { APP_NAME } from './runtime/dbosClient.js';
+import { assertExecutorIdFree, warnIfNotLatestVersion } from './runtime/executorGuard.js';
+import { resolveDatabases, type DatabaseUrls } from './runtime/databases.js';
+import { createKnex, migrateLatest } from './runtime/migrations.js';
 
 export interface ServiceOptions {
   /** Apply the `evaluation-batch` schedule (tests that drive the workflow directly turn it off). */
@@ -40,6 +40,7 @@ export interface Service {
 export async function startService(config: Config, logger: Logger, options: ServiceOptions = {}): Promise<Service> {
   const startedAt = Date.now();
   registerSecret(config.xyraApiToken);
+  registerSecret(config.dashboardToken);
   const cleanups: Array<() => Promise<void>> = [];
   const runCleanups = async () => {
     for (const cleanup of cleanups.reverse()) {
