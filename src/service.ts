@@ -17,6 +17,8 @@ import { VERSION } from './version.js';
 import { withStartupLock } from './runtime/advisoryLock.js';
 import { APP_NAME } from './runtime/dbosClient.js';
 import { assertExecutorIdFree, warnIfNotLatestVersion } from './runtime/executorGuard.js';
+import { recoverExecutorWorkflows } from './runtime/dbosInternals.js';
+import { startFailover, type Failover } from './runtime/failover.js';
 import { resolveDatabases, type DatabaseUrls } from './runtime/databases.js';
 import { createKnex, migrateLatest } from './runtime/migrations.js';
 
@@ -25,6 +27,8 @@ export interface ServiceOptions {
   schedule?: boolean;
   /** Start the health server on config.port. */
   healthServer?: boolean;
+  /** This replica lost its executor claim for good: stop executing at once (default: exit 1, no drain). */
+  onFenced?: (reason: string) => void;
 }
 
 export interface Service {
@@ -86,6 +90,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
     systemPool.on('error', (e) => logger.warn({ err: e.message }, 'system database pool error'));
     cleanups.push(() => systemPool.end());
 
+    // Failover starts after launch; until then every executor counts as alive (runs block, as before).
+    let failover: Failover | undefined;
     configureEvaluationBatch({
       systemPool,
       apiUrl,
@@ -98,7 +104,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
       maxAttempts: config.xyra.maxAttempts,
       backoffBaseMs: config.xyra.backoffBaseMs,
       backoffMaxMs: config.xyra.backoffMaxMs,
-      overlapStaleMs: Math.max(30 * 60_000, config.xyra.maxAttempts * (config.xyra.timeoutMs + config.xyra.backoffMaxMs)),
+      isExecutorAlive: (id) => failover?.isExecutorAlive(id) ?? Promise.resolve(true),
       logger: logger.child({ component: 'evaluation' }),
     });
 
@@ -133,6 +139,23 @@ export async function startService(config: Config, logger: Logger, options: Serv
       logger.info({ waitMs: config.shutdownTimeoutMs }, 'draining: waiting for in-flight workflows');
       await DBOS.shutdown({ workflowCompletionTimeoutMS: config.shutdownTimeoutMs });
     });
+
+    const appPool = new pg.Pool({ connectionString: databases.appDatabaseUrl, max: 2, application_name: 'xyra-scheduler-failover' });
+    appPool.on('error', (e) => logger.warn({ err: e.message }, 'app database pool error'));
+    cleanups.push(() => appPool.end());
+    failover = await startFailover({
+      claim,
+      appPool,
+      systemPool,
+      applicationName: APP_NAME,
+      version: VERSION,
+      failoverAfterMs: config.failoverAfterMs,
+      recover: recoverExecutorWorkflows,
+      onFenced: options.onFenced ?? (() => process.exit(1)), // no drain: draining would keep executing
+      logger: logger.child({ component: 'failover' }),
+    });
+    const started = failover;
+    cleanups.push(() => started.stop());
 
     await registerPipelineQueue(config);
     if (options.schedule !== false) await applyEvaluationSchedule(config);

@@ -11,7 +11,7 @@ import { redact } from '../logger.js';
 import type { Logger } from '../logger.js';
 import { recordBatchRun, recordScheduleLag } from '../telemetry/metrics.js';
 import { decideCatchUp } from './catchUp.js';
-import { enterGate, releaseGate } from './overlapGuard.js';
+import { enterGate, releaseGate, type ExecutorAliveCheck } from './overlapGuard.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from './status.js';
 import { backoffDelayMs, callEvaluationBatch, DEFAULT_SKIP_MESSAGE, type AttemptOutcome, type XyraRequest } from './xyraClient.js';
 
@@ -30,8 +30,8 @@ export interface EvaluationSettings {
   maxAttempts: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
-  /** A PENDING run older than this is presumed abandoned and no longer blocks new slots. */
-  overlapStaleMs: number;
+  /** Whether a PENDING run's executor is alive (failover's view): runs of dead executors block nothing. */
+  isExecutorAlive: ExecutorAliveCheck;
   /** A small pool on the DBOS system database, for the overlap guard's query. */
   systemPool: pg.Pool;
   logger: Logger;
@@ -96,18 +96,21 @@ export class EvaluationBatch {
     const actualIso = await EvaluationBatch.recordActualStart(scheduledIso);
     const base = { workflow_id: workflowId, scheduled_time: scheduledIso, actual_time: actualIso };
 
-    const gate = await EvaluationBatch.checkGate(workflowId, scheduledIso, actualIso);
+    // From the decision to `triggered`, whatever throws (even recording the decision) releases the gate.
+    let gate: Gate;
+    try {
+      gate = await EvaluationBatch.checkGate(workflowId, scheduledIso, actualIso);
+      if (gate.run) {
+        await DBOS.setEvent<BatchStatus>(BATCH_STATUS_EVENT, { ...base, status: 'triggered', processed: 0, succeeded: 0, failed: 0 });
+      }
+    } finally {
+      await releaseGate(workflowId); // others deciding now see this run's `triggered`
+    }
     if (!gate.run) {
       const status: BatchStatus = { ...base, status: 'skipped', processed: 0, succeeded: 0, failed: 0, message: gate.message };
       await DBOS.setEvent(BATCH_STATUS_EVENT, status);
       await EvaluationBatch.recordOutcome(status);
       return { status, skipped_reason: gate.reason };
-    }
-
-    try {
-      await DBOS.setEvent<BatchStatus>(BATCH_STATUS_EVENT, { ...base, status: 'triggered', processed: 0, succeeded: 0, failed: 0 });
-    } finally {
-      await releaseGate(workflowId); // others deciding now see this run's `triggered`
     }
 
     const request: XyraRequest = { workflow_id: workflowId, triggered_at: scheduledIso, batch_size_limit: s.batchSizeLimit };
@@ -159,7 +162,9 @@ export class EvaluationBatch {
     const catchUp = decideCatchUp(s.catchUp, s.cron, new Date(scheduledIso), new Date(actualIso), isManualRun(workflowId));
     if (!catchUp.run) return { run: false, reason: 'missed', message: catchUp.message };
 
-    const blocker = await enterGate(s.systemPool, workflowId, Date.now() - s.overlapStaleMs);
+    const blocker = await enterGate(s.systemPool, workflowId, s.isExecutorAlive, () =>
+      s.logger.warn({ workflowId }, 'overlap gate held too long: released without this run publishing `triggered`'),
+    );
     if (blocker) {
       s.logger.info({ workflowId, blocker }, 'batch skipped: another run is still in progress');
       return { run: false, reason: 'in_progress', message: IN_PROGRESS_MESSAGE };

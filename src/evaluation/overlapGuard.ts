@@ -3,6 +3,13 @@
 // check until the run's `triggered` event is written, so two runs deciding at the same instant can never
 // both call the API: the second to take the gate sees the first's `triggered`. The state is read straight
 // from the DBOS system tables, because DBOS forbids getEvent inside a step and the decision must be a step.
+//
+// A run blocks new slots only while someone will finish it: its executor is alive (claim held or fresh
+// heartbeat, see src/runtime/failover.ts), or it has been adopted (re-enqueued by failover or by its own
+// executor's restart: ENQUEUED again). A run of a dead executor that nobody adopted blocks nothing.
+// The gate never outlives its run: the workflow releases it in a `finally` from the decision on, a process
+// that dies takes its session (and the lock) with it, and a gate held longer than GATE_HOLD_MAX_MS is
+// released with a warning, whatever happened to its holder.
 import pg from 'pg';
 import { z } from 'zod';
 import { BATCH_STATUS_EVENT } from './status.js';
@@ -10,34 +17,45 @@ import { BATCH_STATUS_EVENT } from './status.js';
 const GATE_LOCK = 'xyra-scheduler:batch-gate';
 /** Taking the gate waits at most this long; the holder keeps it for milliseconds. */
 const GATE_WAIT_MS = 30_000;
+/** A holder keeps the gate for milliseconds (one event write); past this it is released regardless. */
+export const GATE_HOLD_MAX_MS = 20_000;
 
-const rowSchema = z.object({ workflow_uuid: z.string(), value: z.string() });
+/** Is this executor alive (it will finish its PENDING runs)? */
+export type ExecutorAliveCheck = (executorId: string) => Promise<boolean>;
+
+const rowSchema = z.object({ workflow_uuid: z.string(), value: z.string(), status: z.string(), executor_id: z.string().nullable() });
 /** Events are stored superjson-wrapped (`{"json": {...}}`); a plain JSON value is accepted too. */
 const eventValueSchema = z.union([z.object({ json: z.object({ status: z.string() }) }), z.object({ status: z.string() })]);
 
+interface HeldGate {
+  client: pg.PoolClient;
+  timer: NodeJS.Timeout;
+}
 /** Gates held by runs of this process, by workflow ID, until their `triggered` event is written. */
-const heldGates = new Map<string, pg.PoolClient>();
+const heldGates = new Map<string, HeldGate>();
 
 /**
- * The ID of another PENDING batch run that has published `triggered` (so is calling the API), if any.
- * Runs created before `staleBeforeMs` are presumed abandoned (e.g. a replica that never came back).
+ * The ID of another unfinished batch run that has published `triggered` (so is calling the API) and that
+ * someone will finish: adopted (ENQUEUED again) or PENDING on a live executor.
  */
-async function findRunInProgress(client: pg.PoolClient, workflowId: string, staleBeforeMs: number): Promise<string | undefined> {
+async function findRunInProgress(client: pg.PoolClient, workflowId: string, isAlive: ExecutorAliveCheck): Promise<string | undefined> {
   const { rows } = await client.query(
-    `select s.workflow_uuid, e.value
+    `select s.workflow_uuid, s.status, s.executor_id, e.value
        from dbos.workflow_status s
        join dbos.workflow_events e on e.workflow_uuid = s.workflow_uuid and e.key = $2
-      where s.status = 'PENDING' and s.class_name = 'EvaluationBatch' and s.name = 'trigger'
-        and s.workflow_uuid <> $1 and s.created_at >= $3
+      where s.status in ('PENDING', 'ENQUEUED') and s.class_name = 'EvaluationBatch' and s.name = 'trigger'
+        and s.workflow_uuid <> $1
       order by s.created_at`,
-    [workflowId, BATCH_STATUS_EVENT, staleBeforeMs],
+    [workflowId, BATCH_STATUS_EVENT],
   );
   for (const raw of rows) {
     const row = rowSchema.parse(raw);
     const parsed = eventValueSchema.safeParse(JSON.parse(row.value));
     if (!parsed.success) continue;
     const status = 'json' in parsed.data ? parsed.data.json.status : parsed.data.status;
-    if (status === 'triggered') return row.workflow_uuid;
+    if (status !== 'triggered') continue;
+    if (row.status === 'ENQUEUED') return row.workflow_uuid; // adopted: a replica will resume it
+    if (row.executor_id !== null && (await isAlive(row.executor_id))) return row.workflow_uuid;
   }
   return undefined;
 }
@@ -46,7 +64,7 @@ async function findRunInProgress(client: pg.PoolClient, workflowId: string, stal
  * Take the gate and look for a run in progress. Returns the blocker's ID (the gate is released), or
  * undefined: then the caller holds the gate and must call `releaseGate` once its `triggered` is written.
  */
-export async function enterGate(pool: pg.Pool, workflowId: string, staleBeforeMs: number): Promise<string | undefined> {
+export async function enterGate(pool: pg.Pool, workflowId: string, isAlive: ExecutorAliveCheck, onHeldTooLong?: () => void): Promise<string | undefined> {
   const client = await pool.connect();
   try {
     await client.query(`select set_config('lock_timeout', $1, false)`, [`${GATE_WAIT_MS}ms`]);
@@ -56,9 +74,14 @@ export async function enterGate(pool: pg.Pool, workflowId: string, staleBeforeMs
     throw e;
   }
   try {
-    const blocker = await findRunInProgress(client, workflowId, staleBeforeMs);
+    const blocker = await findRunInProgress(client, workflowId, isAlive);
     if (blocker === undefined) {
-      heldGates.set(workflowId, client);
+      const timer = setTimeout(() => {
+        onHeldTooLong?.();
+        void releaseGate(workflowId);
+      }, GATE_HOLD_MAX_MS);
+      timer.unref();
+      heldGates.set(workflowId, { client, timer });
       return undefined;
     }
     await unlock(client);
@@ -71,10 +94,16 @@ export async function enterGate(pool: pg.Pool, workflowId: string, staleBeforeMs
 
 /** Release the gate this run holds, if any (a recovered run replays its decision and holds none). */
 export async function releaseGate(workflowId: string): Promise<void> {
-  const client = heldGates.get(workflowId);
-  if (!client) return;
+  const held = heldGates.get(workflowId);
+  if (!held) return;
   heldGates.delete(workflowId);
-  await unlock(client);
+  clearTimeout(held.timer);
+  await unlock(held.client);
+}
+
+/** How many gates this process holds (0 whenever no run is between deciding and publishing). */
+export function gatesHeld(): number {
+  return heldGates.size;
 }
 
 async function unlock(client: pg.PoolClient): Promise<void> {

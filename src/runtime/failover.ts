@@ -1,0 +1,228 @@
+// Failover and fencing. Every replica runs one loop, every `FAILOVER_AFTER / 10` (0.2–2 s):
+//
+// 1. Heartbeat: `executor_claims.heartbeat_at = now()` for its own row, written *through its claim
+//    connection* and only if the row's generation is still the one it registered. A heartbeat that lands
+//    proves the claim was held at that instant; a generation that moved means a peer took this executor
+//    over, so this process must not execute anything more (fenced at once).
+// 2. Fencing: a replica that has not confirmed its claim for FAILOVER_AFTER / 2 stops (onFenced): peers can
+//    only judge it dead after its claim has been seen free for a full FAILOVER_AFTER, so it is gone before
+//    any takeover — two processes never execute one workflow. A dropped claim connection is re-taken
+//    on the next beat, well within that.
+// 3. Watch peers: for each other executor whose claim is free (pg_locks, never a probe that takes it),
+//    `free_since` records when that was first seen (database clock, so every observer agrees); once it is
+//    FAILOVER_AFTER old, one replica (under a transaction lock) takes the dead executor's lock for the
+//    duration of the takeover, bumps its generation, re-enqueues its PENDING workflows of our version
+//    (recoverExecutorWorkflows) and logs what it adopted. Workflows of other versions are logged, left.
+//
+// A dead ID that comes back later registers a new generation; what it owned was re-enqueued and dequeued
+// by a peer (executor_id and owner token changed), so its own launch recovery finds nothing to run twice.
+import { performance } from 'node:perf_hooks';
+import type pg from 'pg';
+import { z } from 'zod';
+import type { Logger } from '../logger.js';
+import { CLAIM_HELD_SQL, CLAIM_LOCK_NAMESPACE, type ExecutorClaim } from './executorGuard.js';
+
+const TAKEOVER_LOCK = 'xyra-scheduler:failover';
+
+export interface FailoverOptions {
+  claim: ExecutorClaim;
+  /** App database (executor_claims, the claim locks). */
+  appPool: pg.Pool;
+  /** DBOS system database (to report workflows of other versions). */
+  systemPool: pg.Pool;
+  applicationName: string;
+  version: string;
+  failoverAfterMs: number;
+  /** Re-enqueue a dead executor's PENDING workflows of our version (dbosInternals.recoverExecutorWorkflows). */
+  recover: (executorId: string) => Promise<string[]>;
+  /** Called once when this replica must stop executing workflows (the caller stops the process). */
+  onFenced: (reason: string) => void;
+  logger: Logger;
+}
+
+export interface Failover {
+  /** Alive = its claim is held now, or it heartbeated within FAILOVER_AFTER (a claim being re-taken). */
+  isExecutorAlive(executorId: string): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+const peerRow = z.object({
+  executor_id: z.string(),
+  generation: z.coerce.number(),
+  held: z.boolean(),
+});
+const expiryRow = z.object({ expired: z.boolean(), free_ms: z.coerce.number() });
+const versionCountRow = z.object({ application_version: z.string().nullable(), n: z.coerce.number() });
+
+export function beatIntervalMs(failoverAfterMs: number): number {
+  return Math.min(2_000, Math.max(200, Math.floor(failoverAfterMs / 10)));
+}
+
+export async function startFailover(o: FailoverOptions): Promise<Failover> {
+  const self = o.claim.executorId;
+  const log = o.logger;
+  const generation = await register(o);
+  let lastConfirmed = performance.now();
+  let fenced = false;
+  let stopped = false;
+  const reportedOtherVersions = new Set<string>();
+
+  const fence = (reason: string) => {
+    if (fenced || stopped) return;
+    fenced = true;
+    log.fatal({ executorId: self, reason }, 'fenced: this replica stops executing workflows (another replica may take over its work)');
+    o.onFenced(reason);
+  };
+
+  const heartbeat = async () => {
+    try {
+      const landed = await o.claim.withClaimConnection(async (c) => {
+        const r = await c.query(
+          'update executor_claims set heartbeat_at = now(), free_since = null where executor_id = $1 and generation = $2',
+          [self, generation],
+        );
+        return (r.rowCount ?? 0) > 0;
+      });
+      if (!landed) return fence('another replica took over this executor ID (its generation moved)');
+      lastConfirmed = performance.now();
+    } catch (e) {
+      log.warn({ executorId: self, err: e instanceof Error ? e.message : String(e) }, 'could not confirm the executor claim');
+    }
+    const unconfirmedMs = performance.now() - lastConfirmed;
+    if (unconfirmedMs > o.failoverAfterMs / 2) {
+      fence(`executor claim not confirmed for ${Math.round(unconfirmedMs)} ms (FAILOVER_AFTER is ${o.failoverAfterMs} ms)`);
+    }
+  };
+
+  const watchPeers = async () => {
+    const { rows } = await o.appPool.query(
+      `select c.executor_id, c.generation, ${CLAIM_HELD_SQL.replace('$1', 'c.executor_id')} as held
+         from executor_claims c
+        where c.executor_id <> $1 and c.adopted_at is null`,
+      [self],
+    );
+    for (const raw of rows) {
+      const peer = peerRow.parse(raw);
+      if (peer.held) continue;
+      const { rows: exp } = await o.appPool.query(
+        `update executor_claims set free_since = coalesce(free_since, now())
+          where executor_id = $1 and generation = $2
+        returning (now() - free_since) >= make_interval(secs => $3::double precision / 1000) as expired,
+                  extract(epoch from now() - free_since) * 1000 as free_ms`,
+        [peer.executor_id, peer.generation, o.failoverAfterMs],
+      );
+      const e = exp[0] === undefined ? undefined : expiryRow.parse(exp[0]);
+      if (e?.expired) await takeOver(peer.executor_id, peer.generation, e.free_ms);
+    }
+  };
+
+  const takeOver = async (dead: string, seenGeneration: number, freeMs: number) => {
+    const client = await o.appPool.connect();
+    try {
+      await client.query('begin');
+      const { rows: locks } = await client.query<{ one: boolean; claim: boolean }>(
+        `select pg_try_advisory_xact_lock(hashtext($1)) as one,
+                pg_try_advisory_xact_lock(hashtext($2), hashtext($3)) as claim`,
+        [TAKEOVER_LOCK, CLAIM_LOCK_NAMESPACE, dead],
+      );
+      // Another replica is taking over right now, or the dead ID just came back: not ours to do.
+      if (!locks[0]?.one || !locks[0].claim) return void (await client.query('rollback'));
+      const bumped = await client.query(
+        `update executor_claims set generation = generation + 1, adopted_by = $3
+          where executor_id = $1 and generation = $2 and adopted_at is null
+            and free_since <= now() - make_interval(secs => $4::double precision / 1000)`,
+        [dead, seenGeneration, self, o.failoverAfterMs],
+      );
+      if ((bumped.rowCount ?? 0) === 0) return void (await client.query('rollback'));
+      // The dead executor's lock is ours until commit, so it cannot come back in the middle of this.
+      const adopted = await o.recover(dead);
+      const others = await pendingOfOtherVersions(o, dead);
+      if (others.length === 0) {
+        await client.query('update executor_claims set adopted_at = now() where executor_id = $1', [dead]);
+      }
+      await client.query('commit');
+      if (adopted.length > 0) {
+        log.warn(
+          { deadExecutorId: dead, freeForMs: Math.round(freeMs), adopted: adopted.length, workflowIds: adopted, version: o.version },
+          `failover: took over ${adopted.length} unfinished workflow(s) of executor ${dead} (claim free for ${Math.round(freeMs)} ms)`,
+        );
+      } else {
+        log.info({ deadExecutorId: dead, freeForMs: Math.round(freeMs) }, `failover: executor ${dead} is gone; it left no unfinished workflows of version ${o.version}`);
+      }
+      for (const other of others) {
+        const key = `${dead}@${other.version}`;
+        if (reportedOtherVersions.has(key)) continue;
+        reportedOtherVersions.add(key);
+        log.warn(
+          { deadExecutorId: dead, version: other.version, count: other.count, ourVersion: o.version },
+          `failover: ${other.count} unfinished workflow(s) of executor ${dead} are of application version ${other.version}, not ours (${o.version}): not taken over; a replica of that version recovers them`,
+        );
+      }
+    } catch (e) {
+      await client.query('rollback').catch(() => undefined);
+      throw e;
+    } finally {
+      client.release();
+    }
+  };
+
+  const interval = beatIntervalMs(o.failoverAfterMs);
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  const tick = () => {
+    running = (async () => {
+      await heartbeat();
+      if (fenced || stopped) return;
+      await watchPeers().catch((e: unknown) =>
+        log.warn({ err: e instanceof Error ? e.message : String(e) }, 'failover: could not check the other replicas'),
+      );
+    })().finally(() => {
+      if (!stopped && !fenced) timer = setTimeout(tick, interval);
+    });
+  };
+  timer = setTimeout(tick, interval);
+
+  return {
+    async isExecutorAlive(executorId) {
+      if (executorId === self) return !fenced;
+      const { rows } = await o.appPool.query<{ alive: boolean }>(
+        `select ${CLAIM_HELD_SQL}
+             or coalesce((select heartbeat_at > now() - make_interval(secs => $2::double precision / 1000)
+                            from executor_claims where executor_id = $1), false) as alive`,
+        [executorId, o.failoverAfterMs],
+      );
+      return rows[0]?.alive === true;
+    },
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await running.catch(() => undefined);
+    },
+  };
+}
+
+/** Registers this process's claim: a new generation, fresh heartbeat, no longer adopted. */
+async function register(o: FailoverOptions): Promise<number> {
+  const { rows } = await o.claim.withClaimConnection((c) =>
+    c.query<{ generation: string }>(
+      `insert into executor_claims (executor_id, application_version) values ($1, $2)
+       on conflict (executor_id) do update
+         set generation = executor_claims.generation + 1, application_version = excluded.application_version,
+             claimed_at = now(), heartbeat_at = now(), free_since = null, adopted_at = null, adopted_by = null
+       returning generation`,
+      [o.claim.executorId, o.version],
+    ),
+  );
+  return Number(rows[0]!.generation);
+}
+
+async function pendingOfOtherVersions(o: FailoverOptions, executorId: string): Promise<Array<{ version: string; count: number }>> {
+  const { rows } = await o.systemPool.query(
+    `select application_version, count(*) as n from dbos.workflow_status
+      where executor_id = $1 and status = 'PENDING' and application_version is distinct from $2
+        and (application_name = $3 or application_name is null)
+      group by application_version`,
+    [executorId, o.version, o.applicationName],
+  );
+  return rows.map((r) => versionCountRow.parse(r)).map((r) => ({ version: r.application_version ?? '(none)', count: r.n }));
+}
