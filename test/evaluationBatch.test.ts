@@ -1,10 +1,12 @@
 // The batch workflow against a real Postgres (through DBOS) and the real simulator over HTTP. Runs are
 // started directly (not by the cron) so each test controls its slot and the simulator's faults.
 import { PassThrough } from 'node:stream';
+import pg from 'pg';
 import { DBOS } from '@dbos-inc/dbos-sdk';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { EvaluationBatch, IN_PROGRESS_MESSAGE } from '../src/evaluation/evaluationBatch.js';
+import { gatesHeld } from '../src/evaluation/overlapGuard.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from '../src/evaluation/status.js';
 import { createLogger } from '../src/logger.js';
 import { startService, type Service } from '../src/service.js';
@@ -13,6 +15,8 @@ import { createTestDatabase, query, systemDatabaseUrlOf } from './support/databa
 
 const TOKEN = 'tok-evaluation-secret-42';
 const MAX_ATTEMPTS = 3;
+/** Large enough that a missing backoff sleep shows as a gap far below the recorded delay. */
+const BACKOFF_BASE_MS = 300;
 let simulator: XyraSimulator;
 let service: Service;
 let appUrl: string;
@@ -28,7 +32,7 @@ beforeAll(async () => {
     XYRA_API_URL: apiUrl,
     XYRA_API_TOKEN: TOKEN,
     XYRA_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
-    XYRA_BACKOFF_BASE_MS: '20',
+    XYRA_BACKOFF_BASE_MS: String(BACKOFF_BASE_MS),
     XYRA_BACKOFF_MAX_MS: '2000',
     XYRA_TIMEOUT_MS: '1000',
     EXECUTOR_ID: 'evaluation-test',
@@ -118,16 +122,36 @@ describe('EvaluationBatch.trigger', () => {
     expect(firstOut.status.status).toBe('completed');
   });
 
-  it('lets exactly one of two runs started at the same instant call the API', async () => {
-    simulator.inject({ type: 'latency', ms: 600 });
-    seq += 1;
-    const ids = [`test-batch-race-a-${Date.now()}-${seq}`, `test-batch-race-b-${Date.now()}-${seq}`];
-    const handles = await Promise.all(ids.map((id) => DBOS.startWorkflow(EvaluationBatch.trigger, { workflowID: id })(new Date(), null)));
-    const outputs = await Promise.all(handles.map((h) => h.getResult()));
-    const statuses = outputs.map((o) => o.status.status).sort();
-    expect(statuses).toEqual(['completed', 'skipped']);
-    expect(outputs.find((o) => o.status.status === 'skipped')?.skipped_reason).toBe('in_progress');
-    expect(ids.map((id) => callsFor(id).length).sort()).toEqual([0, 1]);
+  it('lets exactly one of two runs deciding at the same instant call the API', async () => {
+    // Force the overlap: hold the gate ourselves until both runs are waiting on it inside their decision,
+    // then let go; without the gate both would find nothing in progress and both would call the API.
+    const sys = new pg.Client({ connectionString: systemDatabaseUrlOf(appUrl) });
+    await sys.connect();
+    try {
+      await sys.query(`select pg_advisory_lock(hashtext('xyra-scheduler:batch-gate'))`);
+      seq += 1;
+      const ids = [`test-batch-race-a-${Date.now()}-${seq}`, `test-batch-race-b-${Date.now()}-${seq}`];
+      const handles = await Promise.all(ids.map((id) => DBOS.startWorkflow(EvaluationBatch.trigger, { workflowID: id })(new Date(), null)));
+      let waiting = 0;
+      for (let i = 0; i < 200 && waiting < 2; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+        const { rows } = await sys.query<{ n: string }>(
+          `select count(*) as n from pg_locks where locktype = 'advisory' and not granted
+              and database = (select oid from pg_database where datname = current_database())`,
+        );
+        waiting = Number(rows[0]?.n);
+      }
+      expect(waiting).toBe(2);
+      await sys.query(`select pg_advisory_unlock(hashtext('xyra-scheduler:batch-gate'))`);
+      const outputs = await Promise.all(handles.map((h) => h.getResult()));
+      const statuses = outputs.map((o) => o.status.status).sort();
+      expect(statuses).toEqual(['completed', 'skipped']);
+      expect(outputs.find((o) => o.status.status === 'skipped')?.skipped_reason).toBe('in_progress');
+      expect(ids.map((id) => callsFor(id).length).sort()).toEqual([0, 1]);
+      expect(gatesHeld()).toBe(0);
+    } finally {
+      await sys.end();
+    }
   });
 
   it('retries 5xx the configured number of times with the same idempotency key, then fails with the reason', async () => {
@@ -142,6 +166,17 @@ describe('EvaluationBatch.trigger', () => {
     expect(output.response?.attempts).toBe(MAX_ATTEMPTS);
     const steps = await stepNames(id);
     expect(steps.filter((s) => s.endsWith('callApi'))).toHaveLength(MAX_ATTEMPTS);
+    // Backoff: each delay is exponential with equal jitter (within [step/2, step], step = base·2^(n-1)),
+    // recorded in the attempt's step, and really waited before the next attempt.
+    const attempts = ((await DBOS.listWorkflowSteps(id)) ?? []).filter((s) => s.name.endsWith('callApi'));
+    const delays = attempts.map((s) => (s.output as { nextDelayMs: number }).nextDelayMs);
+    for (let n = 1; n < MAX_ATTEMPTS; n++) {
+      const step = BACKOFF_BASE_MS * 2 ** (n - 1);
+      expect(delays[n - 1]).toBeGreaterThanOrEqual(step / 2);
+      expect(delays[n - 1]).toBeLessThanOrEqual(step);
+      const gap = Date.parse(calls[n]!.at) - Date.parse(calls[n - 1]!.at);
+      expect(gap, `gap before attempt ${n + 1}`).toBeGreaterThanOrEqual(delays[n - 1]! - 5);
+    }
   });
 
   it('recovers from transient failures and keeps the idempotency key on every attempt', async () => {
@@ -196,7 +231,10 @@ describe('EvaluationBatch.trigger', () => {
 
   it('never writes the API token to logs, events or workflow outputs', async () => {
     simulator.inject({ type: 'unauthorized', count: 1 });
-    await runBatch();
+    const { event } = await runBatch();
+    // The simulator echoed the token in its 401; what we kept of that answer has it scrubbed.
+    expect(event.error).toContain('credentials rejected: Bearer [REDACTED]');
+    expect(logText).toContain('credentials rejected: Bearer [REDACTED]');
     expect(logText.length).toBeGreaterThan(0);
     expect(logText).not.toContain(TOKEN);
     const leaked = await query<{ n: string }>(

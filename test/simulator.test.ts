@@ -136,7 +136,7 @@ describe('XyraSimulator: faults', () => {
       [200, { status: 'skipped', message: 'nothing to do' }],
       [200, undefined],
       [200, { processed: 'many' }],
-      [401, { error: 'unauthorized' }],
+      [401, { error: 'unauthorized', message: `credentials rejected: Bearer ${TOKEN}` }], // echoes the token
     ]);
     expect(answers[3]?.text.length).toBeGreaterThan(0);
   });

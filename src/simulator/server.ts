@@ -160,9 +160,10 @@ export class XyraSimulator {
     if (req.method !== 'POST') return { status: 405, body: { error: 'method not allowed' }, headers: { allow: 'POST' } };
     // Authenticate before faults, like a real gateway, so a rejected call does not consume an injected fault.
     if (this.options.token && header(req, 'authorization') !== `Bearer ${this.options.token}`) {
-      return { status: 401, body: { error: 'unauthorized' } };
+      return unauthorizedReply(header(req, 'authorization'));
     }
     const fault = this.nextFault();
+    if (fault?.type === 'unauthorized') return unauthorizedReply(header(req, 'authorization'));
     if (fault) return faultReply(fault);
     if (raw.tooLarge) return { status: 413, body: { error: 'request body too large' } };
     return this.evaluate(header(req, 'idempotency-key'), raw);
@@ -240,6 +241,14 @@ export class XyraSimulator {
   private fail(res: ServerResponse, err: unknown): void {
     send(res, { status: 500, body: { error: 'simulator error', message: err instanceof Error ? err.message : String(err) } });
   }
+}
+
+/**
+ * A 401 that echoes the credentials it was given, as careless real gateways do: the client must keep the
+ * token out of what it records and logs even when the server hands it back (tests rely on this echo).
+ */
+function unauthorizedReply(authorization: string | null): Reply {
+  return { status: 401, body: { error: 'unauthorized', message: `credentials rejected: ${authorization ?? '(none)'}` } };
 }
 
 function faultReply(fault: QueuedFault): Reply | 'hang' {
