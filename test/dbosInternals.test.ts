@@ -1,0 +1,88 @@
+// Pins what failover relies on in DBOS internals (src/runtime/dbosInternals.ts), against a real Postgres:
+// recovering another executor's workflows re-enqueues exactly its PENDING ones of our application version
+// (a directly-started one onto DBOS's internal queue, a queued one onto its own queue), a live runner then
+// executes each once under our executor ID, and a second recovery finds nothing.
+import { PassThrough } from 'node:stream';
+import { DBOS } from '@dbos-inc/dbos-sdk';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { createLogger } from '../src/logger.js';
+import { DBOS_INTERNAL_QUEUE, recoverExecutorWorkflows } from '../src/runtime/dbosInternals.js';
+import { startService, type Service } from '../src/service.js';
+import { VERSION } from '../src/version.js';
+import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+
+const EXECUTOR = 'internals-test';
+const QUEUE = 'internals-probe';
+const executions: string[] = [];
+
+class RecoveryProbe {
+  @DBOS.workflow()
+  static async run(tag: string): Promise<string> {
+    await RecoveryProbe.touch(tag);
+    return tag;
+  }
+
+  @DBOS.step()
+  static async touch(tag: string): Promise<void> {
+    executions.push(tag);
+  }
+}
+
+let service: Service;
+let sys: string;
+
+beforeAll(async () => {
+  const appUrl = await createTestDatabase('internals');
+  sys = systemDatabaseUrlOf(appUrl);
+  const config = loadConfig({ DATABASE_URL: appUrl, XYRA_API_URL: 'http://127.0.0.1:9', EXECUTOR_ID: EXECUTOR });
+  service = await startService(config, createLogger('warn', new PassThrough()), { schedule: false, healthServer: false });
+  await DBOS.registerQueue(QUEUE, { concurrency: 2 });
+});
+
+afterAll(async () => {
+  await service?.stop();
+});
+
+describe('recoverExecutorWorkflows (DBOSExecutor.recoverPendingWorkflows)', () => {
+  it('re-enqueues only the dead executor’s PENDING workflows of our version; each then runs once here', async () => {
+    const stamp = Date.now();
+    const direct = `probe-direct-${stamp}`;
+    const queued = `probe-queued-${stamp}`;
+    const otherVersion = `probe-other-${stamp}`;
+    const finished = `probe-finished-${stamp}`;
+    await (await DBOS.startWorkflow(RecoveryProbe, { workflowID: direct }).run(direct)).getResult();
+    await (await DBOS.startWorkflow(RecoveryProbe, { workflowID: queued, queueName: QUEUE }).run(queued)).getResult();
+    await (await DBOS.startWorkflow(RecoveryProbe, { workflowID: otherVersion }).run(otherVersion)).getResult();
+    await (await DBOS.startWorkflow(RecoveryProbe, { workflowID: finished }).run(finished)).getResult();
+    // Leave three of them as a dead executor "ghost" leaves them (PENDING, nothing recorded after start),
+    // one at another application version; the fourth finished on "ghost".
+    const ids = [direct, queued, otherVersion];
+    await query(sys, `delete from dbos.operation_outputs where workflow_uuid = any($1)`, [ids]);
+    await query(sys, `update dbos.workflow_status set status = 'PENDING', executor_id = 'ghost' where workflow_uuid = any($1)`, [ids]);
+    await query(sys, `update dbos.workflow_status set executor_id = 'ghost' where workflow_uuid = $1`, [finished]);
+    await query(sys, `update dbos.workflow_status set application_version = 'another-version' where workflow_uuid = $1`, [otherVersion]);
+    executions.length = 0;
+
+    const recovered = await recoverExecutorWorkflows('ghost');
+    expect([...recovered].sort()).toEqual([direct, queued].sort());
+    await Promise.all(recovered.map((id) => DBOS.retrieveWorkflow(id).getResult()));
+
+    expect([...executions].sort()).toEqual([direct, queued].sort());
+    const rows = await query<{ workflow_uuid: string; status: string; executor_id: string; queue_name: string | null; application_version: string }>(
+      sys,
+      `select workflow_uuid, status, executor_id, queue_name, application_version from dbos.workflow_status where workflow_uuid = any($1) order by 1`,
+      [[...ids, finished]],
+    );
+    const byId = new Map(rows.map((r) => [r.workflow_uuid, r]));
+    expect(byId.get(direct)).toMatchObject({ status: 'SUCCESS', executor_id: EXECUTOR, queue_name: DBOS_INTERNAL_QUEUE, application_version: VERSION });
+    expect(byId.get(queued)).toMatchObject({ status: 'SUCCESS', executor_id: EXECUTOR, queue_name: QUEUE });
+    expect(byId.get(otherVersion)).toMatchObject({ status: 'PENDING', executor_id: 'ghost', application_version: 'another-version' });
+    expect(byId.get(finished)).toMatchObject({ status: 'SUCCESS', executor_id: 'ghost' });
+
+    // Recovering the same executor again (a second replica, or the dead ID coming back) runs nothing twice.
+    expect(await recoverExecutorWorkflows('ghost')).toEqual([]);
+    expect(await recoverExecutorWorkflows(EXECUTOR)).toEqual([]);
+    expect(executions).toHaveLength(2);
+  });
+});
