@@ -122,6 +122,32 @@ describe('EvaluationBatch.trigger', () => {
     expect(firstOut.status.status).toBe('completed');
   });
 
+  it('a run left triggered by a dead executor blocks nothing; by a live or adopted one, it blocks', async () => {
+    // A finished run turned into what a replica that died mid-call leaves: PENDING, `triggered`, its executor gone.
+    const { id: orphan } = await runBatch();
+    const sys = systemDatabaseUrlOf(appUrl);
+    await query(sys, `update dbos.workflow_events set value = replace(value, '"status":"completed"', '"status":"triggered"') where workflow_uuid = $1 and key = $2`, [orphan, BATCH_STATUS_EVENT]);
+    await query(sys, `update dbos.workflow_status set status = 'PENDING', executor_id = 'ghost-executor' where workflow_uuid = $1`, [orphan]);
+    const ghostClaim = new pg.Client({ connectionString: appUrl });
+    await ghostClaim.connect();
+    try {
+      expect((await runBatch()).event.status).toBe('completed'); // nobody holds ghost-executor's claim
+
+      await ghostClaim.query(`select pg_advisory_lock(hashtext('xyra-scheduler:executor'), hashtext('ghost-executor'))`);
+      const whileAlive = await runBatch();
+      expect(whileAlive.output.skipped_reason).toBe('in_progress');
+      expect(callsFor(whileAlive.id)).toHaveLength(0);
+      await ghostClaim.query(`select pg_advisory_unlock_all()`);
+
+      // Adopted (re-enqueued, not yet dequeued; no queue name, so no runner picks this copy up): it blocks.
+      await query(sys, `update dbos.workflow_status set status = 'ENQUEUED' where workflow_uuid = $1`, [orphan]);
+      expect((await runBatch()).output.skipped_reason).toBe('in_progress');
+    } finally {
+      await ghostClaim.end();
+      await query(sys, `update dbos.workflow_status set status = 'SUCCESS', executor_id = 'evaluation-test' where workflow_uuid = $1`, [orphan]);
+    }
+  });
+
   it('lets exactly one of two runs deciding at the same instant call the API', async () => {
     // Force the overlap: hold the gate ourselves until both runs are waiting on it inside their decision,
     // then let go; without the gate both would find nothing in progress and both would call the API.
