@@ -6,7 +6,7 @@ import { DBOS } from '@dbos-inc/dbos-sdk';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { EvaluationBatch, IN_PROGRESS_MESSAGE } from '../src/evaluation/evaluationBatch.js';
-import { gatesHeld } from '../src/evaluation/overlapGuard.js';
+import { enterGate, gatesHeld } from '../src/evaluation/overlapGuard.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from '../src/evaluation/status.js';
 import { createLogger } from '../src/logger.js';
 import { startService, type Service } from '../src/service.js';
@@ -145,6 +145,23 @@ describe('EvaluationBatch.trigger', () => {
     } finally {
       await ghostClaim.end();
       await query(sys, `update dbos.workflow_status set status = 'SUCCESS', executor_id = 'evaluation-test' where workflow_uuid = $1`, [orphan]);
+    }
+  });
+
+  it('a gate whose holder never publishes is released after its maximum hold (it cannot block later runs)', async () => {
+    const pool = new pg.Pool({ connectionString: systemDatabaseUrlOf(appUrl), max: 2 });
+    try {
+      let warned = 0;
+      // A holder that decided and then never got to write `triggered` (nor to release in its finally).
+      expect(await enterGate(pool, `stuck-holder-${Date.now()}`, async () => false, () => (warned += 1), 300)).toBeUndefined();
+      expect(gatesHeld()).toBe(1);
+      for (let i = 0; i < 100 && gatesHeld() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(gatesHeld()).toBe(0);
+      expect(warned).toBe(1);
+      const { event } = await runBatch(); // takes the gate at once
+      expect(event.status).toBe('completed');
+    } finally {
+      await pool.end();
     }
   });
 

@@ -64,7 +64,13 @@ async function findRunInProgress(client: pg.PoolClient, workflowId: string, isAl
  * Take the gate and look for a run in progress. Returns the blocker's ID (the gate is released), or
  * undefined: then the caller holds the gate and must call `releaseGate` once its `triggered` is written.
  */
-export async function enterGate(pool: pg.Pool, workflowId: string, isAlive: ExecutorAliveCheck, onHeldTooLong?: () => void): Promise<string | undefined> {
+export async function enterGate(
+  pool: pg.Pool,
+  workflowId: string,
+  isAlive: ExecutorAliveCheck,
+  onHeldTooLong?: () => void,
+  holdMaxMs = GATE_HOLD_MAX_MS,
+): Promise<string | undefined> {
   const client = await pool.connect();
   try {
     await client.query(`select set_config('lock_timeout', $1, false)`, [`${GATE_WAIT_MS}ms`]);
@@ -79,7 +85,7 @@ export async function enterGate(pool: pg.Pool, workflowId: string, isAlive: Exec
       const timer = setTimeout(() => {
         onHeldTooLong?.();
         void releaseGate(workflowId);
-      }, GATE_HOLD_MAX_MS);
+      }, holdMaxMs);
       timer.unref();
       heldGates.set(workflowId, { client, timer });
       return undefined;
