@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExecutorConflictError } from '../src/errors.js';
 import { createLogger } from '../src/logger.js';
-import { assertExecutorIdFree, warnIfNotLatestVersion } from '../src/runtime/executorGuard.js';
+import pg from 'pg';
+import { assertExecutorIdFree, CLAIM_HELD_SQL, ClaimLostError, warnIfNotLatestVersion } from '../src/runtime/executorGuard.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import { isReady, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
 
@@ -33,6 +34,47 @@ describe('assertExecutorIdFree', () => {
     await assertExecutorIdFree(appUrl, 'replica-c', logger);
     await query(appUrl, "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'xyra-scheduler-executor-claim'");
     const claim = await assertExecutorIdFree(appUrl, 'replica-c', logger);
+    await claim.release();
+  });
+});
+
+describe('claim liveness and re-take', () => {
+  const heldNow = async (id: string) =>
+    (await query<{ held: boolean }>(appUrl, `select ${CLAIM_HELD_SQL} as held`, [id]))[0]?.held;
+
+  it('reports a claim held only while some session holds it, without taking it', async () => {
+    expect(await heldNow('replica-d')).toBe(false);
+    const claim = await assertExecutorIdFree(appUrl, 'replica-d', logger);
+    expect(await heldNow('replica-d')).toBe(true);
+    expect(await heldNow('replica-e')).toBe(false);
+    await claim.release();
+    expect(await heldNow('replica-d')).toBe(false);
+  });
+
+  it('re-takes a claim whose connection was cut, and refuses while another session holds it', async () => {
+    const claim = await assertExecutorIdFree(appUrl, 'replica-f', logger);
+    const backendOf = `select l.pid from pg_locks l where l.locktype = 'advisory' and l.objsubid = 2
+       and l.classid = hashtext('xyra-scheduler:executor')::oid and l.objid = hashtext('replica-f')::oid`;
+    await query(appUrl, `select pg_terminate_backend(pid) from (${backendOf}) b`);
+    for (let i = 0; i < 100 && claim.held; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(claim.held).toBe(false);
+    expect(await heldNow('replica-f')).toBe(false);
+    // The next statement on the claim connection re-takes it first.
+    const pid = await claim.withClaimConnection(async (c) => (await c.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid);
+    expect(claim.held).toBe(true);
+    expect((await query<{ pid: number }>(appUrl, backendOf)).map((r) => r.pid)).toEqual([pid]);
+
+    // Cut again, and someone else grabs the lock first: re-taking fails with ClaimLostError.
+    const thief = new pg.Client({ connectionString: appUrl });
+    await thief.connect();
+    try {
+      await thief.query(`select pg_terminate_backend(pid) from (${backendOf}) b`);
+      await thief.query(`select pg_advisory_lock(hashtext('xyra-scheduler:executor'), hashtext('replica-f'))`);
+      for (let i = 0; i < 100 && claim.held; i++) await new Promise((r) => setTimeout(r, 20));
+      await expect(claim.withClaimConnection(async () => 1)).rejects.toThrow(ClaimLostError);
+    } finally {
+      await thief.end();
+    }
     await claim.release();
   });
 });
