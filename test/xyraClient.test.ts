@@ -134,7 +134,8 @@ describe('callEvaluationBatch: contract rows', () => {
 
   it('401 → fatal (unauthorized fault)', async () => {
     sim.inject({ type: 'unauthorized' });
-    expect(await callEvaluationBatch(opts, batch())).toMatchObject({ kind: 'fatal', statusCode: 401, reason: 'HTTP 401: unauthorized' });
+    // The simulator's 401 echoes the credentials; the client scrubs the token from the reason.
+    expect(await callEvaluationBatch(opts, batch())).toMatchObject({ kind: 'fatal', statusCode: 401, reason: 'HTTP 401: credentials rejected: Bearer [REDACTED]' });
   });
 
   it.each([403, 404, 422])('%i → fatal', async (status) => {
