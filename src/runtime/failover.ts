@@ -66,6 +66,7 @@ export async function startFailover(o: FailoverOptions): Promise<Failover> {
   let fenced = false;
   let stopped = false;
   const reportedOtherVersions = new Set<string>();
+  const reported = new Set<string>();
 
   const fence = (reason: string) => {
     if (fenced || stopped) return;
@@ -146,9 +147,10 @@ export async function startFailover(o: FailoverOptions): Promise<Failover> {
           { deadExecutorId: dead, freeForMs: Math.round(freeMs), adopted: adopted.length, workflowIds: adopted, version: o.version },
           `failover: took over ${adopted.length} unfinished workflow(s) of executor ${dead} (claim free for ${Math.round(freeMs)} ms)`,
         );
-      } else {
+      } else if (!reported.has(dead)) {
         log.info({ deadExecutorId: dead, freeForMs: Math.round(freeMs) }, `failover: executor ${dead} is gone; it left no unfinished workflows of version ${o.version}`);
       }
+      reported.add(dead); // a takeover repeats each beat while other versions' work remains: say it once
       for (const other of others) {
         const key = `${dead}@${other.version}`;
         if (reportedOtherVersions.has(key)) continue;
