@@ -31,12 +31,16 @@ class RecoveryProbe {
 
 let service: Service;
 let sys: string;
+let appUrl: string;
+let logText = '';
 
 beforeAll(async () => {
-  const appUrl = await createTestDatabase('internals');
+  appUrl = await createTestDatabase('internals');
   sys = systemDatabaseUrlOf(appUrl);
   const config = loadConfig({ DATABASE_URL: appUrl, XYRA_API_URL: 'http://127.0.0.1:9', EXECUTOR_ID: EXECUTOR });
-  service = await startService(config, createLogger('warn', new PassThrough()), { schedule: false, healthServer: false });
+  const logs = new PassThrough();
+  logs.on('data', (c: Buffer) => (logText += c.toString()));
+  service = await startService(config, createLogger('info', logs), { schedule: false, healthServer: false });
   await DBOS.registerQueue(QUEUE, { concurrency: 2 });
 });
 
@@ -84,5 +88,44 @@ describe('recoverExecutorWorkflows (DBOSExecutor.recoverPendingWorkflows)', () =
     expect(await recoverExecutorWorkflows('ghost')).toEqual([]);
     expect(await recoverExecutorWorkflows(EXECUTOR)).toEqual([]);
     expect(executions).toHaveLength(2);
+  });
+});
+
+describe('failover takeover through the adapter (this process is the live replica)', () => {
+  it('adopts a dead executor’s work of our version, logs it, and logs the other version’s work it leaves', async () => {
+    const stamp = Date.now();
+    const mine = `probe-dead-mine-${stamp}`;
+    const theirs = `probe-dead-theirs-${stamp}`;
+    for (const id of [mine, theirs]) await (await DBOS.startWorkflow(RecoveryProbe, { workflowID: id }).run(id)).getResult();
+    await query(sys, `delete from dbos.operation_outputs where workflow_uuid = any($1)`, [[mine, theirs]]);
+    await query(sys, `update dbos.workflow_status set status = 'PENDING', executor_id = 'dead-replica' where workflow_uuid = any($1)`, [[mine, theirs]]);
+    await query(sys, `update dbos.workflow_status set application_version = 'older-version' where workflow_uuid = $1`, [theirs]);
+    // Its claim row: free (nobody holds the lock) and first seen free a minute ago (> FAILOVER_AFTER, 30 s).
+    await query(
+      appUrl,
+      `insert into executor_claims (executor_id, application_version, heartbeat_at, free_since)
+       values ('dead-replica', $1, now() - interval '2 minutes', now() - interval '1 minute')`,
+      [VERSION],
+    );
+    executions.length = 0;
+    for (let i = 0; i < 100 && !logText.includes('not taken over'); i++) await new Promise((r) => setTimeout(r, 100));
+    await DBOS.retrieveWorkflow(mine).getResult();
+
+    expect(logText).toContain('failover: took over 1 unfinished workflow(s) of executor dead-replica');
+    expect(logText).toContain(`${mine}`);
+    expect(logText).toContain(`failover: 1 unfinished workflow(s) of executor dead-replica are of application version older-version, not ours (${VERSION}): not taken over`);
+    expect(executions).toEqual([mine]);
+    const [theirsRow] = await query<{ status: string; executor_id: string }>(sys, 'select status, executor_id from dbos.workflow_status where workflow_uuid = $1', [theirs]);
+    expect(theirsRow).toEqual({ status: 'PENDING', executor_id: 'dead-replica' });
+    const [claim] = await query<{ generation: string; adopted_by: string; adopted_at: Date | null }>(
+      appUrl,
+      `select generation, adopted_by, adopted_at from executor_claims where executor_id = 'dead-replica'`,
+    );
+    expect(claim).toMatchObject({ generation: '2', adopted_by: EXECUTOR, adopted_at: null }); // left open for a replica of that version
+    // Later beats adopt nothing more and do not repeat the log.
+    await new Promise((r) => setTimeout(r, 4_500));
+    expect(logText.split('took over').length - 1).toBe(1);
+    expect(logText.split('not taken over').length - 1).toBe(1);
+    await query(sys, `update dbos.workflow_status set status = 'CANCELLED' where workflow_uuid = $1`, [theirs]);
   });
 });
