@@ -103,7 +103,7 @@ export class EvaluationBatch {
       const status: BatchStatus = { ...base, status: 'skipped', processed: 0, succeeded: 0, failed: 0, message: gate.message };
       await DBOS.setEvent(BATCH_STATUS_EVENT, status);
       await EvaluationBatch.recordOutcome(status);
-      await EvaluationBatch.enforceFailurePolicy(status);
+      await EvaluationBatch.enforceFailurePolicy(status, gate.reason);
       return { status, skipped_reason: gate.reason };
     }
 
@@ -193,8 +193,8 @@ export class EvaluationBatch {
 
   /** BATCH_PAUSE_AFTER_FAILURES: a step, so the count and the pause happen once per run, replay or not. */
   @DBOS.step({ retriesAllowed: true, maxAttempts: 5, intervalSeconds: 1 })
-  static async enforceFailurePolicy(status: BatchStatus): Promise<void> {
-    await applyFailurePolicy(status);
+  static async enforceFailurePolicy(status: BatchStatus, skippedBy?: Gate['reason']): Promise<void> {
+    await applyFailurePolicy(status, skippedBy);
   }
 
   @DBOS.step()

@@ -3,9 +3,10 @@
 // counter), so a restart or a second replica reaches the same figure; the decision runs in a workflow step
 // under an advisory lock, so one failure streak produces one pause, whichever replica finishes the run.
 //
-// What counts: runs in the order they were enqueued, newest first. `failed` adds one; `completed`,
-// `skipped` or a finished `triggered` (accepted by the API) ends the streak; runs still in flight are passed
-// over. An operator's resume (a `resumed` row in schedule_events) starts a new count, so a resumed schedule
+// What counts: runs in the order they were enqueued, newest first. `failed` adds one; `completed`, a
+// `skipped` answered by the API, or a finished `triggered` (accepted by the API) ends the streak; runs still
+// in flight and runs we skipped ourselves (a missed slot, a run already in progress) are passed over, since
+// they never asked the API. An operator's resume (a `resumed` row in schedule_events) starts a new count, so a resumed schedule
 // gets its full allowance again instead of pausing on its next failure.
 import { DBOS } from '@dbos-inc/dbos-sdk';
 import type pg from 'pg';
@@ -19,17 +20,29 @@ import { BATCH_STATUS_EVENT, type BatchStatus } from './status.js';
 export const MAX_STREAK_COUNTED = 1_000;
 const POLICY_LOCK = 'xyra-scheduler:failure-policy';
 
-const streakRowSchema = z.object({ status: z.string().nullable(), workflow_status: z.string() });
+const streakRowSchema = z.object({
+  status: z.string().nullable(),
+  workflow_status: z.string(),
+  skipped_reason: z.string().nullable(),
+});
 
-/** Latest `batch_evaluation_status` per run, newest enqueued first (DBOS stores events superjson-wrapped). */
+/**
+ * Latest `batch_evaluation_status` per run and, once finished, why it skipped (from its output), newest
+ * enqueued first. DBOS stores both superjson-wrapped unless the row says portable_json.
+ */
 const STREAK_SQL = `
-select ev.v ->> 'status' as status, s.status as workflow_status
+select ev.v ->> 'status' as status, s.status as workflow_status, out.v ->> 'skipped_reason' as skipped_reason
 from dbos.workflow_status s
 left join lateral (
   select (case when e.serialization = 'portable_json' then e.value::jsonb else e.value::jsonb -> 'json' end) as v
   from dbos.workflow_events e
   where e.workflow_uuid = s.workflow_uuid and e.key = '${BATCH_STATUS_EVENT}'
 ) ev on true
+left join dbos.workflow_output o on o.workflow_uuid = s.workflow_uuid
+left join lateral (
+  select (case when s.serialization = 'portable_json' then o.output::jsonb else o.output::jsonb -> 'json' end) as v
+  where o.output is not null
+) out on true
 where s.name = 'trigger' and s.class_name = 'EvaluationBatch' and s.created_at >= $1
 order by s.created_at desc, s.workflow_uuid desc
 limit $2`;
@@ -49,10 +62,13 @@ export async function consecutiveFailures(systemDb: Queryable, appDb: Queryable,
   let failures = 0;
   for (const raw of rows) {
     const run = streakRowSchema.parse(raw);
+    const finished = FINISHED.includes(run.workflow_status);
     if (run.status === 'failed') failures += 1;
-    else if (run.status === 'completed' || run.status === 'skipped') break;
-    else if (run.status === 'triggered' && FINISHED.includes(run.workflow_status)) break;
-    // else: enqueued or still running: not an outcome yet.
+    else if (run.status === 'completed') break;
+    // The API's own skip says it is healthy; our skips (missed slot, run in progress) say nothing about it.
+    else if (run.status === 'skipped' && finished && run.skipped_reason === null) break;
+    else if (run.status === 'triggered' && finished) break;
+    // else: enqueued, still running, or skipped by us: not an outcome of the API.
     if (failures >= MAX_STREAK_COUNTED) break;
   }
   return failures;
@@ -117,9 +133,10 @@ async function alreadyPausedBy(appDb: Queryable, scheduleName: string, workflowI
  * Applies the policy to a run's final status: updates the gauge and, on the failure that reaches the
  * threshold, pauses the schedule. Called from a step of the batch workflow, so it runs once per run.
  */
-export async function applyFailurePolicy(status: BatchStatus): Promise<PolicyVerdict> {
+export async function applyFailurePolicy(status: BatchStatus, skippedBy?: 'missed' | 'in_progress'): Promise<PolicyVerdict> {
   if (!settings) throw new Error('failure policy used before configureFailurePolicy()');
   const s = settings;
+  if (skippedBy) return { consecutiveFailures: -1, paused: false }; // our own skip: no news about the API
   if (status.status === 'completed' || status.status === 'skipped') {
     recordConsecutiveFailures(0);
     return { consecutiveFailures: 0, paused: false };
