@@ -228,6 +228,8 @@ export const opsCommands: Record<string, CliCommand> = {
       if (action !== 'backfill' && (values.from !== undefined || values.to !== undefined)) {
         throw new UsageError('--from/--to belong to "schedule backfill"');
       }
+      // Arguments first: a bad range exits 2 before any database is reached.
+      const range = action === 'backfill' ? backfillRange(values.from, values.to, new Date()) : undefined;
       const { systemDatabaseUrl, appDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
       if (action === 'status') {
         const status = await withDb(systemDatabaseUrl, (sys) => withDb(appDatabaseUrl, (app) => scheduleStatus(sys, app, ctx.config)));
@@ -235,8 +237,8 @@ export const opsCommands: Record<string, CliCommand> = {
         else scheduleStatusLines(status).forEach((l) => ctx.out(l));
         return 0;
       }
-      if (action === 'backfill') {
-        const { from, to } = backfillRange(values.from, values.to, new Date());
+      if (range) {
+        const { from, to } = range;
         return withDbosClient(systemDatabaseUrl, ctx.logger, async (client) => {
           const plan = await planBackfill(client, from, to, ctx.config.batch.timezone);
           if (plan.slots.length > MAX_BACKFILL_SLOTS) {
