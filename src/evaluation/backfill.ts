@@ -2,7 +2,7 @@
 // runs one after another, each under its slot's own ID (`sched-evaluation-batch-<ISO>`), waiting for each
 // to finish before the next. Starting a workflow whose ID exists starts nothing, so a slot that already
 // has a run keeps it and its outcome, and a repeated backfill adds no run. No extra queue is polled: the
-// request itself waits on the batch queue like any run.
+// request runs from DBOS's internal queue (see DBOS_INTERNAL_QUEUE for why not the batch queue).
 import { DBOS } from '@dbos-inc/dbos-sdk';
 import { BACKFILL_CONTEXT } from './backfillContext.js';
 import { EvaluationBatch, SCHEDULE_NAME } from './evaluationBatch.js';

@@ -6,9 +6,9 @@ import type { DBOSClient } from '@dbos-inc/dbos-sdk';
 import { backfillWorkflowId, BACKFILL_WORKFLOW, slotWorkflowId } from '../evaluation/backfill.js';
 import { CronSchedule } from '../evaluation/cron.js';
 import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
-import { BATCH_QUEUE } from '../evaluation/schedule.js';
 import { recordScheduleEvent, type Queryable } from '../evaluation/scheduleEvents.js';
 import { ScheduleNotFoundError } from '../errors.js';
+import { DBOS_INTERNAL_QUEUE } from '../runtime/dbosInternals.js';
 
 /** One request covers at most this many slots (a year of the default 2-minute cron is 262,800). */
 export const MAX_BACKFILL_SLOTS = 10_000;
@@ -57,7 +57,7 @@ export async function requestBackfill(client: DBOSClient, appDb: Queryable, plan
     // Runs go to the application version the schedule fires into, like DBOS's own backfill.
     const version = await client.getLatestApplicationVersion();
     await client.enqueue(
-      { ...BACKFILL_WORKFLOW, queueName: BATCH_QUEUE, workflowID: requestId, appVersion: version.versionName },
+      { ...BACKFILL_WORKFLOW, queueName: DBOS_INTERNAL_QUEUE, workflowID: requestId, appVersion: version.versionName },
       toRun.map((s) => s.toISOString()),
     );
   }
