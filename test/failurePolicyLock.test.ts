@@ -1,5 +1,5 @@
 // The failure policy's decision is taken once even when several runs reach the threshold at the same moment
-// (two replicas finishing failed runs together): five concurrent decisions over the same streak record one
+// (two replicas finishing failed runs together): twelve concurrent decisions over the same streak record one
 // pause. In-process service (real Postgres through DBOS), failed runs made against an API answering 500.
 import { PassThrough } from 'node:stream';
 import { DBOS } from '@dbos-inc/dbos-sdk';
@@ -33,8 +33,8 @@ beforeAll(async () => {
     EXECUTOR_ID: 'failpolicy-lock',
   });
   service = await startService(config, createLogger('warn', new PassThrough()), { healthServer: false });
-  appPool = new pg.Pool({ connectionString: appUrl, max: 4 });
-  systemPool = new pg.Pool({ connectionString: service.databases.systemDatabaseUrl, max: 8 });
+  appPool = new pg.Pool({ connectionString: appUrl, max: 16 });
+  systemPool = new pg.Pool({ connectionString: service.databases.systemDatabaseUrl, max: 16 });
 }, 60_000);
 
 afterAll(async () => {
@@ -44,7 +44,7 @@ afterAll(async () => {
   await simulator.stop();
 });
 
-it('five decisions at once over a streak at the threshold pause once, with one record', async () => {
+it('twelve decisions at once over a streak at the threshold pause once, with one record', async () => {
   // Three failed runs on record, one after another (the policy is off while they run).
   for (let i = 0; i < 3; i++) {
     const handle = await DBOS.startWorkflow(EvaluationBatch.trigger, { workflowID: `lock-run-${i}` })(new Date(), null);
@@ -63,9 +63,9 @@ it('five decisions at once over a streak at the threshold pause once, with one r
     actual_time: new Date().toISOString(),
     error: 'HTTP 500',
   });
-  const verdicts = await Promise.all([0, 1, 2, 3, 4].map((i) => applyFailurePolicy(failed(i))));
+  const verdicts = await Promise.all(Array.from({ length: 12 }, (_, i) => applyFailurePolicy(failed(i))));
   expect(verdicts.filter((v) => v.paused)).toHaveLength(1);
-  expect(verdicts.map((v) => v.consecutiveFailures)).toEqual([3, 3, 3, 3, 3]);
+  expect(verdicts.map((v) => v.consecutiveFailures)).toEqual(Array(12).fill(3));
   const paused = await query(appUrl, `select details from schedule_events where kind = 'paused'`);
   expect(paused).toHaveLength(1);
   const [sched] = await query<{ status: string }>(systemDatabaseUrlOf(appUrl), `select status from dbos.workflow_schedules where schedule_name = 'evaluation-batch'`);
