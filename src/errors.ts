@@ -32,3 +32,11 @@ export class ExecutorConflictError extends Error {
     this.name = 'ExecutorConflictError';
   }
 }
+
+/** The schedule has no row in the system database yet: no service has started against it. */
+export class ScheduleNotFoundError extends Error {
+  constructor(readonly scheduleName: string) {
+    super(`schedule "${scheduleName}" not found: has the service been started against this database?`);
+    this.name = 'ScheduleNotFoundError';
+  }
+}

@@ -5,7 +5,9 @@ import { DBOS } from '@dbos-inc/dbos-sdk';
 import type { Knex } from 'knex';
 import pg from 'pg';
 import type { Config } from './config.js';
-import { configureEvaluationBatch } from './evaluation/evaluationBatch.js';
+import { configureEvaluationBatch, SCHEDULE_NAME } from './evaluation/evaluationBatch.js';
+import './evaluation/backfill.js'; // registers the backfill workflow before launch
+import { configureFailurePolicy } from './evaluation/failurePolicy.js';
 import { applyEvaluationSchedule } from './evaluation/schedule.js';
 import { dbosLogger, registerSecret, type Logger } from './logger.js';
 import { startHealthServer, type HealthServer } from './ops/healthServer.js';
@@ -108,6 +110,18 @@ export async function startService(config: Config, logger: Logger, options: Serv
       logger: logger.child({ component: 'evaluation' }),
     });
 
+    // Small pool on the app database: failover's claims/heartbeats, the failure policy's schedule_events.
+    const appPool = new pg.Pool({ connectionString: databases.appDatabaseUrl, max: 4, application_name: 'xyra-scheduler' });
+    appPool.on('error', (e) => logger.warn({ err: e.message }, 'app database pool error'));
+    cleanups.push(() => appPool.end());
+    configureFailurePolicy({
+      pauseAfterFailures: config.batch.pauseAfterFailures,
+      scheduleName: SCHEDULE_NAME,
+      systemPool,
+      appDb: appPool,
+      logger: logger.child({ component: 'failure-policy' }),
+    });
+
     const knex = createKnex(databases.appDatabaseUrl);
     knexForReadiness = knex;
     cleanups.push(() => knex.destroy());
@@ -140,9 +154,6 @@ export async function startService(config: Config, logger: Logger, options: Serv
       await DBOS.shutdown({ workflowCompletionTimeoutMS: config.shutdownTimeoutMs });
     });
 
-    const appPool = new pg.Pool({ connectionString: databases.appDatabaseUrl, max: 2, application_name: 'xyra-scheduler-failover' });
-    appPool.on('error', (e) => logger.warn({ err: e.message }, 'app database pool error'));
-    cleanups.push(() => appPool.end());
     failover = await startFailover({
       claim,
       appPool,

@@ -10,7 +10,9 @@ import type { CatchUpPolicy } from '../config.js';
 import { redact } from '../logger.js';
 import type { Logger } from '../logger.js';
 import { recordBatchRun, recordScheduleLag } from '../telemetry/metrics.js';
+import { isBackfillContext } from './backfillContext.js';
 import { decideCatchUp } from './catchUp.js';
+import { applyFailurePolicy } from './failurePolicy.js';
 import { enterGate, releaseGate, type ExecutorAliveCheck } from './overlapGuard.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from './status.js';
 import { backoffDelayMs, callEvaluationBatch, DEFAULT_SKIP_MESSAGE, type AttemptOutcome, type XyraRequest } from './xyraClient.js';
@@ -89,7 +91,7 @@ function finalStatusOf(outcome: AttemptOutcome): Pick<BatchStatus, 'status' | 'p
 export class EvaluationBatch {
   /** The scheduled workflow: DBOS calls it with the slot's time and the schedule's context. */
   @DBOS.workflow({ maxRecoveryAttempts: 3 })
-  static async trigger(scheduledTime: Date, _context: unknown): Promise<BatchRunOutput> {
+  static async trigger(scheduledTime: Date, context: unknown): Promise<BatchRunOutput> {
     const s = current();
     const workflowId = DBOS.workflowID ?? 'unknown';
     const scheduledIso = new Date(scheduledTime).toISOString();
@@ -99,7 +101,7 @@ export class EvaluationBatch {
     // From the decision to `triggered`, whatever throws (even recording the decision) releases the gate.
     let gate: Gate;
     try {
-      gate = await EvaluationBatch.checkGate(workflowId, scheduledIso, actualIso);
+      gate = await EvaluationBatch.checkGate(workflowId, scheduledIso, actualIso, isBackfillContext(context));
       if (gate.run) {
         await DBOS.setEvent<BatchStatus>(BATCH_STATUS_EVENT, { ...base, status: 'triggered', processed: 0, succeeded: 0, failed: 0 });
       }
@@ -110,6 +112,7 @@ export class EvaluationBatch {
       const status: BatchStatus = { ...base, status: 'skipped', processed: 0, succeeded: 0, failed: 0, message: gate.message };
       await DBOS.setEvent(BATCH_STATUS_EVENT, status);
       await EvaluationBatch.recordOutcome(status);
+      await EvaluationBatch.enforceFailurePolicy(status, gate.reason);
       return { status, skipped_reason: gate.reason };
     }
 
@@ -131,6 +134,7 @@ export class EvaluationBatch {
     const status: BatchStatus = { ...base, ...final };
     await DBOS.setEvent(BATCH_STATUS_EVENT, status);
     await EvaluationBatch.recordOutcome(status);
+    await EvaluationBatch.enforceFailurePolicy(status);
     return {
       status,
       request,
@@ -157,9 +161,10 @@ export class EvaluationBatch {
    * overlap guard. A run that may proceed leaves here holding the gate, released once `triggered` is written.
    */
   @DBOS.step()
-  static async checkGate(workflowId: string, scheduledIso: string, actualIso: string): Promise<Gate> {
+  static async checkGate(workflowId: string, scheduledIso: string, actualIso: string, backfill = false): Promise<Gate> {
     const s = current();
-    const catchUp = decideCatchUp(s.catchUp, s.cron, new Date(scheduledIso), new Date(actualIso), isManualRun(workflowId));
+    // A backfilled slot was asked for by an operator: like a manual run, it is never "missed".
+    const catchUp = decideCatchUp(s.catchUp, s.cron, new Date(scheduledIso), new Date(actualIso), isManualRun(workflowId) || backfill);
     if (!catchUp.run) return { run: false, reason: 'missed', message: catchUp.message };
 
     const blocker = await enterGate(s.systemPool, workflowId, s.isExecutorAlive, () =>
@@ -189,6 +194,12 @@ export class EvaluationBatch {
       s.logger.debug(log, 'Xyra API attempt');
     }
     return { outcome, nextDelayMs };
+  }
+
+  /** BATCH_PAUSE_AFTER_FAILURES: a step, so the count and the pause happen once per run, replay or not. */
+  @DBOS.step({ retriesAllowed: true, maxAttempts: 5, intervalSeconds: 1 })
+  static async enforceFailurePolicy(status: BatchStatus, skippedBy?: Gate['reason']): Promise<void> {
+    await applyFailurePolicy(status, skippedBy);
   }
 
   @DBOS.step()

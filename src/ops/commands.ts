@@ -7,7 +7,10 @@ import { resolveDatabasesForClient } from '../runtime/databases.js';
 import { withDbosClient } from '../runtime/dbosClient.js';
 import { errorText, latestErrors } from './errorsLog.js';
 import { formatClock, formatMs, formatRate, formatTime, oneLine, renderTable } from './format.js';
-import { listBatchRuns, type BatchRun } from './history.js';
+import { historyWithEvents, listBatchRuns, type BatchRun, type HistoryEntry } from './history.js';
+import { MAX_BACKFILL_SLOTS, planBackfill, requestBackfill, type BackfillResult } from './backfill.js';
+import { scheduleStatus, type ScheduleStatus } from './scheduleStatus.js';
+import type { ScheduleEvent } from '../evaluation/scheduleEvents.js';
 import { scheduleState, triggerNow, waitForOutcome, type ScheduleState } from './scheduleControl.js';
 import { parseDuration } from '../config.js';
 import { batchStats, type BatchStats } from './stats.js';
@@ -24,20 +27,33 @@ async function withDb<T>(url: string, fn: (db: pg.Client) => Promise<T>): Promis
 
 const json = (ctx: CliContext, value: unknown) => ctx.out(JSON.stringify(value, null, 2));
 
-function historyTable(runs: BatchRun[]): string[] {
+/** A schedule event as a history row: its time in the SLOT column, its kind as the status. */
+function eventRow(e: ScheduleEvent): string[] {
+  const by = typeof e.details.by === 'string' ? ` by ${e.details.by}` : '';
+  const text = e.kind === 'missed_summary'
+    ? `${String(e.details.count)} slots ${String(e.details.first_slot)} → ${String(e.details.last_slot)} not run (older than the catch-up window)`
+    : `${e.note ?? ''}${by ? ` (${by.trim()})` : ''}`;
+  return [formatTime(e.at), '-', '-', '-', `[${e.kind}]`, '-', '-', oneLine(text, 120)];
+}
+
+function historyTable(entries: HistoryEntry[]): string[] {
   return renderTable(
     ['SLOT', 'STARTED', 'DELAY', 'DURATION', 'STATUS', 'P/S/F', 'ATT', 'MESSAGE / ERROR'],
-    runs.map((r) => [
-      formatTime(r.scheduled_time) + (r.manual ? ' (manual)' : ''),
+    entries.map((e) => (e.type === 'schedule_event' ? eventRow(e) : runRow(e))),
+  );
+}
+
+function runRow(r: BatchRun): string[] {
+  return [
+    formatTime(r.scheduled_time) + (r.manual ? ' (manual)' : ''),
       formatClock(r.actual_time),
       formatMs(r.delay_ms),
       formatMs(r.duration_ms),
       r.status,
       `${r.processed}/${r.succeeded}/${r.failed}`,
       String(r.attempts),
-      oneLine(r.error ?? r.message ?? (r.skipped_reason ? `skipped: ${r.skipped_reason}` : '')),
-    ]),
-  );
+    oneLine(r.error ?? r.message ?? (r.skipped_reason ? `skipped: ${r.skipped_reason}` : '')),
+  ];
 }
 
 function statsLines(s: BatchStats): string[] {
@@ -52,6 +68,11 @@ function statsLines(s: BatchStats): string[] {
     `  delay             ${pct(s.delay_ms)}  (slot → actual start)`,
     `  retries           ${s.retries.runs_with_retries} of ${s.retries.api_runs} API runs retried (${formatRate(s.retries.retry_rate)}), ${s.retries.total_retries} retries`,
     `  missed slots      ${s.missed_slots} skipped by catch-up, ${s.slots_without_run ?? '?'} with no run`,
+    `  long outages      ${
+      s.missed_summary.records === 0
+        ? 'none'
+        : `${s.missed_summary.slots} slots ${formatTime(s.missed_summary.first_slot)} → ${formatTime(s.missed_summary.last_slot)} older than the catch-up window, not run (${s.missed_summary.records} summaries)`
+    }`,
     `  in-progress skips ${s.in_progress_skips}`,
     `  workflow errors   ${s.workflow_errors}`,
   ];
@@ -68,21 +89,58 @@ function scheduleLines(s: ScheduleState): string[] {
   ];
 }
 
+function scheduleStatusLines(s: ScheduleStatus): string[] {
+  const lag = s.lag_ms;
+  const lastRun = s.last_run;
+  const lines = [
+    `schedule ${s.name}: ${s.status}${s.paused_by ? ` (by ${s.paused_by})` : ''}`,
+    `  cron          ${s.cron}  (${s.timezone})`,
+  ];
+  if (s.status !== 'ACTIVE') {
+    lines.push(`  paused        ${s.paused_at ? formatTime(s.paused_at) : '-'}: ${oneLine(s.paused_reason, 120) || '(no note)'}`);
+  } else if (s.resumed_at) {
+    lines.push(`  resumed       ${formatTime(s.resumed_at)}`);
+  }
+  lines.push(
+    `  next slots    ${s.next_slots.length ? s.next_slots.map(formatTime).join(', ') : '- (paused)'}`,
+    `  last run      ${lastRun ? `${lastRun.workflow_id}: ${lastRun.status} ${oneLine(lastRun.error ?? lastRun.message, 80)}`.trimEnd() : '-'}`,
+    `  failures      ${s.consecutive_failures} consecutive (pause after ${s.pause_after_failures || 'never'})`,
+    `  lag (24 h)    p50 ${formatMs(lag.p50)}  p95 ${formatMs(lag.p95)}  max ${formatMs(lag.max)}  over ${lag.runs} runs`,
+  );
+  if (s.last_missed_summary) {
+    const d = s.last_missed_summary.details;
+    lines.push(`  long outage   ${String(d.count)} slots ${String(d.first_slot)} → ${String(d.last_slot)} summed up, not run`);
+  }
+  return lines;
+}
+
 export const opsCommands: Record<string, CliCommand> = {
   history: {
     summary: 'batch runs, newest first (slot, start, delay, duration, status, counts, attempts)',
-    usage: 'xyra history [--limit N] [--status S] [--json]',
+    usage: 'xyra history [--limit N] [--status S] [--json [--events]]',
     run: async (args, ctx) => {
       const { values } = parseArgs({
         args,
-        options: { limit: { type: 'string' }, status: { type: 'string' }, json: { type: 'boolean', default: false } },
+        options: {
+          limit: { type: 'string' },
+          status: { type: 'string' },
+          json: { type: 'boolean', default: false },
+          events: { type: 'boolean', default: false },
+        },
       });
       const limit = positiveInt('limit', values.limit, 20);
-      const { systemDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
-      const runs = await withDb(systemDatabaseUrl, (db) => listBatchRuns(db, { limit, status: values.status }));
-      if (values.json) json(ctx, runs);
-      else if (runs.length === 0) ctx.out('no batch runs recorded yet');
-      else historyTable(runs).forEach((l) => ctx.out(l));
+      const { systemDatabaseUrl, appDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
+      const q = { limit, status: values.status };
+      // The contract's JSON is runs only; `--events` (and the table) add the schedule's pauses, resumes,
+      // missed-slot summaries and backfills among them.
+      if (values.json && !values.events) {
+        json(ctx, await withDb(systemDatabaseUrl, (db) => listBatchRuns(db, q)));
+        return 0;
+      }
+      const entries = await withDb(systemDatabaseUrl, (sys) => withDb(appDatabaseUrl, (app) => historyWithEvents(sys, app, q)));
+      if (values.json) json(ctx, entries);
+      else if (entries.length === 0) ctx.out('no batch runs recorded yet');
+      else historyTable(entries).forEach((l) => ctx.out(l));
       return 0;
     },
   },
@@ -97,8 +155,8 @@ export const opsCommands: Record<string, CliCommand> = {
       } catch (e) {
         throw new UsageError(`--since: ${(e as Error).message}`);
       }
-      const { systemDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
-      const stats = await withDb(systemDatabaseUrl, (db) => batchStats(db, windowMs));
+      const { systemDatabaseUrl, appDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
+      const stats = await withDb(systemDatabaseUrl, (sys) => withDb(appDatabaseUrl, (app) => batchStats(sys, windowMs, new Date(), app)));
       if (values.json) json(ctx, stats);
       else statsLines(stats).forEach((l) => ctx.out(l));
       return 0;
@@ -155,15 +213,43 @@ export const opsCommands: Record<string, CliCommand> = {
     },
   },
   schedule: {
-    summary: 'pause, resume or show the evaluation-batch schedule',
-    usage: 'xyra schedule pause|resume|status [--json]',
+    summary: 'show, pause, resume or backfill the evaluation-batch schedule',
+    usage: 'xyra schedule status [--json] | pause | resume | backfill --from ISO --to ISO [--json]',
     run: async (args, ctx) => {
-      const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
+      const { values, positionals } = parseArgs({
+        args,
+        allowPositionals: true,
+        options: { json: { type: 'boolean', default: false }, from: { type: 'string' }, to: { type: 'string' } },
+      });
       const action = positionals[0];
-      if (positionals.length !== 1 || !['pause', 'resume', 'status'].includes(action ?? '')) {
-        throw new UsageError('expected one of: pause, resume, status');
+      if (positionals.length !== 1 || !['pause', 'resume', 'status', 'backfill'].includes(action ?? '')) {
+        throw new UsageError('expected one of: status, pause, resume, backfill');
       }
-      const { systemDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
+      if (action !== 'backfill' && (values.from !== undefined || values.to !== undefined)) {
+        throw new UsageError('--from/--to belong to "schedule backfill"');
+      }
+      // Arguments first: a bad range exits 2 before any database is reached.
+      const range = action === 'backfill' ? backfillRange(values.from, values.to, new Date()) : undefined;
+      const { systemDatabaseUrl, appDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
+      if (action === 'status') {
+        const status = await withDb(systemDatabaseUrl, (sys) => withDb(appDatabaseUrl, (app) => scheduleStatus(sys, app, ctx.config)));
+        if (values.json) json(ctx, status);
+        else scheduleStatusLines(status).forEach((l) => ctx.out(l));
+        return 0;
+      }
+      if (range) {
+        const { from, to } = range;
+        return withDbosClient(systemDatabaseUrl, ctx.logger, async (client) => {
+          const plan = await planBackfill(client, from, to, ctx.config.batch.timezone);
+          if (plan.slots.length > MAX_BACKFILL_SLOTS) {
+            throw new UsageError(`--from/--to: the range holds more than ${MAX_BACKFILL_SLOTS} slots of "${plan.cron}"; backfill it in parts`);
+          }
+          const result = await withDb(appDatabaseUrl, (app) => requestBackfill(client, app, plan));
+          if (values.json) json(ctx, result);
+          else backfillLines(result).forEach((l) => ctx.out(l));
+          return 0;
+        });
+      }
       return withDbosClient(systemDatabaseUrl, ctx.logger, async (client) => {
         const before = await scheduleState(client);
         if (action === 'pause') await client.pauseSchedule(before.name);
@@ -173,10 +259,37 @@ export const opsCommands: Record<string, CliCommand> = {
         else {
           scheduleLines(state).forEach((l) => ctx.out(l));
           // The service re-reads schedules on a 5 s poll (schedulerPollingIntervalMs in service.ts).
-          if (action !== 'status') ctx.out(`(${action === 'pause' ? 'paused' : 'resumed'}; running replicas pick this up within 5 s)`);
+          ctx.out(`(${action === 'pause' ? 'paused' : 'resumed'}; running replicas pick this up within 5 s)`);
         }
         return 0;
       });
     },
   },
 };
+
+/** `--from`/`--to` as instants: both required, ISO-8601 with a zone, from before to, to not in the future. */
+function backfillRange(fromArg: string | undefined, toArg: string | undefined, now: Date): { from: Date; to: Date } {
+  const parse = (name: string, v: string | undefined): Date => {
+    if (v === undefined) throw new UsageError(`--${name} is required (an ISO-8601 time, e.g. 2026-11-23T10:00:00Z)`);
+    // A zone is required: a time without one would be read in the process's local zone.
+    const ms = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(v) ? Date.parse(v) : NaN;
+    if (Number.isNaN(ms)) throw new UsageError(`--${name} must be an ISO-8601 time with a zone (e.g. 2026-11-23T10:00:00Z), got "${v}"`);
+    return new Date(ms);
+  };
+  const from = parse('from', fromArg);
+  const to = parse('to', toArg);
+  if (from.getTime() >= to.getTime()) throw new UsageError(`--from must be before --to`);
+  if (to.getTime() > now.getTime()) throw new UsageError(`--to is in the future (${to.toISOString()}); slots to come fire on their own`);
+  return { from, to };
+}
+
+function backfillLines(r: BackfillResult): string[] {
+  const lines = [
+    `backfill ${r.from} → ${r.to} (cron ${r.cron}, ${r.timezone}): ${r.slots.length} slots`,
+    `  already run   ${r.already_run.length} (left alone)`,
+    `  to run        ${r.enqueued.length}, one after another${r.request_id ? ` (request ${r.request_id})` : ''}`,
+  ];
+  for (const slot of r.enqueued.slice(0, 20)) lines.push(`    ${slot}`);
+  if (r.enqueued.length > 20) lines.push(`    … and ${r.enqueued.length - 20} more`);
+  return lines;
+}

@@ -1,6 +1,8 @@
 // Batch run history read from the DBOS system database (see batchRunsSql.ts for what a row is).
 import type pg from 'pg';
 import { z } from 'zod';
+import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
+import { listScheduleEvents, type Queryable, type ScheduleEvent } from '../evaluation/scheduleEvents.js';
 import { BATCH_RUNS_SELECT } from './batchRunsSql.js';
 
 const isoTime = z.date().transform((d) => d.toISOString());
@@ -50,4 +52,30 @@ export async function listBatchRuns(db: pg.ClientBase, q: HistoryQuery): Promise
     params,
   );
   return rows.map((r) => batchRunRowSchema.parse(r));
+}
+
+/** One line of history with the schedule's own log mixed in: a run, or a pause/resume/missed/backfill record. */
+export type HistoryEntry = ({ type: 'run' } & BatchRun) | ({ type: 'schedule_event' } & ScheduleEvent);
+
+function entryTime(e: HistoryEntry): number {
+  return Date.parse((e.type === 'run' ? e.scheduled_time : e.at) ?? '') || 0;
+}
+
+/**
+ * The runs of `listBatchRuns` and the schedule's events over the same span, newest first. When the runs
+ * hit the limit, events older than the oldest run shown are left out (they belong to an older page).
+ */
+export async function historyWithEvents(systemDb: pg.ClientBase, appDb: Queryable, q: HistoryQuery): Promise<HistoryEntry[]> {
+  const runs = await listBatchRuns(systemDb, q);
+  const oldest = runs.length >= q.limit ? runs[runs.length - 1]?.scheduled_time : undefined;
+  const events = await listScheduleEvents(appDb, {
+    scheduleName: SCHEDULE_NAME,
+    since: oldest ? new Date(oldest) : undefined,
+    limit: q.limit,
+  });
+  const entries: HistoryEntry[] = [
+    ...runs.map((r) => ({ type: 'run' as const, ...r })),
+    ...events.map((e) => ({ type: 'schedule_event' as const, ...e })),
+  ];
+  return entries.sort((a, b) => entryTime(b) - entryTime(a));
 }

@@ -4,6 +4,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { TimeMatcher } from '../runtime/dbosInternals.js';
 import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
+import { listScheduleEvents, type Queryable } from '../evaluation/scheduleEvents.js';
 import { BATCH_RUNS_SELECT } from './batchRunsSql.js';
 
 /** A slot counts as "without run" only once the scheduler's jitter (≤ 10 s) and queue polling are over. */
@@ -67,6 +68,34 @@ export interface BatchStats {
   slots_without_run: number | null;
   in_progress_skips: number;
   workflow_errors: number;
+  /** Slots older than BATCH_CATCH_UP_WINDOW after an outage, summed up instead of run (recorded in the window). */
+  missed_summary: MissedSummary;
+}
+
+export interface MissedSummary {
+  /** How many summary records (outages) fall in the window. */
+  records: number;
+  /** Slots they sum up. */
+  slots: number;
+  first_slot: string | null;
+  last_slot: string | null;
+}
+
+const missedDetailsSchema = z.object({ count: num, first_slot: z.string(), last_slot: z.string() });
+
+/** Adds up the `missed_summary` records of schedule_events recorded in [since, until]. */
+export async function missedSummary(appDb: Queryable, since: Date, until: Date): Promise<MissedSummary> {
+  const events = (await listScheduleEvents(appDb, { scheduleName: SCHEDULE_NAME, kinds: ['missed_summary'], since, limit: 10_000 })).filter(
+    (e) => Date.parse(e.at) <= until.getTime(),
+  );
+  const out: MissedSummary = { records: events.length, slots: 0, first_slot: null, last_slot: null };
+  for (const e of events) {
+    const d = missedDetailsSchema.parse(e.details);
+    out.slots += d.count;
+    if (out.first_slot === null || Date.parse(d.first_slot) < Date.parse(out.first_slot)) out.first_slot = d.first_slot;
+    if (out.last_slot === null || Date.parse(d.last_slot) > Date.parse(out.last_slot)) out.last_slot = d.last_slot;
+  }
+  return out;
 }
 
 const AGGREGATE_SQL = `
@@ -96,7 +125,8 @@ select
 from (${BATCH_RUNS_SELECT}) runs
 where scheduled_time >= $1 and scheduled_time <= $2`;
 
-export async function batchStats(db: pg.ClientBase, sinceMs: number, now = new Date()): Promise<BatchStats> {
+/** `appDb` (schedule_events) adds the missed-slot summaries; without it they read as none. */
+export async function batchStats(db: pg.ClientBase, sinceMs: number, now = new Date(), appDb?: Queryable): Promise<BatchStats> {
   const since = new Date(now.getTime() - sinceMs);
   const agg = aggregateSchema.parse((await db.query(AGGREGATE_SQL, [since, now])).rows[0]);
   const byStatus = (
@@ -126,6 +156,7 @@ export async function batchStats(db: pg.ClientBase, sinceMs: number, now = new D
     slots_without_run: await slotsWithoutRun(db, since, now),
     in_progress_skips: agg.in_progress_skips,
     workflow_errors: agg.workflow_errors,
+    missed_summary: appDb ? await missedSummary(appDb, since, now) : { records: 0, slots: 0, first_slot: null, last_slot: null },
   };
 }
 

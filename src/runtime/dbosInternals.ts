@@ -11,8 +11,6 @@ export { TimeMatcher, validateCrontab } from '@dbos-inc/dbos-sdk/internal/schedu
 // status-guarded UPDATE that sets its own executor ID and a new owner token), and the workflow resumes at
 // its first unrecorded step with the same workflow ID. Workflows of other versions are left PENDING.
 import { DBOSExecutor } from '@dbos-inc/dbos-sdk/internal/dbos-executor';
-/** The queue DBOS recovers directly-started workflows to (`INTERNAL_QUEUE_NAME` in its utils). */
-export const DBOS_INTERNAL_QUEUE = '_dbos_internal_queue';
 
 /** Re-enqueue the PENDING workflows of `executorId` at this process's application version; their IDs. */
 export async function recoverExecutorWorkflows(executorId: string): Promise<string[]> {
@@ -21,3 +19,9 @@ export async function recoverExecutorWorkflows(executorId: string): Promise<stri
   const handles = await executor.recoverPendingWorkflows([executorId]);
   return handles.map((h) => h.workflowID);
 }
+/**
+ * DBOS's own queue, polled by every launched process with no concurrency limit (DBOS's scheduler uses it for
+ * schedules without a queue). Backfill requests go there: on the batch queue, whose concurrency is 1 under
+ * BATCH_CATCH_UP=all, a request waiting for a slot run enqueued on that same queue would wait forever.
+ */
+export { INTERNAL_QUEUE_NAME as DBOS_INTERNAL_QUEUE } from '@dbos-inc/dbos-sdk/internal/utils';

@@ -1,7 +1,7 @@
 // OpenTelemetry metrics: one MeterProvider whose readers are chosen by OTEL_METRICS_EXPORTER, and the
 // service's instruments. Instruments are created on the global API meter, so code that records works the
 // same whether or not an exporter is configured (no exporter: records go nowhere).
-import { metrics, type Counter, type Histogram } from '@opentelemetry/api';
+import { metrics, type Counter, type Gauge, type Histogram } from '@opentelemetry/api';
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -21,6 +21,7 @@ interface Instruments {
   dbOperations: Counter;
   batchRuns: Counter;
   scheduleLag: Histogram;
+  consecutiveFailures: Gauge;
 }
 
 let instruments: Instruments | undefined;
@@ -37,6 +38,9 @@ function get(): Instruments {
         description: 'Time from a slot\'s scheduled time to the batch run\'s actual start',
         unit: 'ms',
       }),
+      consecutiveFailures: meter.createGauge('xyra.batch.consecutive_failures', {
+        description: 'Consecutive failed batch runs, as of the latest finished run (see BATCH_PAUSE_AFTER_FAILURES)',
+      }),
     };
   }
   return instruments;
@@ -52,6 +56,10 @@ export function recordBatchRun(status: string): void {
 
 export function recordScheduleLag(ms: number): void {
   get().scheduleLag.record(Math.max(0, ms));
+}
+
+export function recordConsecutiveFailures(count: number): void {
+  get().consecutiveFailures.record(count);
 }
 
 export interface Telemetry {

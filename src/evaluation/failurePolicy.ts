@@ -1,0 +1,178 @@
+// The failure policy: after BATCH_PAUSE_AFTER_FAILURES consecutive `failed` runs the schedule pauses
+// itself, with the reason as its note. The count is a query over the runs on record (never an in-memory
+// counter), so a restart or a second replica reaches the same figure; the decision runs in a workflow step
+// under an advisory lock, so one failure streak produces one pause, whichever replica finishes the run.
+//
+// What counts: runs in the order they were enqueued, newest first. `failed` adds one; `completed`, a
+// `skipped` answered by the API, or a finished `triggered` (accepted by the API) ends the streak; runs still
+// in flight and runs we skipped ourselves (a missed slot, a run already in progress) are passed over, since
+// they never asked the API. An operator's resume (a `resumed` row in schedule_events) starts a new count, so a resumed schedule
+// gets its full allowance again instead of pausing on its next failure.
+import { DBOS } from '@dbos-inc/dbos-sdk';
+import type pg from 'pg';
+import { z } from 'zod';
+import { redact, type Logger } from '../logger.js';
+import { recordConsecutiveFailures } from '../telemetry/metrics.js';
+import { listScheduleEvents, recordScheduleEvent, type Queryable } from './scheduleEvents.js';
+import { BATCH_STATUS_EVENT, type BatchStatus } from './status.js';
+
+/** More failures than this are reported as this many (the streak is only walked this far). */
+export const MAX_STREAK_COUNTED = 1_000;
+const POLICY_LOCK = 'xyra-scheduler:failure-policy';
+
+const streakRowSchema = z.object({
+  status: z.string().nullable(),
+  workflow_status: z.string(),
+  skipped_reason: z.string().nullable(),
+});
+
+/**
+ * Latest `batch_evaluation_status` per run and, once finished, why it skipped (from its output), newest
+ * enqueued first. DBOS stores both superjson-wrapped unless the row says portable_json.
+ */
+const STREAK_SQL = `
+select ev.v ->> 'status' as status, s.status as workflow_status, out.v ->> 'skipped_reason' as skipped_reason
+from dbos.workflow_status s
+left join lateral (
+  select (case when e.serialization = 'portable_json' then e.value::jsonb else e.value::jsonb -> 'json' end) as v
+  from dbos.workflow_events e
+  where e.workflow_uuid = s.workflow_uuid and e.key = '${BATCH_STATUS_EVENT}'
+) ev on true
+left join dbos.workflow_output o on o.workflow_uuid = s.workflow_uuid
+left join lateral (
+  select (case when s.serialization = 'portable_json' then o.output::jsonb else o.output::jsonb -> 'json' end) as v
+  where o.output is not null
+) out on true
+where s.name = 'trigger' and s.class_name = 'EvaluationBatch' and s.created_at >= $1
+order by s.created_at desc, s.workflow_uuid desc
+limit $2`;
+
+const FINISHED = ['SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED'];
+
+/** When the current count started: the latest operator resume, or the beginning of time. */
+async function countStart(appDb: Queryable, scheduleName: string): Promise<Date | null> {
+  const [resumed] = await listScheduleEvents(appDb, { scheduleName, kinds: ['resumed'], limit: 1 });
+  return resumed ? new Date(resumed.at) : null;
+}
+
+/** The current streak of `failed` runs (see the module comment for what counts). */
+export async function consecutiveFailures(systemDb: Queryable, appDb: Queryable, scheduleName: string): Promise<number> {
+  const since = await countStart(appDb, scheduleName);
+  const { rows } = await systemDb.query(STREAK_SQL, [since ? since.getTime() : 0, MAX_STREAK_COUNTED * 2]);
+  let failures = 0;
+  for (const raw of rows) {
+    const run = streakRowSchema.parse(raw);
+    const finished = FINISHED.includes(run.workflow_status);
+    if (run.status === 'failed') failures += 1;
+    else if (run.status === 'completed') break;
+    // The API's own skip says it is healthy; our skips (missed slot, run in progress) say nothing about it.
+    else if (run.status === 'skipped' && finished && run.skipped_reason === null) break;
+    else if (run.status === 'triggered' && finished) break;
+    // else: enqueued, still running, or skipped by us: not an outcome of the API.
+    if (failures >= MAX_STREAK_COUNTED) break;
+  }
+  return failures;
+}
+
+export interface FailurePolicySettings {
+  /** Pause after this many consecutive failures; 0 = never. */
+  pauseAfterFailures: number;
+  scheduleName: string;
+  systemPool: pg.Pool;
+  appDb: Queryable;
+  logger: Logger;
+}
+
+let settings: FailurePolicySettings | undefined;
+
+/** Called once at start-up, before DBOS launches (the batch workflow's step reads it). */
+export function configureFailurePolicy(s: FailurePolicySettings): void {
+  settings = s;
+}
+
+export interface PolicyVerdict {
+  consecutiveFailures: number;
+  /** True when this run's outcome paused the schedule. */
+  paused: boolean;
+}
+
+/**
+ * Pauses the schedule on behalf of the failure policy and records why. The one place the policy pauses,
+ * so the pause mechanics can be swapped for the project's schedule control without touching the policy.
+ */
+export async function pauseForFailures(
+  appDb: Queryable,
+  p: { scheduleName: string; note: string; consecutiveFailures: number; workflowId: string },
+): Promise<void> {
+  await recordScheduleEvent(appDb, {
+    scheduleName: p.scheduleName,
+    kind: 'paused',
+    note: p.note,
+    details: { by: 'failure_policy', consecutive_failures: p.consecutiveFailures, workflow_id: p.workflowId },
+  });
+  await DBOS.pauseSchedule(p.scheduleName);
+}
+
+function pauseNote(failures: number, threshold: number, lastError: string | undefined): string {
+  const error = lastError ? `; last error: ${redact(lastError).slice(0, 300)}` : '';
+  return `paused by the failure policy after ${failures} consecutive failed runs (BATCH_PAUSE_AFTER_FAILURES=${threshold})${error}`;
+}
+
+/** Has this run already paused the schedule (a replay of the step after a crash)? Not if resumed since. */
+async function alreadyPausedBy(appDb: Queryable, scheduleName: string, workflowId: string): Promise<'no' | 'yes' | 'resumed_since'> {
+  const [latest] = await listScheduleEvents(appDb, { scheduleName, kinds: ['paused', 'resumed'], limit: 1 });
+  const { rows } = await appDb.query(
+    `select 1 from schedule_events where schedule_name = $1 and kind = 'paused' and details ->> 'workflow_id' = $2 limit 1`,
+    [scheduleName, workflowId],
+  );
+  if (rows.length === 0) return 'no';
+  return latest?.kind === 'paused' && latest.details.workflow_id === workflowId ? 'yes' : 'resumed_since';
+}
+
+/**
+ * Applies the policy to a run's final status: updates the gauge and, on the failure that reaches the
+ * threshold, pauses the schedule. Called from a step of the batch workflow, so it runs once per run.
+ */
+export async function applyFailurePolicy(status: BatchStatus, skippedBy?: 'missed' | 'in_progress'): Promise<PolicyVerdict> {
+  if (!settings) throw new Error('failure policy used before configureFailurePolicy()');
+  const s = settings;
+  if (skippedBy) return { consecutiveFailures: -1, paused: false }; // our own skip: no news about the API
+  if (status.status === 'completed' || status.status === 'skipped') {
+    recordConsecutiveFailures(0);
+    return { consecutiveFailures: 0, paused: false };
+  }
+  if (status.status !== 'failed') return { consecutiveFailures: -1, paused: false }; // 202: no outcome yet
+
+  const lockClient = await s.systemPool.connect();
+  try {
+    await lockClient.query('begin');
+    // Two replicas finishing failed runs at once must not both pause (nor record two pauses).
+    await lockClient.query('select pg_advisory_xact_lock(hashtext($1))', [POLICY_LOCK]);
+    const failures = await consecutiveFailures(lockClient, s.appDb, s.scheduleName);
+    recordConsecutiveFailures(failures);
+    let paused = false;
+    if (s.pauseAfterFailures > 0 && failures >= s.pauseAfterFailures) {
+      const before = await alreadyPausedBy(s.appDb, s.scheduleName, status.workflow_id);
+      const schedule = await DBOS.getSchedule(s.scheduleName);
+      if (before === 'yes' && schedule?.status === 'ACTIVE') {
+        await DBOS.pauseSchedule(s.scheduleName); // the step crashed between recording and pausing
+        paused = true;
+      } else if (before === 'no' && schedule?.status === 'ACTIVE') {
+        const note = pauseNote(failures, s.pauseAfterFailures, status.error);
+        await pauseForFailures(s.appDb, { scheduleName: s.scheduleName, note, consecutiveFailures: failures, workflowId: status.workflow_id });
+        s.logger.error(
+          { workflowId: status.workflow_id, consecutiveFailures: failures, pauseAfterFailures: s.pauseAfterFailures, note },
+          'schedule paused by the failure policy',
+        );
+        paused = true;
+      }
+    }
+    await lockClient.query('commit');
+    return { consecutiveFailures: failures, paused };
+  } catch (e) {
+    await lockClient.query('rollback').catch(() => undefined);
+    throw e;
+  } finally {
+    lockClient.release();
+  }
+}

@@ -1,0 +1,141 @@
+// What the schedule is doing, in one document: `xyra schedule status --json` prints it and the dashboard's
+// `/api/schedule` serves it. Reads the schedule row and the runs from the DBOS system database and the
+// schedule's own log (pauses, resumes, missed-slot summaries) from the app database.
+import { z } from 'zod';
+import type { Config } from '../config.js';
+import { CronSchedule } from '../evaluation/cron.js';
+import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
+import { consecutiveFailures } from '../evaluation/failurePolicy.js';
+import { listScheduleEvents, type Queryable, type ScheduleEvent } from '../evaluation/scheduleEvents.js';
+import { ScheduleNotFoundError } from '../errors.js';
+import { BATCH_RUNS_SELECT } from './batchRunsSql.js';
+
+export const NEXT_SLOTS_SHOWN = 5;
+export const LAG_WINDOW_MS = 24 * 3_600_000;
+
+const scheduleRowSchema = z.object({
+  schedule_name: z.string(),
+  schedule: z.string(),
+  status: z.string(),
+  cron_timezone: z.string().nullable(),
+  last_fired_at: z.string().nullable(),
+  queue_name: z.string().nullable(),
+  automatic_backfill: z.boolean().nullable(),
+});
+
+const lastRunSchema = z.object({
+  workflow_id: z.string(),
+  status: z.string(),
+  scheduled_time: z.date().transform((d) => d.toISOString()),
+  actual_time: z.date().nullable().transform((d) => d?.toISOString() ?? null),
+  completed_at: z.date().nullable().transform((d) => d?.toISOString() ?? null),
+  manual: z.boolean(),
+  message: z.string().nullable(),
+  error: z.string().nullable(),
+});
+
+const num = z.union([z.number(), z.string().transform(Number)]);
+const lagSchema = z.object({
+  runs: num,
+  p50: num.nullable(),
+  p95: num.nullable(),
+  max: num.nullable(),
+});
+
+export interface ScheduleStatus {
+  name: string;
+  cron: string;
+  timezone: string;
+  /** `ACTIVE` or `PAUSED` (DBOS's schedule state). */
+  status: string;
+  /** The note of the pause in force (an operator's `--note`, or the failure policy's reason); null when active. */
+  paused_reason: string | null;
+  paused_at: string | null;
+  /** `operator` or `failure_policy`, from the pause's record. */
+  paused_by: string | null;
+  /** The latest resume, if the schedule has been resumed since its latest pause. */
+  resumed_at: string | null;
+  /** The next slots that will fire (ISO UTC); empty while paused, since none will. */
+  next_slots: string[];
+  next_slot: string | null;
+  last_fired_at: string | null;
+  last_run: z.output<typeof lastRunSchema> | null;
+  consecutive_failures: number;
+  /** BATCH_PAUSE_AFTER_FAILURES as this process reads it; 0 = never. */
+  pause_after_failures: number;
+  /** Slot → recorded start over the last 24 h, cron slots that ran (manual runs and missed slots excluded). */
+  lag_ms: { window_ms: number; runs: number; p50: number | null; p95: number | null; max: number | null };
+  /** The latest summary of slots older than the catch-up window that were not run one by one. */
+  last_missed_summary: ScheduleEvent | null;
+  queue: string | null;
+  automatic_backfill: boolean;
+}
+
+const LAG_SQL = `
+select count(*) as runs,
+  percentile_cont(0.5) within group (order by delay_ms) as p50,
+  percentile_cont(0.95) within group (order by delay_ms) as p95,
+  max(delay_ms) as max
+from (${BATCH_RUNS_SELECT}) runs
+where not manual and skipped_reason is distinct from 'missed' and delay_ms is not null
+  and scheduled_time >= $1 and scheduled_time <= $2`;
+
+/** One pause event's view of who paused and why. */
+function pauseInfo(e: ScheduleEvent | undefined): { by: string | null; note: string | null; at: string | null } {
+  if (!e) return { by: null, note: null, at: null };
+  const by = typeof e.details.by === 'string' ? e.details.by : null;
+  return { by, note: e.note, at: e.at };
+}
+
+export async function scheduleStatus(systemDb: Queryable, appDb: Queryable, config: Config, now = new Date()): Promise<ScheduleStatus> {
+  const row = (
+    await systemDb.query(
+      `select schedule_name, schedule, status, cron_timezone, last_fired_at, queue_name, automatic_backfill
+         from dbos.workflow_schedules where schedule_name = $1`,
+      [SCHEDULE_NAME],
+    )
+  ).rows[0];
+  if (!row) throw new ScheduleNotFoundError(SCHEDULE_NAME);
+  const sched = scheduleRowSchema.parse(row);
+  const timezone = sched.cron_timezone ?? config.batch.timezone;
+  const active = sched.status === 'ACTIVE';
+  const nextSlots = active ? new CronSchedule(sched.schedule, timezone).nextSlots(now, NEXT_SLOTS_SHOWN).map((d) => d.toISOString()) : [];
+
+  const [lastRunRow] = (
+    await systemDb.query(
+      `select workflow_id, status, scheduled_time, actual_time, completed_at, manual, message, error
+         from (${BATCH_RUNS_SELECT}) runs order by scheduled_time desc nulls last, workflow_id desc limit 1`,
+    )
+  ).rows;
+  const lag = lagSchema.parse((await systemDb.query(LAG_SQL, [new Date(now.getTime() - LAG_WINDOW_MS), now])).rows[0]);
+
+  const [latestPauseOrResume] = await listScheduleEvents(appDb, { scheduleName: SCHEDULE_NAME, kinds: ['paused', 'resumed'], limit: 1 });
+  const [latestPause] = await listScheduleEvents(appDb, { scheduleName: SCHEDULE_NAME, kinds: ['paused'], limit: 1 });
+  const [missed] = await listScheduleEvents(appDb, { scheduleName: SCHEDULE_NAME, kinds: ['missed_summary'], limit: 1 });
+  // The pause in force is the latest pause not followed by a resume; a pause made without a record (e.g.
+  // with DBOS's own tools) shows as PAUSED with no reason.
+  const pause = !active && latestPauseOrResume?.kind === 'paused' ? pauseInfo(latestPause) : pauseInfo(undefined);
+  const resumedAt = latestPauseOrResume?.kind === 'resumed' ? latestPauseOrResume.at : null;
+
+  const round = (v: number | null) => (v === null ? null : Math.round(v));
+  return {
+    name: sched.schedule_name,
+    cron: sched.schedule,
+    timezone,
+    status: sched.status,
+    paused_reason: pause.note,
+    paused_at: pause.at,
+    paused_by: pause.by,
+    resumed_at: resumedAt,
+    next_slots: nextSlots,
+    next_slot: nextSlots[0] ?? null,
+    last_fired_at: sched.last_fired_at,
+    last_run: lastRunRow ? lastRunSchema.parse(lastRunRow) : null,
+    consecutive_failures: await consecutiveFailures(systemDb, appDb, SCHEDULE_NAME),
+    pause_after_failures: config.batch.pauseAfterFailures,
+    lag_ms: { window_ms: LAG_WINDOW_MS, runs: lag.runs, p50: round(lag.p50), p95: round(lag.p95), max: round(lag.max) },
+    last_missed_summary: missed ?? null,
+    queue: sched.queue_name,
+    automatic_backfill: sched.automatic_backfill ?? false,
+  };
+}
