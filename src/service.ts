@@ -5,6 +5,7 @@ import { DBOS } from '@dbos-inc/dbos-sdk';
 import type { Knex } from 'knex';
 import pg from 'pg';
 import type { Config } from './config.js';
+import { StartupAbortedError } from './errors.js';
 import { configureEvaluationBatch } from './evaluation/evaluationBatch.js';
 import { applyEvaluationSchedule } from './evaluation/schedule.js';
 import { dbosLogger, registerSecret, type Logger } from './logger.js';
@@ -25,6 +26,11 @@ export interface ServiceOptions {
   schedule?: boolean;
   /** Start the health server on config.port. */
   healthServer?: boolean;
+  /**
+   * Aborted by a SIGTERM/SIGINT before ready: start-up stops at the next step, undoes what it started (in
+   * reverse, the embedded Postgres included) and rejects with StartupAbortedError.
+   */
+  signal?: AbortSignal;
 }
 
 export interface Service {
@@ -42,6 +48,10 @@ export async function startService(config: Config, logger: Logger, options: Serv
   registerSecret(config.xyraApiToken);
   registerSecret(config.dashboardToken);
   const cleanups: Array<() => Promise<void>> = [];
+  // Between start-up steps: a signal that arrived during a step stops start-up once that step is done.
+  const checkpoint = () => {
+    if (options.signal?.aborted) throw new StartupAbortedError();
+  };
   const runCleanups = async () => {
     for (const cleanup of cleanups.reverse()) {
       await cleanup().catch((e: unknown) => logger.error({ err: e instanceof Error ? e.message : String(e) }, 'shutdown step failed'));
@@ -67,8 +77,10 @@ export async function startService(config: Config, logger: Logger, options: Serv
       cleanups.push(() => server.close());
     }
 
-    const databases = await resolveDatabases(config, logger);
-    if (databases.embedded?.owned) cleanups.push(() => databases.embedded!.stop());
+    checkpoint();
+    const databases = await resolveDatabases(config, logger, options.signal);
+    if (databases.embedded) cleanups.push(() => databases.embedded!.release());
+    checkpoint();
 
     const telemetry: Telemetry = startTelemetry(config, logger, VERSION);
     cleanups.push(() => telemetry.shutdown());
@@ -107,6 +119,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
     cleanups.push(() => knex.destroy());
     configurePipeline(config, knex, logger.child({ component: 'pipeline' }));
 
+    checkpoint();
     // Before launch: launch starts recovering this executor's workflows at once.
     const claim = await assertExecutorIdFree(databases.appDatabaseUrl, config.executorId, logger);
     cleanups.push(() => claim.release()); // released after DBOS.shutdown (cleanups run in reverse)
@@ -120,22 +133,30 @@ export async function startService(config: Config, logger: Logger, options: Serv
       // Pause/resume and schedule edits made by the CLI are picked up within this interval.
       schedulerPollingIntervalMs: 5_000,
     });
+    let launched = false;
+    cleanups.push(async () => {
+      if (!launched) return;
+      logger.info({ waitMs: config.shutdownTimeoutMs }, 'draining: waiting for in-flight workflows');
+      await DBOS.shutdown({ workflowCompletionTimeoutMS: config.shutdownTimeoutMs });
+    });
+    checkpoint();
     await withStartupLock(databases.appDatabaseUrl, async () => {
       await warnIfNotLatestVersion(databases.systemDatabaseUrl, APP_NAME, VERSION, logger);
       // Our views read dbos.* tables; Postgres would refuse a DBOS migration that alters a column under them.
       await dropOpsViews(databases.systemDatabaseUrl);
       const applied = await migrateLatest(knex);
       if (applied.length > 0) logger.info({ applied }, 'app database migrated');
+      checkpoint();
       await DBOS.launch();
+      launched = true;
       await installOpsViews(databases.systemDatabaseUrl);
     });
-    cleanups.push(async () => {
-      logger.info({ waitMs: config.shutdownTimeoutMs }, 'draining: waiting for in-flight workflows');
-      await DBOS.shutdown({ workflowCompletionTimeoutMS: config.shutdownTimeoutMs });
-    });
 
+    checkpoint();
     await registerPipelineQueue(config);
+    checkpoint();
     if (options.schedule !== false) await applyEvaluationSchedule(config);
+    checkpoint();
 
     logger.info(
       {
