@@ -327,6 +327,8 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger, sig
       state = { port: await freePort(), password: randomBytes(18).toString('base64url'), pgData };
       // Creates the `postgres` OS user first when we run as root and there is none.
       await initialise(pgData, state.password, logger);
+      // Recorded at once: the cluster's password must survive a start-up interrupted from here on.
+      await fs.writeFile(stateFile, JSON.stringify(state), { mode: 0o600 });
     }
     if (!state) throw new Error(`${stateFile} is missing or unreadable; remove ${dataDir} to start afresh`);
     registerSecret(state.password);
