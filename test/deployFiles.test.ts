@@ -4,13 +4,14 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { redact, registerSecret } from '../src/logger.js';
 
 const bin = (name: string) => path.resolve('node_modules/.bin', name);
 const lint = (tool: string, args: string[]) => spawnSync(bin(tool), args, { encoding: 'utf8' });
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'xyra-deploy-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe('docker files', () => {
   it('docker-compose.yml passes dclint; a broken copy fails', () => {
