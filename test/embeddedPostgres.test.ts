@@ -4,6 +4,9 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { createLogger } from '../src/logger.js';
+import { joinEmbeddedPostgres } from '../src/runtime/embeddedPostgres.js';
 import { isReady, runCli, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
 
 let dataDir: string;
@@ -113,6 +116,23 @@ describe('embedded defaults', () => {
 
     expect(await b.stop('SIGTERM')).toBe(0);
     expect(b.logs.some((l) => l.msg === 'embedded Postgres stopped')).toBe(true);
+    expect(await alive(pid!)).toBe(false);
+  });
+
+  it('a CLI command that joined it keeps it running after the service leaves, and stops it when done', async () => {
+    const service = start('embedded-a');
+    await service.waitForLog(isReady, 60_000);
+    const pid = await postmasterPid();
+    // What every `xyra` command does with the embedded default (resolveDatabasesForClient), in this process.
+    const cli = await joinEmbeddedPostgres(dataDir, createLogger('silent'));
+    expect(cli).toBeDefined();
+    expect(await service.stop('SIGTERM')).toBe(0);
+    expect(await alive(pid!)).toBe(true);
+    const client = new pg.Client({ connectionString: cli!.url });
+    await client.connect();
+    expect((await client.query<{ n: number }>('select 1 as n')).rows).toEqual([{ n: 1 }]);
+    await client.end();
+    await cli!.release();
     expect(await alive(pid!)).toBe(false);
   });
 
