@@ -58,12 +58,12 @@ describe('the shared embedded Postgres', () => {
     expect(await alive(pid!)).toBe(true);
     // B keeps working on it: a batch that started after A left completes.
     const after = b.logs.length;
-    await b.waitForLog((l) => completed(l) && b.logs.indexOf(l) >= after, 15_000);
+    await b.waitForLog((l) => completed(l) && b.logs.indexOf(l) >= after, 30_000);
 
     expect(await b.stop('SIGTERM')).toBe(0);
     expect(b.logs.some((l) => l.msg === 'embedded Postgres stopped')).toBe(true);
     expect(await alive(pid!)).toBe(false);
-  });
+  }, 120_000); // three services on a shared 2-core machine
 
   it('a CLI command that joined it keeps it running after the service leaves, and stops it when done', async () => {
     const service = start('embedded-a');
