@@ -150,7 +150,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
       await DBOS.launch();
       launched = true;
       await installOpsViews(databases.systemDatabaseUrl);
-    });
+    }, options.signal);
 
     checkpoint();
     await registerPipelineQueue(config);
