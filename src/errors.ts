@@ -40,3 +40,11 @@ export class ScheduleNotFoundError extends Error {
     this.name = 'ScheduleNotFoundError';
   }
 }
+
+/** A SIGTERM/SIGINT arrived before the service was ready: start-up stopped and undid what it had started. */
+export class StartupAbortedError extends Error {
+  constructor() {
+    super('start-up interrupted by a signal');
+    this.name = 'StartupAbortedError';
+  }
+}

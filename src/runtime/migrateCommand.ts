@@ -21,6 +21,6 @@ export async function runMigrations(config: Config, logger: Logger): Promise<voi
     });
   } finally {
     await knex.destroy();
-    if (databases.embedded?.owned) await databases.embedded.stop();
+    await databases.embedded?.release();
   }
 }

@@ -18,5 +18,5 @@ export async function setup(): Promise<void> {
 }
 
 export async function teardown(): Promise<void> {
-  if (embedded?.owned) await embedded.stop();
+  await embedded?.release();
 }
