@@ -49,6 +49,10 @@ export async function startService(config: Config, logger: Logger, options: Serv
   };
 
   try {
+    // Telemetry before the HTTP server: its Prometheus handler is served there. It touches no database.
+    const telemetry: Telemetry = startTelemetry(config, logger, VERSION);
+    cleanups.push(() => telemetry.shutdown());
+
     // First, so a taken PORT fails before any database work, and /healthz answers during a long start-up
     // (recovery, migrations) while /readyz says 503 until DBOS is launched.
     let knexForReadiness: Knex | undefined;
@@ -62,16 +66,13 @@ export async function startService(config: Config, logger: Logger, options: Serv
           DBOS.listWorkflows({ limit: 1, loadInput: false, loadOutput: false }).then(() => true, () => false),
         ]);
         return { ready: app && sys, detail: { dbos: launched, appDatabase: app, systemDatabase: sys } };
-      });
+      }, telemetry.metricsHandler);
       const server = health;
       cleanups.push(() => server.close());
     }
 
     const databases = await resolveDatabases(config, logger);
     if (databases.embedded?.owned) cleanups.push(() => databases.embedded!.stop());
-
-    const telemetry: Telemetry = startTelemetry(config, logger, VERSION);
-    cleanups.push(() => telemetry.shutdown());
 
     let simulator: XyraSimulator | undefined;
     let apiUrl = config.xyraApiUrl;
