@@ -9,6 +9,7 @@ import { configureEvaluationBatch } from './evaluation/evaluationBatch.js';
 import { applyEvaluationSchedule } from './evaluation/schedule.js';
 import { dbosLogger, registerSecret, type Logger } from './logger.js';
 import { startHealthServer, type HealthServer } from './ops/healthServer.js';
+import { applyRetentionSchedule, configureRetention } from './ops/retention.js';
 import { dropOpsViews, installOpsViews } from './ops/views.js';
 import { configurePipeline, registerPipelineQueue } from './pipeline/service.js';
 import { XyraSimulator } from './simulator/server.js';
@@ -103,6 +104,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
       logger: logger.child({ component: 'evaluation' }),
     });
 
+    configureRetention({ systemPool, retentionMs: config.historyRetentionMs, logger: logger.child({ component: 'retention' }) });
+
     const knex = createKnex(databases.appDatabaseUrl);
     knexForReadiness = knex;
     cleanups.push(() => knex.destroy());
@@ -137,6 +140,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
 
     await registerPipelineQueue(config);
     if (options.schedule !== false) await applyEvaluationSchedule(config);
+    await applyRetentionSchedule(config.historyRetentionMs);
 
     logger.info(
       {

@@ -11,6 +11,7 @@ import { listBatchRuns, type BatchRun } from './history.js';
 import { scheduleState, triggerNow, waitForOutcome, type ScheduleState } from './scheduleControl.js';
 import { parseDuration } from '../config.js';
 import { batchStats, type BatchStats } from './stats.js';
+import { prunedBefore } from './retention.js';
 
 async function withDb<T>(url: string, fn: (db: pg.Client) => Promise<T>): Promise<T> {
   const db = new pg.Client({ connectionString: url, application_name: 'xyra-cli' });
@@ -99,8 +100,13 @@ export const opsCommands: Record<string, CliCommand> = {
       }
       const { systemDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
       const stats = await withDb(systemDatabaseUrl, (db) => batchStats(db, windowMs));
-      if (values.json) json(ctx, stats);
-      else statsLines(stats).forEach((l) => ctx.out(l));
+      // A window longer than HISTORY_RETENTION reaches runs the cleanup has deleted: say so, never imply none ran.
+      const pruned_before = prunedBefore(windowMs, ctx.config.historyRetentionMs, new Date(stats.until));
+      if (values.json) json(ctx, { ...stats, pruned_before });
+      else {
+        statsLines(stats).forEach((l) => ctx.out(l));
+        if (pruned_before) ctx.out(`note: older runs were pruned: runs finished before ${pruned_before} are deleted (HISTORY_RETENTION), so this window is incomplete`);
+      }
       return 0;
     },
   },
