@@ -6,6 +6,7 @@ import { expect, it } from 'vitest';
 import { z } from 'zod';
 import { prunedBefore, retentionCron } from '../src/ops/retention.js';
 import { APP_NAME } from '../src/runtime/dbosClient.js';
+import { FINISHED_WORKFLOW_STATES } from '../src/runtime/dbosInternals.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import { runCli } from './support/serviceProcess.js';
 import { ingest, rowCounts, serviceEnv, startPipelineService } from './pipelineSupport.js';
@@ -57,19 +58,17 @@ it('says runs were pruned only when the stats window reaches further back than t
 it('deletes finished runs and chunks older than HISTORY_RETENTION, keeps ENQUEUED work and all tasks/errors rows', async () => {
   const appUrl = await createTestDatabase('retention');
   const sysUrl = systemDatabaseUrlOf(appUrl);
-  const retention = { HISTORY_RETENTION: '8s' };
-  const service = await startPipelineService(appUrl, {
-    ...retention,
-    EXECUTOR_ID: 'retention-test',
-    BATCH_CRON: '*/2 * * * * *',
-    PIPELINE_FAIL_IDS: '5,6',
-  });
-  try {
-    const [schedule] = await query<{ schedule: string }>(sysUrl, `select schedule from dbos.workflow_schedules where schedule_name = 'history-retention'`);
-    expect(schedule?.schedule).toBe('*/2 * * * * *');
+  const retention = { HISTORY_RETENTION: '5s' };
+  const common = { EXECUTOR_ID: 'retention-test', BATCH_CRON: '*/2 * * * * *', PIPELINE_FAIL_IDS: '5,6' };
+  const scheduleOf = async () =>
+    (await query<{ schedule: string }>(sysUrl, `select schedule from dbos.workflow_schedules where schedule_name = 'history-retention'`))[0]?.schedule;
 
-    // Work that must survive: a chunk workflow waiting on a queue no replica serves, older than the retention
-    // by the time the cleanup runs.
+  // First a retention of an hour: history accumulates and nothing is pruned while we take stock.
+  const first = await startPipelineService(appUrl, { ...common, HISTORY_RETENTION: '1h' });
+  let rowsBefore: Awaited<ReturnType<typeof rowCounts>>;
+  try {
+    expect(await scheduleOf()).toBe('0 */15 * * * *');
+    // Work that must survive: a chunk workflow waiting on a queue no replica serves.
     const client = await DBOSClient.create({ systemDatabaseUrl: sysUrl, applicationName: APP_NAME });
     try {
       await client.enqueue(
@@ -79,30 +78,35 @@ it('deletes finished runs and chunks older than HISTORY_RETENTION, keeps ENQUEUE
     } finally {
       await client.destroy();
     }
-
     const ingested = await ingest(appUrl, 'data/tasks_100.json', ['--wait', '--json', '--chunk-size', '30']);
     expect(ingested.code, ingested.stderr).toBe(0);
-    const rowsBefore = await rowCounts(appUrl);
+    rowsBefore = await rowCounts(appUrl);
     expect(rowsBefore).toEqual({ tasks: 98, errors: 2, both: 0 });
-
-    // The runs and chunks that exist now are the ones that must go.
     await until('two finished batch runs', async () => {
       const [r] = await query<{ n: string }>(sysUrl, `select count(*) as n from dbos.workflow_status where workflow_uuid like 'sched-evaluation-batch-%' and status = 'SUCCESS'`);
       return Number(r!.n) >= 2;
-    }, 20_000);
-    const doomed = (
-      await query<{ id: string }>(
-        sysUrl,
-        `select workflow_uuid as id from dbos.workflow_status
-          where status = 'SUCCESS' and (workflow_uuid like 'sched-evaluation-batch-%' or workflow_uuid like 'ingest:tasks_100:%')`,
-      )
-    ).map((r) => r.id);
-    expect(doomed.filter((id) => id.startsWith('ingest:')).length).toBe(4);
-    const before = await rowsPerTable(sysUrl, doomed);
-    for (const table of ['workflow_status', 'workflow_input', 'workflow_output', 'operation_outputs', 'workflow_events', 'workflow_events_history']) {
-      expect(before[table], table).toBeGreaterThan(0);
-    }
+    }, 30_000);
+  } finally {
+    expect(await first.stop('SIGTERM')).toBe(0);
+  }
+  // Everything finished now is older than 5 s once the second service runs its cleanup.
+  const doomed = (
+    await query<{ id: string }>(
+      sysUrl,
+      `select workflow_uuid as id from dbos.workflow_status
+        where status = any($1) and (workflow_uuid like 'sched-evaluation-batch-%' or workflow_uuid like 'ingest:tasks_100:%')`,
+      [[...FINISHED_WORKFLOW_STATES]],
+    )
+  ).map((r) => r.id);
+  expect(doomed.filter((id) => id.startsWith('ingest:')).length).toBe(4);
+  const before = await rowsPerTable(sysUrl, doomed);
+  for (const table of ['workflow_status', 'workflow_input', 'workflow_output', 'operation_outputs', 'workflow_events', 'workflow_events_history']) {
+    expect(before[table], table).toBeGreaterThan(0);
+  }
 
+  const service = await startPipelineService(appUrl, { ...common, ...retention });
+  try {
+    expect(await scheduleOf()).toBe('*/1 * * * * *'); // 5 s ÷ 4 → every second
     await until('the cleanup to delete them', async () => (await rowsPerTable(sysUrl, doomed)).workflow_status === 0, 30_000);
     expect(await rowsPerTable(sysUrl, doomed)).toEqual(Object.fromEntries(WORKFLOW_TABLES.map((t) => [t, 0])));
     await service.waitForLog((l) => l.msg === 'history pruned', 5_000);
@@ -131,4 +135,4 @@ it('deletes finished runs and chunks older than HISTORY_RETENTION, keeps ENQUEUE
   } finally {
     expect(await service.stop('SIGTERM')).toBe(0);
   }
-});
+}, 150_000); // a service, an ingest and three CLI processes: generous for a shared 2-core machine
