@@ -12,6 +12,7 @@ import { configureFailurePolicy } from './evaluation/failurePolicy.js';
 import { applyEvaluationSchedule } from './evaluation/schedule.js';
 import { dbosLogger, registerSecret, type Logger } from './logger.js';
 import { startHealthServer, type HealthServer } from './ops/healthServer.js';
+import { applyRetentionSchedule, configureRetention } from './ops/retention.js';
 import { dropOpsViews, installOpsViews } from './ops/views.js';
 import { configurePipeline, registerPipelineQueue } from './pipeline/service.js';
 import { XyraSimulator } from './simulator/server.js';
@@ -65,6 +66,10 @@ export async function startService(config: Config, logger: Logger, options: Serv
   };
 
   try {
+    // Telemetry before the HTTP server: its Prometheus handler is served there. It touches no database.
+    const telemetry: Telemetry = startTelemetry(config, logger, VERSION);
+    cleanups.push(() => telemetry.shutdown());
+
     // First, so a taken PORT fails before any database work, and /healthz answers during a long start-up
     // (recovery, migrations) while /readyz says 503 until DBOS is launched.
     let knexForReadiness: Knex | undefined;
@@ -78,7 +83,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
           DBOS.listWorkflows({ limit: 1, loadInput: false, loadOutput: false }).then(() => true, () => false),
         ]);
         return { ready: app && sys, detail: { dbos: launched, appDatabase: app, systemDatabase: sys } };
-      });
+      }, telemetry.metricsHandler);
       const server = health;
       cleanups.push(() => server.close());
     }
@@ -87,9 +92,6 @@ export async function startService(config: Config, logger: Logger, options: Serv
     const databases = await resolveDatabases(config, logger, options.signal);
     if (databases.embedded) cleanups.push(() => databases.embedded!.release());
     checkpoint();
-
-    const telemetry: Telemetry = startTelemetry(config, logger, VERSION);
-    cleanups.push(() => telemetry.shutdown());
 
     let simulator: XyraSimulator | undefined;
     let apiUrl = config.xyraApiUrl;
@@ -133,6 +135,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
       appDb: appPool,
       logger: logger.child({ component: 'failure-policy' }),
     });
+    configureRetention({ systemPool, retentionMs: config.historyRetentionMs, logger: logger.child({ component: 'retention' }) });
 
     const knex = createKnex(databases.appDatabaseUrl);
     knexForReadiness = knex;
@@ -191,6 +194,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
     checkpoint();
     if (options.schedule !== false) await applyEvaluationSchedule(config);
     checkpoint();
+    await applyRetentionSchedule(config.historyRetentionMs);
 
     logger.info(
       {

@@ -1,4 +1,5 @@
-// `/healthz`: the process is up. `/readyz`: DBOS is launched and both databases answer.
+// `/healthz`: the process is up. `/readyz`: DBOS is launched and both databases answer. `/metrics`: the
+// Prometheus exporter's handler, when one is given (open, like health: scrapers carry no dashboard token).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -13,7 +14,10 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
-export async function startHealthServer(port: number, checkReady: ReadinessCheck): Promise<HealthServer> {
+/** Answers GET /metrics (Prometheus text format); see telemetry/exporters.ts. */
+export type MetricsHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+export async function startHealthServer(port: number, checkReady: ReadinessCheck, metricsHandler?: MetricsHandler): Promise<HealthServer> {
   let draining = false;
   const server = http.createServer((req, res) => {
     const send = (code: number, body: unknown) => {
@@ -31,6 +35,7 @@ export async function startHealthServer(port: number, checkReady: ReadinessCheck
       );
       return;
     }
+    if (url === '/metrics' && metricsHandler) return metricsHandler(req, res);
     send(404, { error: 'not found' });
   });
   server.keepAliveTimeout = 1000;

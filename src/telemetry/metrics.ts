@@ -1,17 +1,14 @@
-// OpenTelemetry metrics: one MeterProvider whose readers are chosen by OTEL_METRICS_EXPORTER, and the
-// service's instruments. Instruments are created on the global API meter, so code that records works the
+// OpenTelemetry metrics: one MeterProvider whose readers are chosen by OTEL_METRICS_EXPORTER (exporters.ts),
+// and the service's instruments. Instruments are created on the global API meter, so code that records works the
 // same whether or not an exporter is configured (no exporter: records go nowhere).
 import { metrics, type Counter, type Gauge, type Histogram } from '@opentelemetry/api';
-import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  ConsoleMetricExporter,
-  MeterProvider,
-  PeriodicExportingMetricReader,
-  type IMetricReader,
-} from '@opentelemetry/sdk-metrics';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
+import { createMetricReaders, type MetricsRequestHandler } from './exporters.js';
+
+export type { MetricsRequestHandler } from './exporters.js';
 
 const METER_NAME = 'xyra-scheduler';
 
@@ -66,22 +63,12 @@ export interface Telemetry {
   /** Export what is pending and stop the readers. */
   shutdown(): Promise<void>;
   forceFlush(): Promise<void>;
+  /** The `/metrics` handler when OTEL_METRICS_EXPORTER includes `prometheus`. */
+  metricsHandler?: MetricsRequestHandler;
 }
 
 export function startTelemetry(config: Config, logger: Logger, serviceVersion: string): Telemetry {
-  const readers: IMetricReader[] = [];
-  const exportIntervalMillis = config.metrics.exportIntervalMs;
-  const exportTimeoutMillis = Math.min(exportIntervalMillis, 30_000);
-  for (const name of config.metrics.exporters) {
-    if (name === 'console') {
-      readers.push(new PeriodicExportingMetricReader({ exporter: new ConsoleMetricExporter(), exportIntervalMillis, exportTimeoutMillis }));
-    } else if (name === 'otlp') {
-      // The exporter reads OTEL_EXPORTER_OTLP_* itself; we pass the resolved URL so what we log is what it uses.
-      const url = config.metrics.otlpEndpoint ?? 'http://localhost:4318/v1/metrics';
-      readers.push(new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter({ url }), exportIntervalMillis, exportTimeoutMillis }));
-      logger.info({ url }, 'metrics: exporting OTLP/HTTP');
-    }
-  }
+  const { readers, prometheusHandler } = createMetricReaders(config.metrics, logger);
   const provider = new MeterProvider({
     resource: resourceFromAttributes({ 'service.name': 'xyra-scheduler', 'service.version': serviceVersion }),
     readers,
@@ -96,5 +83,6 @@ export function startTelemetry(config: Config, logger: Logger, serviceVersion: s
       instruments = undefined;
     },
     forceFlush: () => provider.forceFlush(),
+    metricsHandler: prometheusHandler,
   };
 }
