@@ -224,27 +224,32 @@ export async function enqueueDataset(client: DBOSClient, db: Db, file: string, o
   const existing = await chunkAttempts(client, plan);
   const inFlight = new Set<Promise<void>>();
   let enqueued = 0;
-  for await (const chunk of chunksOf(plan)) {
-    if (existing.has(chunk.chunk)) continue;
-    const p: Promise<void> = client
-      .enqueue<typeof TaskPipeline.processChunk>(
-        {
-          queueName: TASKS_QUEUE,
-          workflowName: WORKFLOW_NAME,
-          workflowClassName: WORKFLOW_CLASS,
-          workflowID: chunkWorkflowId(plan, chunk.chunk),
-          // Plain JSON: DBOS's default (superjson) costs more CPU than the whole pipeline for big chunks.
-          serializationType: 'portable',
-        },
-        chunk,
-      )
-      .then(() => {
-        inFlight.delete(p);
-        options.onProgress?.({ enqueued: ++enqueued, chunks: plan.chunks });
-      });
-    p.catch(() => undefined); // a failure surfaces through Promise.race/all below, never as an unhandled rejection
-    inFlight.add(p);
-    if (inFlight.size >= ENQUEUE_CONCURRENCY) await Promise.race(inFlight);
+  try {
+    for await (const chunk of chunksOf(plan)) {
+      if (existing.has(chunk.chunk)) continue;
+      const p: Promise<void> = client
+        .enqueue<typeof TaskPipeline.processChunk>(
+          {
+            queueName: TASKS_QUEUE,
+            workflowName: WORKFLOW_NAME,
+            workflowClassName: WORKFLOW_CLASS,
+            workflowID: chunkWorkflowId(plan, chunk.chunk),
+            // Plain JSON: DBOS's default (superjson) costs more CPU than the whole pipeline for big chunks.
+            serializationType: 'portable',
+          },
+          chunk,
+        )
+        .then(() => {
+          inFlight.delete(p);
+          options.onProgress?.({ enqueued: ++enqueued, chunks: plan.chunks });
+        });
+      p.catch(() => undefined); // a failure surfaces through Promise.race/all below, never as an unhandled rejection
+      inFlight.add(p);
+      if (inFlight.size >= ENQUEUE_CONCURRENCY) await Promise.race(inFlight);
+    }
+  } finally {
+    // Chunks already checked and handed to DBOS finish enqueueing even when a later chunk stops the pass.
+    await Promise.allSettled(inFlight);
   }
   await Promise.all(inFlight);
   return { ...plan, rerun };
