@@ -12,8 +12,8 @@ import { writeDataset } from '../src/pipeline/generator.js';
 import { chunkWorkflowId, enqueueDataset } from '../src/pipeline/ingest.js';
 import { withDbosClient } from '../src/runtime/dbosClient.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
-import type { ServiceProcess } from './support/serviceProcess.js';
-import { ingest, rowCounts, startPipelineService, tempDir } from './pipelineSupport.js';
+import { runCli, type ServiceProcess } from './support/serviceProcess.js';
+import { ingest, rowCounts, serviceEnv, startPipelineService, tempDir } from './pipelineSupport.js';
 
 let appUrl: string;
 let dir: string;
@@ -48,6 +48,14 @@ async function workflows(prefix: string): Promise<Array<{ id: string; status: st
     'select workflow_uuid as id, status, forked_from from dbos.workflow_status where workflow_uuid like $1 order by workflow_uuid',
     [`${prefix}%`],
   );
+}
+
+/** `xyra datasets --json`, the entry of one dataset. */
+async function datasetReport(dataset: string): Promise<Record<string, unknown> | undefined> {
+  const r = await runCli(['datasets', '--json', '--limit', '10'], serviceEnv(appUrl));
+  expect(r.code, r.stderr).toBe(0);
+  const all = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
+  return all.find((d) => d.dataset === dataset);
 }
 
 it('a file changed between the two passes: fails with a clear message before enqueueing the changed chunk', async () => {
@@ -87,11 +95,21 @@ it('a cancelled chunk stays cancelled (ingest --wait says so and exits 1) until 
   expect(kept.stderr).toContain(`10 of 30 records have no outcome`);
   expect(kept.stderr).toContain(`${chunkWorkflowId(plan, 1)} (cancelled)`);
   expect(await rowCounts(appUrl, 'cancelled')).toEqual({ tasks: 20, errors: 0 });
+  expect(await datasetReport('cancelled')).toMatchObject({
+    records: 30, records_done: 20, tasks: 20, errors: { total: 0 }, chunks: { total: 3, done: 2, failed: 0, cancelled: 1 }, state: 'failed', chunk_size: 10,
+  });
 
   const retried = await ingest(appUrl, file, ['--wait', '--json', '--chunk-size', '10', '--retry-cancelled', '--timeout', '60']);
   expect(retried.code, retried.stderr).toBe(0);
   expect(retried.summary).toMatchObject({ records: 30, tasks: 30, no_outcome: 0, cancelled_chunks: 0 });
   expect(await rowCounts(appUrl, 'cancelled')).toEqual({ tasks: 30, errors: 0 });
+  const report = await datasetReport('cancelled');
+  expect(report).toMatchObject({
+    dataset: 'cancelled', file_name: file, sha256_prefix: plan.sha256.slice(0, 12), records: 30, records_done: 30, tasks: 30,
+    errors: { total: 0, by_kind: { invalid_record: 0, transform_failed: 0, duplicate_id: 0, key_conflict: 0 } },
+    chunks: { total: 3, done: 3, failed: 0, cancelled: 0 }, state: 'done',
+  });
+  expect(Date.parse(String(report?.finished_at))).toBeGreaterThanOrEqual(Date.parse(String(report?.started_at)));
   const chunk1 = (await workflows(plan.workflowPrefix)).filter((w) => w.id.startsWith(chunkWorkflowId(plan, 1)));
   expect(chunk1).toEqual([
     { id: chunkWorkflowId(plan, 1), status: 'CANCELLED', forked_from: null },
