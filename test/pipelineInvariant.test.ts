@@ -184,7 +184,7 @@ function expectAccounted(accounting: Accounting[], cases: Case[], expected: Map<
   });
 }
 
-it(`random datasets (seed ${SEED}): SIGKILL at a random moment, restart, re-ingest; the same (key → outcome) map as a clean run`, async () => {
+it(`random datasets (seed ${SEED}): SIGKILL mid-work at a random point, restart, re-ingest; the same (key → outcome) map as a clean run`, async () => {
   const rand = seededRandom(SEED);
   const cases: Case[] = [];
   for (let i = 0; i < CASES; i++) cases.push(await writeCase(i, rand));
@@ -199,8 +199,16 @@ it(`random datasets (seed ${SEED}): SIGKILL at a random moment, restart, re-inge
   const first = await startPipelineService(appA, envA);
   running.push(first);
   await ingestAll(appA, cases, 7, false);
-  await new Promise((r) => setTimeout(r, Math.floor(rand() * 1_500)));
+  // Kill once a seeded random number of records (up to half of them) have their outcome: always mid-work.
+  const total = cases.reduce((n, c) => n + c.texts.length, 0);
+  const killAt = 1 + Math.floor(rand() * (total / 2));
+  const outcomes = async () => Number((await query<{ n: string }>(appA, 'select (select count(*) from tasks) + (select count(*) from errors) as n'))[0]?.n);
+  const deadline = Date.now() + 30_000;
+  while ((await outcomes()) < killAt && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   await first.stop('SIGKILL');
+  const atKill = await outcomes();
+  expect(atKill).toBeGreaterThanOrEqual(killAt);
+  expect(atKill).toBeLessThan(total);
   running.splice(running.indexOf(first), 1);
   running.push(await startPipelineService(appA, envA)); // same executor: recovers what was PENDING
   const accountingA = await ingestAll(appA, cases, 7, true);
