@@ -94,17 +94,29 @@ function startService(env: NodeJS.ProcessEnv): Promise<{ pid: number; stop: () =
   });
 }
 
-function runIngest(file: string, chunkSize: number | undefined, env: NodeJS.ProcessEnv): Promise<{ ms: number; summary: string }> {
+/** `xyra ingest --wait --json`, with the CLI's own peak RSS (its first pass holds one Map entry per distinct id). */
+function runIngest(file: string, chunkSize: number | undefined, env: NodeJS.ProcessEnv): Promise<{ ms: number; summary: string; cliRssMb: number }> {
   const args = [path.join(PACKAGE_ROOT, 'dist/src/cli.js'), 'ingest', file, '--wait', '--json'];
   if (chunkSize) args.push('--chunk-size', String(chunkSize));
   const startedAt = performance.now();
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
+  let cliRssMb = 0;
+  // VmHWM is gone once the process exits: sample it while it runs.
+  const sampler = setInterval(() => {
+    try {
+      if (child.pid) cliRssMb = Math.max(cliRssMb, peakRssMb(child.pid));
+    } catch {
+      // exited between two samples
+    }
+  }, 100);
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
   return new Promise((resolve, reject) =>
-    child.once('exit', (code) =>
-      code === 0 ? resolve({ ms: performance.now() - startedAt, summary: out.trim() }) : reject(new Error(`ingest exited ${code}`)),
-    ),
+    child.once('exit', (code) => {
+      clearInterval(sampler);
+      if (code === 0) resolve({ ms: performance.now() - startedAt, summary: out.trim(), cliRssMb });
+      else reject(new Error(`ingest exited ${code}`));
+    }),
   );
 }
 
@@ -189,6 +201,7 @@ async function main(): Promise<void> {
     console.log(`end to end:       ${Math.round(e2e)} records/s (${(ingest.ms / 1000).toFixed(2)} s, enqueue + processing)`);
     console.log(`commits/record:   ${((after - before) / records).toFixed(4)} (${after - before} commits, app + system db, incl. idle polling)`);
     console.log(`service peak RSS: ${rssMb} MB`);
+    console.log(`ingest CLI peak RSS: ${ingest.cliRssMb} MB`);
     console.log(`reference INSERT: ${Math.round(reference)} records/s (${(referenceMs / 1000).toFixed(2)} s, ${REFERENCE_BATCH} rows/statement)`);
     console.log(`ratio e2e/reference: ${(e2e / reference).toFixed(2)}`);
   } finally {

@@ -20,8 +20,15 @@ const REDACT_PATHS = [
 /** Secrets that must never be printed, registered once config is loaded (token, URL passwords). */
 const secrets = new Set<string>();
 
+/**
+ * Shorter secrets are never scrubbed by substring: a 4-letter password such as `xyra` occurs in ordinary text
+ * (and data), and replacing it everywhere mangles logs without protecting anything. They are still masked
+ * where their place is known: URL passwords (see redact) and the logger's redacted fields.
+ */
+export const MIN_SCRUBBED_SECRET_LENGTH = 8;
+
 export function registerSecret(value: string | undefined): void {
-  if (value && value.length >= 4) secrets.add(value);
+  if (value && value.length >= MIN_SCRUBBED_SECRET_LENGTH) secrets.add(value);
 }
 
 /** Passwords embedded in connection URLs are secrets too. */
@@ -45,7 +52,7 @@ export function redact(text: string): string {
   return out.replace(/(\b[a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)([^@\s/]+)@/gi, '$1[REDACTED]@');
 }
 
-/** Deeply redact a JSON-able value (used for events, workflow outputs and errors rows). */
+/** Deeply redact a JSON-able value (events, workflow outputs). Never applied to dataset records: they are data. */
 export function redactValue<T>(value: T): T {
   if (typeof value === 'string') return redact(value) as T;
   if (Array.isArray(value)) return value.map((v) => redactValue(v)) as T;

@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DatasetError } from '../src/errors.js';
-import { parseChunk, prepareChunk, taskKey } from '../src/pipeline/chunk.js';
+import { parseChunk, prepareChunk } from '../src/pipeline/chunk.js';
+import { recordId, taskKey } from '../src/pipeline/identity.js';
 import { datasetName, readElements, scanDataset } from '../src/pipeline/dataset.js';
 import { generateRecord, seededRandom, writeDataset } from '../src/pipeline/generator.js';
 
@@ -97,21 +98,37 @@ describe('readElements: NDJSON', () => {
 });
 
 describe('datasetName and taskKey', () => {
-  it('names a dataset after the file base name without extension', () => {
+  it('names a dataset after the file base name without its last extension', () => {
     expect(datasetName('/x/data/tasks_100.json')).toBe('tasks_100');
-    expect(datasetName('a.b.ndjson')).toBe('a');
+    expect(datasetName('orders.2026-11.ndjson')).toBe('orders.2026-11');
+    expect(datasetName('tasks.v2.json')).not.toBe(datasetName('tasks.json'));
+    expect(datasetName('noext')).toBe('noext');
   });
 
-  it('keys a record by id, by index when it has no usable id', () => {
-    expect(taskKey('ds', 4, { id: 9 })).toBe('ds:9');
-    expect(taskKey('ds', 4, { id: 'x-1' })).toBe('ds:x-1');
-    expect(taskKey('ds', 4, { title: 'no id' })).toBe('ds:4');
-    expect(taskKey('ds', 4, 'not an object')).toBe('ds:4');
+  it('keys a record by id (5 and "5" alike), by 1-based position when it has no usable id; the forms never collide', () => {
+    expect(taskKey('ds', 4, recordId({ id: 9 }))).toBe('ds:9');
+    expect(taskKey('ds', 4, recordId({ id: '9' }))).toBe('ds:9');
+    expect(taskKey('ds', 4, recordId({ id: 'x-1' }))).toBe('ds:x-1');
+    expect(taskKey('ds', 4, recordId({ title: 'no id' }))).toBe('ds#4');
+    expect(taskKey('ds', 4, recordId('not an object'))).toBe('ds#4');
+    expect(taskKey('ds', 4, recordId({ id: { nested: true } }))).toBe('ds#4');
+    expect(taskKey('ds', 4, recordId({ id: 'a\u0000b' }))).toBe('ds#4');
+    expect(taskKey('ds', 4, recordId({ id: 4 }))).not.toBe(taskKey('ds', 4, undefined));
+  });
+});
+
+describe('scanDataset: duplicates and chunk digests', () => {
+  it('decides duplicates by file order (first occurrence wins), 5 and "5" being one id', async () => {
+    const p = await file('dups.ndjson', '{"id":5}\n{"id":"5"}\n"x"\n{"id":7}\n{"title":"no id"}\n{"id":5}\n{"id":7}\n');
+    const scan = await scanDataset(p, { chunkSize: 3 });
+    expect(scan.duplicates).toEqual({ positions: [2, 6, 7], firsts: [1, 1, 4] });
+    expect(scan.chunkDigests).toHaveLength(3);
+    expect(new Set(scan.chunkDigests).size).toBe(3);
   });
 });
 
 describe('prepareChunk', () => {
-  it('turns invalid records into invalid_record errors and transforms the rest', () => {
+  it('keys, validates and transforms records; duplicates, invalid records and failures get their kinds', () => {
     const elements = [
       '{"id":1,"title":"ok","tags":["a"]}',
       '"just a string"',
@@ -120,20 +137,42 @@ describe('prepareChunk', () => {
       '{"id":5,"title":"fails"}',
       '{"title":"no id"}',
       '{"id":{"nested":true}}',
+      '{"id":"1","title":"again"}',
+      '{"id":8,"title":null}',
     ];
-    const out = prepareChunk(parseChunk({ dataset: 'ds', offset: 10, elements }), new Set(['5']));
+    const positions = [11, 12, 13, 14, 15, 16, 17, 18, 19];
+    const chunk = parseChunk({ dataset: 'ds', ingestion: 'ds:abc:c9', fileSha: 'abc', chunk: 1, positions, elements, duplicates: [[18, 11]] });
+    const out = prepareChunk(chunk, new Set(['5']));
     expect(out.tasks).toEqual([
-      { task_key: 'ds:1', title: 'ok', data: { id: 1, title: 'OK', tags: ['A'] } },
-      { task_key: 'ds:15', title: 'no id', data: { title: 'NO ID' } },
+      { task_key: 'ds:1', title: 'ok', data: { id: 1, title: 'OK', tags: ['A'] }, position: 11 },
+      { task_key: 'ds#16', title: 'no id', data: { title: 'NO ID' }, position: 16 },
+      { task_key: 'ds:8', title: null, data: { id: 8, title: null }, position: 19 },
     ]);
-    expect(out.errors.map((e) => [e.error_key, e.message.kind, e.message.attempts])).toEqual([
-      ['ds:11', 'invalid_record', 1],
-      ['ds:3', 'invalid_record', 1],
-      ['ds:13', 'invalid_record', 1],
-      ['ds:16', 'invalid_record', 1],
+    expect(out.errors.map((e) => [e.error_key, e.message.task_key, e.message.position, e.message.kind, e.message.attempts])).toEqual([
+      ['ds@abc#12', 'ds#12', 12, 'invalid_record', 1],
+      ['ds@abc#13', 'ds:3', 13, 'invalid_record', 1],
+      ['ds@abc#14', 'ds#14', 14, 'invalid_record', 1],
+      ['ds@abc#17', 'ds#17', 17, 'invalid_record', 1],
+      ['ds@abc#18', 'ds:1', 18, 'duplicate_id', 1],
     ]);
     expect(out.errors[1]?.message).toMatchObject({ record: { id: 3, title: 42 }, error: expect.stringMatching(/title/) });
     expect(out.errors[2]?.message).toMatchObject({ record: '{broken', error: expect.stringMatching(/not valid JSON/) });
-    expect(out.failed).toEqual([{ key: 'ds:5', record: { id: 5, title: 'fails' }, error: expect.stringMatching(/simulated/) }]);
+    expect(out.errors[4]?.message).toMatchObject({ record: { id: '1', title: 'again' }, first_position: 11, error: expect.stringMatching(/position 11/) });
+    expect(out.failed).toEqual([
+      { place: { dataset: 'ds', fileSha: 'abc', position: 15, key: 'ds:5' }, record: { id: 5, title: 'fails' }, error: expect.stringMatching(/simulated/) },
+    ]);
+  });
+
+  it('stores a record holding a registered secret exactly as given (redaction never rewrites data)', async () => {
+    const { registerSecret } = await import('../src/logger.js');
+    registerSecret('xyra');
+    registerSecret('a-long-secret-token');
+    const chunk = parseChunk({
+      dataset: 'ds', ingestion: 'k', fileSha: 'abc', chunk: 0, positions: [1, 2], duplicates: [],
+      elements: ['{"id":1,"title":"xyra a-long-secret-token"}', '{"id":2,"title":42,"note":"xyra a-long-secret-token"}'],
+    });
+    const out = prepareChunk(chunk, new Set());
+    expect(out.tasks[0]?.title).toBe('xyra a-long-secret-token');
+    expect(out.errors[0]?.message.record).toEqual({ id: 2, title: 42, note: 'xyra a-long-secret-token' });
   });
 });

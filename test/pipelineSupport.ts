@@ -26,19 +26,34 @@ export async function startPipelineService(appUrl: string, extra: Record<string,
   return service;
 }
 
+const byKindSchema = z.object({
+  invalid_record: z.number(),
+  transform_failed: z.number(),
+  duplicate_id: z.number(),
+  key_conflict: z.number(),
+});
+
 export const summarySchema = z.object({
   dataset: z.string(),
   records: z.number(),
   tasks: z.number(),
-  errors: z.number(),
-  inserted_tasks: z.number(),
-  inserted_errors: z.number(),
+  errors: z.object({ total: z.number(), by_kind: byKindSchema }),
+  no_outcome: z.number(),
   failed_chunks: z.number(),
+  cancelled_chunks: z.number(),
+  failed_chunk_ids: z.array(z.string()),
+  cancelled_chunk_ids: z.array(z.string()),
   chunks: z.number(),
+  sha256: z.string(),
   elapsed_ms: z.number(),
   records_per_s: z.number(),
 });
 export type IngestSummary = z.infer<typeof summarySchema>;
+
+/** `by_kind` with every kind, zero unless given. */
+export function kinds(given: Partial<z.infer<typeof byKindSchema>> = {}): z.infer<typeof byKindSchema> {
+  return { invalid_record: 0, transform_failed: 0, duplicate_id: 0, key_conflict: 0, ...given };
+}
 
 export async function ingest(
   appUrl: string,
@@ -51,13 +66,13 @@ export async function ingest(
   return { ...result, summary: parsed?.success ? parsed.data : undefined };
 }
 
-export async function rowCounts(appUrl: string, keyPrefix = ''): Promise<{ tasks: number; errors: number; both: number }> {
-  const [row] = await query<{ tasks: string; errors: string; both: string }>(
+/** Rows of one dataset (all rows without one): tasks keyed `<dataset>:…`/`<dataset>#…`, errors keyed `<dataset>@…`. */
+export async function rowCounts(appUrl: string, dataset?: string): Promise<{ tasks: number; errors: number }> {
+  const [row] = await query<{ tasks: string; errors: string }>(
     appUrl,
-    `select (select count(*) from tasks where task_key like $1) as tasks,
-            (select count(*) from errors where error_key like $1) as errors,
-            (select count(*) from tasks t join errors e on e.error_key = t.task_key where t.task_key like $1) as both`,
-    [`${keyPrefix}%`],
+    `select (select count(*) from tasks where $1::text is null or starts_with(task_key, $1 || ':') or starts_with(task_key, $1 || '#')) as tasks,
+            (select count(*) from errors where $1::text is null or starts_with(error_key, $1 || '@')) as errors`,
+    [dataset ?? null],
   );
-  return { tasks: Number(row?.tasks), errors: Number(row?.errors), both: Number(row?.both) };
+  return { tasks: Number(row?.tasks), errors: Number(row?.errors) };
 }

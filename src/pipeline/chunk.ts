@@ -1,39 +1,43 @@
-// A chunk: the unit of work of one workflow — consecutive records of one dataset. Pure functions only, so
-// the workflow's steps (and their replays) are deterministic.
+// A chunk: the unit of work of one workflow — consecutive records of one dataset, with the duplicate verdicts
+// the ingest pass decided for them. Pure functions only, so the workflow's steps (and their replays) are
+// deterministic: the same chunk always yields the same rows.
 import { z } from 'zod';
-import { redactValue } from '../logger.js';
 import { parseElement, recordSchema, type DatasetRecord } from './dataset.js';
-import type { ErrorRow, TaskRow } from './records.js';
+import { errorKey, recordId, taskKey } from './identity.js';
+import type { ErrorKind, ErrorMessage, ErrorRow, TaskRow } from './records.js';
 import { transformRecord, type JsonValue } from './transform.js';
 
 /** Longest text of a non-JSON element kept in its errors row. */
 const MAX_RAW_TEXT = 10_000;
 
-export const chunkInputSchema = z.object({
-  dataset: z.string().min(1),
-  /** Index of the chunk's first record in the dataset. */
-  offset: z.number().int().min(0),
-  /** The records' texts as read from the file; parsed by the workflow (an element may not be JSON). */
-  elements: z.array(z.string()),
-});
+export const chunkInputSchema = z
+  .object({
+    dataset: z.string().min(1),
+    /** The ingestion this chunk belongs to (`ingestions.ingestion_key`). */
+    ingestion: z.string().min(1),
+    /** Prefix of the file's sha256: part of every errors key, see identity.ts. */
+    fileSha: z.string().min(1),
+    /** Number of the chunk in its ingestion, from 0. */
+    chunk: z.number().int().min(0),
+    /** 1-based position in the file of each element (element number, or line number for NDJSON). */
+    positions: z.array(z.number().int().min(1)),
+    /** The records' texts as read from the file; parsed by the workflow (an element may not be JSON). */
+    elements: z.array(z.string()),
+    /** `[position, first position]` for each element whose id occurred earlier in the file. */
+    duplicates: z.array(z.tuple([z.number().int().min(1), z.number().int().min(1)])),
+  })
+  .refine((c) => c.positions.length === c.elements.length, { message: 'positions and elements differ in length' });
 export type ChunkInput = z.input<typeof chunkInputSchema>;
-type Chunk = z.output<typeof chunkInputSchema>;
+export type Chunk = z.output<typeof chunkInputSchema>;
 
+/** Counts of one chunk's outcomes: `records = tasks + sum(errors)` when nothing went wrong. */
 export interface ChunkResult {
   records: number;
+  /** Records whose tasks row holds exactly their data (inserted now, or identical from before). */
   tasks: number;
-  errors: number;
+  errors: Partial<Record<ErrorKind, number>>;
   insertedTasks: number;
   insertedErrors: number;
-}
-
-/** `<dataset name>:<record id>`, or the record's index in the dataset when it has no usable id. */
-export function taskKey(dataset: string, index: number, record: unknown): string {
-  if (record !== null && typeof record === 'object' && !Array.isArray(record)) {
-    const id = (record as Record<string, unknown>).id;
-    if (typeof id === 'number' || typeof id === 'string') return `${dataset}:${id}`;
-  }
-  return `${dataset}:${index}`;
 }
 
 export function truncateText(text: string): string {
@@ -58,7 +62,7 @@ export function containsNul(value: unknown): boolean {
   return false;
 }
 
-/** A copy safe for JSONB: U+0000 shown as the text `\u0000`, so the errors row still says what was there. */
+/** A copy safe for JSONB: U+0000 shown as the text `\u0000` (the only change ever made to a stored record). */
 export function withoutNul(value: unknown): unknown {
   if (typeof value === 'string') return value.replace(NUL_GLOBAL, '\\u0000');
   if (Array.isArray(value)) return value.map(withoutNul);
@@ -68,21 +72,30 @@ export function withoutNul(value: unknown): unknown {
   return value;
 }
 
-function errorRow(message: ErrorRow['message']): ErrorRow {
-  const safe = withoutNul(redactValue(message)) as ErrorRow['message'];
-  return { error_key: safe.task_key, message: safe };
+/** Where a record sits: enough to key its errors row and say which record it was. */
+export interface RecordPlace {
+  dataset: string;
+  fileSha: string;
+  position: number;
+  key: string;
 }
 
-export function invalidRecordError(key: string, record: unknown, error: string): ErrorRow {
-  return errorRow({ error, kind: 'invalid_record', task_key: key, record, attempts: 1 });
-}
-
-export function transformFailedError(key: string, record: unknown, error: string, attempts: number): ErrorRow {
-  return errorRow({ error, kind: 'transform_failed', task_key: key, record, attempts });
+/** An errors row. The record is stored as given (no redaction: it is data, not a log line). */
+export function errorRow(place: RecordPlace, kind: ErrorKind, error: string, record: unknown, attempts = 1, extra: Partial<ErrorMessage> = {}): ErrorRow {
+  const message: ErrorMessage = {
+    error,
+    kind,
+    task_key: place.key,
+    position: place.position,
+    record: withoutNul(record),
+    attempts,
+    ...extra,
+  };
+  return { error_key: errorKey(place.dataset, place.fileSha, place.position), message };
 }
 
 export interface PendingRecord {
-  key: string;
+  place: RecordPlace;
   record: DatasetRecord;
   error: string;
 }
@@ -98,35 +111,52 @@ export function parseChunk(input: unknown): Chunk {
   return chunkInputSchema.parse(input);
 }
 
-export function toTaskRow(key: string, record: DatasetRecord, failIds: ReadonlySet<string>): TaskRow {
+export function toTaskRow(place: RecordPlace, record: DatasetRecord, failIds: ReadonlySet<string>): TaskRow {
   const data = transformRecord(record as { [key: string]: JsonValue }, failIds);
-  return { task_key: key, title: record.title ?? null, data };
+  return { task_key: place.key, title: record.title ?? null, data, position: place.position };
 }
 
-/** Validate and transform every record of the chunk; per-record problems never fail the chunk. */
+/** The record at `position` of the chunk as given in the file (parsed when it is JSON, else its text). */
+export function originalRecord(chunk: Chunk, position: number): unknown {
+  const i = chunk.positions.indexOf(position);
+  const text = chunk.elements[i] ?? '';
+  const parsed = parseElement(text);
+  return parsed.ok ? parsed.value : truncateText(text);
+}
+
+/** Validate, key and transform every record of the chunk; per-record problems never fail the chunk. */
 export function prepareChunk(chunk: Chunk, failIds: ReadonlySet<string>): PreparedChunk {
   const out: PreparedChunk = { tasks: [], errors: [], failed: [] };
+  const firstOf = new Map(chunk.duplicates);
   chunk.elements.forEach((text, i) => {
-    const index = chunk.offset + i;
+    const position = chunk.positions[i] ?? 0;
     const element = parseElement(text);
+    const id = element.ok ? recordId(element.value) : undefined;
+    const place: RecordPlace = { dataset: chunk.dataset, fileSha: chunk.fileSha, position, key: taskKey(chunk.dataset, position, id) };
     if (!element.ok) {
-      out.errors.push(invalidRecordError(`${chunk.dataset}:${index}`, truncateText(text), `not valid JSON: ${element.error}`));
+      out.errors.push(errorRow(place, 'invalid_record', `not valid JSON: ${element.error}`, truncateText(text)));
       return;
     }
-    const key = withoutNul(taskKey(chunk.dataset, index, element.value)) as string;
+    const first = firstOf.get(position);
+    if (first !== undefined) {
+      out.errors.push(
+        errorRow(place, 'duplicate_id', `duplicate id: the record at position ${first} has the same id`, element.value, 1, { first_position: first }),
+      );
+      return;
+    }
     if (containsNul(element.value)) {
-      out.errors.push(invalidRecordError(key, element.value, 'invalid record: contains a NUL character (\\u0000), which Postgres cannot store'));
+      out.errors.push(errorRow(place, 'invalid_record', 'invalid record: contains a NUL character (\\u0000), which Postgres cannot store', element.value));
       return;
     }
     const parsed = recordSchema.safeParse(element.value);
     if (!parsed.success) {
-      out.errors.push(invalidRecordError(key, element.value, `invalid record: ${describeIssues(parsed.error)}`));
+      out.errors.push(errorRow(place, 'invalid_record', `invalid record: ${describeIssues(parsed.error)}`, element.value));
       return;
     }
     try {
-      out.tasks.push(toTaskRow(key, parsed.data, failIds));
+      out.tasks.push(toTaskRow(place, parsed.data, failIds));
     } catch (e) {
-      out.failed.push({ key, record: parsed.data, error: e instanceof Error ? e.message : String(e) });
+      out.failed.push({ place, record: parsed.data, error: e instanceof Error ? e.message : String(e) });
     }
   });
   return out;

@@ -1,12 +1,14 @@
 // `xyra ingest` and `xyra generate`.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import pg from 'pg';
 import { positiveInt, UsageError, type CliCommand, type CliContext } from '../cliCommand.js';
 import { DatasetError } from '../errors.js';
 import { resolveDatabasesForClient } from '../runtime/databases.js';
 import { withDbosClient } from '../runtime/dbosClient.js';
+import { listDatasets, type DatasetReport } from './datasetsReport.js';
 import { writeDataset, type GeneratedFormat } from './generator.js';
-import { enqueueDataset, waitForDataset, type DatasetProgress, type DatasetSummary, type IngestPlan } from './ingest.js';
+import { enqueueDataset, waitForDataset, type Accounting, type DatasetProgress, type IngestPlan, type Rerun } from './ingest.js';
 
 const PROGRESS_LINE_EVERY_MS = 5_000;
 const BAR_WIDTH = 30;
@@ -45,7 +47,7 @@ function progressReporter(
   };
 }
 
-function summaryObject(plan: IngestPlan, summary: DatasetSummary, elapsedMs: number) {
+function summaryObject(plan: IngestPlan, a: Accounting, elapsedMs: number) {
   return {
     dataset: plan.name,
     file: plan.file,
@@ -53,16 +55,41 @@ function summaryObject(plan: IngestPlan, summary: DatasetSummary, elapsedMs: num
     sha256: plan.sha256,
     chunk_size: plan.chunkSize,
     chunks: plan.chunks,
-    records: plan.records,
-    tasks: summary.tasks,
-    errors: summary.errors,
-    inserted_tasks: summary.insertedTasks,
-    inserted_errors: summary.insertedErrors,
-    failed_chunks: summary.failedChunks.length,
-    failed_chunk_ids: summary.failedChunks.slice(0, 20),
+    records: a.records,
+    tasks: a.tasks,
+    errors: a.errors,
+    no_outcome: a.noOutcome,
+    failed_chunks: a.failedChunks.length,
+    cancelled_chunks: a.cancelledChunks.length,
+    failed_chunk_ids: a.failedChunks.slice(0, 20),
+    cancelled_chunk_ids: a.cancelledChunks.slice(0, 20),
     elapsed_ms: elapsedMs,
-    records_per_s: Math.round(plan.records / Math.max(0.001, elapsedMs / 1000)),
+    records_per_s: Math.round(a.records / Math.max(0.001, elapsedMs / 1000)),
   };
+}
+
+async function withAppDb<T>(url: string, fn: (db: pg.Client) => Promise<T>): Promise<T> {
+  const db = new pg.Client({ connectionString: url, application_name: 'xyra-cli' });
+  await db.connect();
+  try {
+    return await fn(db);
+  } finally {
+    await db.end();
+  }
+}
+
+function datasetNameOption(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (value.trim() === '' || /[\u0000-\u001f]/.test(value)) throw new UsageError(`--name must be a non-empty name without control characters, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function sayRerun(rerun: Rerun, say: (line: string) => void): void {
+  if (rerun.failed.length > 0) say(`re-running ${rerun.failed.length} chunk(s) that had failed, as new workflows forked from: ${rerun.failed.join(', ')}`);
+  if (rerun.cancelled.length > 0) say(`re-running ${rerun.cancelled.length} cancelled chunk(s) (--retry-cancelled): ${rerun.cancelled.join(', ')}`);
+  if (rerun.keptCancelled.length > 0) {
+    say(`${rerun.keptCancelled.length} chunk(s) stay cancelled (give --retry-cancelled to re-run them): ${rerun.keptCancelled.slice(0, 5).join(', ')}`);
+  }
 }
 
 async function ingest(args: string[], ctx: CliContext): Promise<number> {
@@ -72,6 +99,8 @@ async function ingest(args: string[], ctx: CliContext): Promise<number> {
     options: {
       wait: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      name: { type: 'string' },
+      'retry-cancelled': { type: 'boolean', default: false },
       'chunk-size': { type: 'string' },
       timeout: { type: 'string' },
     },
@@ -80,46 +109,78 @@ async function ingest(args: string[], ctx: CliContext): Promise<number> {
   if (!file || positionals.length > 1) throw new UsageError('give exactly one dataset file');
   const chunkSize = positiveInt('chunk-size', values['chunk-size'], ctx.config.pipeline.chunkSize);
   const timeoutMs = values.timeout === undefined ? undefined : positiveInt('timeout', values.timeout, 0) * 1000;
+  const name = datasetNameOption(values.name);
   const startedAt = Date.now();
 
   const databases = await resolveDatabasesForClient(ctx.config);
   // Human-readable lines go to stderr with --json, so stdout holds only the JSON summary.
   const say = (line: string) => (values.json ? process.stderr.write(`${line}\n`) : ctx.out(line));
-  return withDbosClient(databases.systemDatabaseUrl, ctx.logger, async (client) => {
-    let plan: IngestPlan & { rerun: string[] };
-    try {
-      plan = await enqueueDataset(client, path.resolve(file), chunkSize);
-    } catch (e) {
-      if (e instanceof DatasetError) {
-        process.stderr.write(`xyra ingest: invalid dataset ${e.message}; nothing was enqueued\n`);
+  return withAppDb(databases.appDatabaseUrl, (db) =>
+    withDbosClient(databases.systemDatabaseUrl, ctx.logger, async (client) => {
+      let plan: IngestPlan & { rerun: Rerun };
+      try {
+        plan = await enqueueDataset(client, db, path.resolve(file), { chunkSize, name, retryCancelled: values['retry-cancelled'] });
+      } catch (e) {
+        if (e instanceof DatasetError) {
+          const changed = /changed while/.test(e.message);
+          process.stderr.write(`xyra ingest: ${changed ? '' : 'invalid dataset '}${e.message}${changed ? '' : '; nothing was enqueued'}\n`);
+          return 1;
+        }
+        throw e;
+      }
+      say(`enqueued ${plan.records} records of dataset "${plan.name}" in ${plan.chunks} chunks (workflow ids ${plan.workflowPrefix}*)`);
+      sayRerun(plan.rerun, say);
+      if (!values.wait) return 0;
+
+      const reporter = progressReporter(ctx, values.json, startedAt);
+      const accounting = await waitForDataset(client, db, plan, {
+        pollMs: 500,
+        timeoutMs,
+        onProgress: (p) => reporter.update(p),
+      }).finally(() => reporter.finish());
+      const out = summaryObject(plan, accounting, Date.now() - startedAt);
+      if (values.json) ctx.out(JSON.stringify(out));
+      else {
+        const kinds = Object.entries(out.errors.by_kind).map(([k, n]) => `${k}=${n}`).join(' ');
+        ctx.out(
+          `done: records=${out.records} tasks=${out.tasks} errors=${out.errors.total} (${kinds}) ` +
+            `elapsed=${(out.elapsed_ms / 1000).toFixed(2)}s records/s=${out.records_per_s}`,
+        );
+      }
+      if (accounting.noOutcome !== 0 || accounting.failedChunks.length > 0 || accounting.cancelledChunks.length > 0) {
+        const which = [...accounting.failedChunks.map((c) => `${c} (failed)`), ...accounting.cancelledChunks.map((c) => `${c} (cancelled)`)];
+        process.stderr.write(
+          `xyra ingest: ${accounting.noOutcome} of ${accounting.records} records have no outcome (records != tasks + errors)` +
+            `${which.length > 0 ? `; chunks: ${which.slice(0, 10).join(', ')}${which.length > 10 ? ', …' : ''}` : ''}` +
+            `${accounting.cancelledChunks.length > 0 ? '; cancelled chunks re-run only with --retry-cancelled' : ''}\n`,
+        );
         return 1;
       }
-      throw e;
-    }
-    say(`enqueued ${plan.records} records of dataset "${plan.name}" in ${plan.chunks} chunks (workflow ids ${plan.workflowPrefix}*)`);
-    if (plan.rerun.length > 0) say(`re-running ${plan.rerun.length} chunk(s) that had failed: ${plan.rerun.join(', ')}`);
-    if (!values.wait) return 0;
+      return 0;
+    }),
+  );
+}
 
-    const reporter = progressReporter(ctx, values.json, startedAt);
-    const summary = await waitForDataset(client, plan, {
-      pollMs: 500,
-      timeoutMs,
-      onProgress: (p) => reporter.update(p),
-    }).finally(() => reporter.finish());
-    const out = summaryObject(plan, summary, Date.now() - startedAt);
-    if (values.json) ctx.out(JSON.stringify(out));
-    else {
-      ctx.out(
-        `done: records=${out.records} tasks=${out.tasks} errors=${out.errors} inserted_tasks=${out.inserted_tasks} ` +
-          `inserted_errors=${out.inserted_errors} elapsed=${(out.elapsed_ms / 1000).toFixed(2)}s records/s=${out.records_per_s}`,
-      );
-    }
-    if (summary.failedChunks.length > 0) {
-      process.stderr.write(`xyra ingest: ${summary.failedChunks.length} chunk workflow(s) failed: ${summary.failedChunks.slice(0, 5).join(', ')}\n`);
-      return 1;
-    }
-    return 0;
-  });
+function datasetLine(d: DatasetReport): string {
+  const kinds = Object.entries(d.errors.by_kind).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`).join(' ');
+  return (
+    `${d.started_at}  ${d.state.padEnd(7)} ${d.dataset} (${path.basename(d.file_name)}, sha256 ${d.sha256_prefix})  ` +
+    `records ${d.records_done}/${d.records}  tasks ${d.tasks}  errors ${d.errors.total}${kinds ? ` (${kinds})` : ''}  ` +
+    `chunks ${d.chunks.done}/${d.chunks.total} done, ${d.chunks.failed} failed, ${d.chunks.cancelled} cancelled  ${d.records_per_s} records/s`
+  );
+}
+
+async function datasets(args: string[], ctx: CliContext): Promise<number> {
+  const { values } = parseArgs({ args, options: { limit: { type: 'string' }, json: { type: 'boolean', default: false } } });
+  const limit = positiveInt('limit', values.limit, 20);
+  const databases = await resolveDatabasesForClient(ctx.config);
+  const report = await withAppDb(databases.appDatabaseUrl, (app) =>
+    withAppDb(databases.systemDatabaseUrl, (sys) => listDatasets(sys, app, { limit })),
+  );
+  if (values.json) ctx.out(JSON.stringify(report));
+  else if (report.length === 0) ctx.out('no ingestions yet');
+  else for (const d of report) ctx.out(datasetLine(d));
+  return 0;
 }
 
 async function generate(args: string[], ctx: CliContext): Promise<number> {
@@ -146,8 +207,13 @@ async function generate(args: string[], ctx: CliContext): Promise<number> {
 export const pipelineCommands: Record<string, CliCommand> = {
   ingest: {
     summary: 'feed a dataset (JSON array or NDJSON) into the service\'s task queue',
-    usage: 'xyra ingest FILE [--wait] [--json] [--chunk-size N] [--timeout SECONDS]',
+    usage: 'xyra ingest FILE [--name NAME] [--wait] [--json] [--retry-cancelled] [--chunk-size N] [--timeout SECONDS]',
     run: ingest,
+  },
+  datasets: {
+    summary: 'what became of each ingestion, newest first (records, tasks, errors by kind, chunks, state)',
+    usage: 'xyra datasets [--limit N] [--json]',
+    run: datasets,
   },
   generate: {
     summary: 'write a seeded, reproducible dataset of N records',

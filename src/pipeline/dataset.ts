@@ -10,6 +10,7 @@ import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { z } from 'zod';
 import { DatasetError } from '../errors.js';
+import { DuplicateFinder, recordId } from './identity.js';
 
 export type DatasetFormat = 'json-array' | 'ndjson';
 
@@ -20,19 +21,19 @@ export interface DatasetElement {
   text: string;
 }
 
-/** A record as the pipeline accepts it: an object, `id` a number or string when given, `title` a string when given. */
+/** A record as the pipeline accepts it: an object, `id` a number or string when given, `title` a string or null. */
 export const recordSchema = z
   .object({
     id: z.union([z.number(), z.string()]).optional(),
-    title: z.string().optional(),
+    title: z.string().nullable().optional(),
   })
   .catchall(z.unknown());
 export type DatasetRecord = z.infer<typeof recordSchema>;
 
-/** The dataset name is the file's base name without its extension. */
+/** The dataset name is the file's base name without its last extension (`orders.2026-11.ndjson` → `orders.2026-11`). */
 export function datasetName(file: string): string {
   const base = path.basename(file);
-  const dot = base.indexOf('.');
+  const dot = base.lastIndexOf('.');
   return dot > 0 ? base.slice(0, dot) : base;
 }
 
@@ -221,6 +222,12 @@ export function assertFirstElementParses(file: string, element: DatasetElement, 
   }
 }
 
+/** Later occurrences of an id, in file order: `positions[i]` repeats the id first seen at `firsts[i]`. */
+export interface DuplicateVerdicts {
+  positions: number[];
+  firsts: number[];
+}
+
 export interface DatasetScan {
   file: string;
   name: string;
@@ -228,16 +235,70 @@ export interface DatasetScan {
   records: number;
   /** sha256 of the file's bytes, hex. */
   sha256: string;
+  chunkSize: number;
+  /** One digest per chunk of `chunkSize` records (positions and texts), to catch a file changed between passes. */
+  chunkDigests: string[];
+  duplicates: DuplicateVerdicts;
 }
 
-/** First pass: check the file is JSON records at all, count them and hash the bytes, in constant memory. */
-export async function scanDataset(file: string): Promise<DatasetScan> {
+/** Digest of consecutive elements (their positions and texts), fed one element at a time. */
+export class ChunkDigest {
+  private hash = createHash('sha256');
+
+  add(element: Pick<DatasetElement, 'position' | 'text'>): void {
+    this.hash.update(`${element.position}:${element.text.length}:`);
+    this.hash.update(element.text);
+  }
+
+  /** The digest so far; starts the next chunk afresh. */
+  take(): string {
+    const digest = this.hash.digest('hex').slice(0, 32);
+    this.hash = createHash('sha256');
+    return digest;
+  }
+}
+
+export interface ScanOptions {
+  chunkSize?: number;
+  /** Overrides the name derived from the file name. */
+  name?: string;
+}
+
+/**
+ * First pass, in bounded memory: check the file is JSON records at all, count them, hash the bytes, digest each
+ * chunk, and decide every duplicate id (first occurrence in file order wins), so the verdicts are a function
+ * of the file alone and every chunk can be given them before anything runs.
+ */
+export async function scanDataset(file: string, options: ScanOptions = {}): Promise<DatasetScan> {
+  const chunkSize = options.chunkSize ?? Number.MAX_SAFE_INTEGER;
   const hash = createHash('sha256');
   let format: DatasetFormat = 'ndjson';
   let records = 0;
+  const chunkDigests: string[] = [];
+  const digest = new ChunkDigest();
+  const duplicates: DuplicateVerdicts = { positions: [], firsts: [] };
+  const finder = new DuplicateFinder();
   for await (const element of readElements(file, { onBytes: (b) => hash.update(b), onFormat: (f) => (format = f) })) {
     assertFirstElementParses(file, element, format);
+    const parsed = parseElement(element.text);
+    const first = finder.see(parsed.ok ? recordId(parsed.value) : undefined, element.position);
+    if (first !== undefined) {
+      duplicates.positions.push(element.position);
+      duplicates.firsts.push(first);
+    }
+    digest.add(element);
     records++;
+    if (records % chunkSize === 0) chunkDigests.push(digest.take());
   }
-  return { file, name: datasetName(file), format, records, sha256: hash.digest('hex') };
+  if (records % chunkSize !== 0) chunkDigests.push(digest.take());
+  return {
+    file,
+    name: options.name ?? datasetName(file),
+    format,
+    records,
+    sha256: hash.digest('hex'),
+    chunkSize,
+    chunkDigests,
+    duplicates,
+  };
 }

@@ -1,6 +1,7 @@
-// Row models of `tasks` and `errors` and their multi-row, idempotent inserts. One statement per chunk
-// (jsonb_to_recordset over one JSON parameter), ON CONFLICT DO NOTHING on the unique key, and the count of
-// rows actually inserted goes to the xyra.db.operations counter.
+// Row models of `tasks`, `errors` and `ingestion_chunks`, and the one transaction that writes a chunk's outcome.
+// Multi-row statements over one JSON parameter (jsonb_to_recordset); every write is idempotent on its key, so
+// a step re-executed after a crash between its commit and its checkpoint writes nothing twice and returns the
+// same counts.
 import type { Knex } from 'knex';
 import { recordDbOperations } from '../telemetry/metrics.js';
 import type { JsonValue } from './transform.js';
@@ -9,18 +10,27 @@ export interface TaskRow {
   task_key: string;
   title: string | null;
   data: JsonValue;
+  /** The record's position in its file (not a column: used to name it in a key_conflict error). */
+  position: number;
 }
 
-export type ErrorKind = 'invalid_record' | 'transform_failed';
+export const ERROR_KINDS = ['invalid_record', 'transform_failed', 'duplicate_id', 'key_conflict'] as const;
+export type ErrorKind = (typeof ERROR_KINDS)[number];
 
 /** The `errors.message` JSONB. */
 export interface ErrorMessage {
   error: string;
   kind: ErrorKind;
   task_key: string;
+  /** 1-based position of the record in its file. */
+  position: number;
   /** The original record (or, for an element that is not JSON, its text). */
   record: unknown;
   attempts: number;
+  /** duplicate_id: position of the id's first occurrence. */
+  first_position?: number;
+  /** key_conflict: what the tasks row already holds. */
+  stored?: { title: string | null; data: unknown };
 }
 
 export interface ErrorRow {
@@ -28,50 +38,115 @@ export interface ErrorRow {
   message: ErrorMessage;
 }
 
-/**
- * Inserts are bounded by a lock timeout, so a table held by someone else fails the attempt quickly and the
- * step's retry policy (not an indefinite wait) decides what happens next.
- */
+/** Inserts are bounded by a lock timeout, so a held table fails the attempt quickly and the step retries. */
 export interface InsertOptions {
   lockTimeoutMs: number;
 }
 
-async function insertInTransaction(knex: Knex, sql: string, json: string, options: InsertOptions): Promise<number> {
-  return knex.transaction(async (trx) => {
-    await trx.raw(`select set_config('lock_timeout', ?, true)`, [`${options.lockTimeoutMs}ms`]);
-    const result = (await trx.raw(sql, [json])) as { rowCount: number | null };
-    return result.rowCount ?? 0;
-  });
+export interface ChunkWrite {
+  ingestion: string;
+  chunk: number;
+  records: number;
+  /** JSON array of TaskRow (`taskCount` rows). */
+  tasksJson: string;
+  taskCount: number;
+  errors: readonly ErrorRow[];
+  /** The record at a position as given, for a key_conflict error. */
+  originalRecord(position: number): unknown;
+  /** The errors key of the record at a position (see identity.ts). */
+  errorKeyOf(position: number): string;
 }
 
-// A key already in the other table is skipped too, so a record can never end in both tables (e.g. when a
-// dataset of the same name but different content is ingested later).
+export interface ChunkOutcome {
+  tasks: number;
+  errors: Partial<Record<ErrorKind, number>>;
+  insertedTasks: number;
+  insertedErrors: number;
+}
+
 const INSERT_TASKS_SQL = `
   insert into tasks (task_key, title, data)
   select r.task_key, r.title, r.data
   from jsonb_to_recordset(?::jsonb) as r(task_key text, title text, data jsonb)
-  where not exists (select 1 from errors e where e.error_key = r.task_key)
-  on conflict (task_key) do nothing`;
+  on conflict (task_key) do nothing
+  returning task_key`;
+
+// A separate statement from the insert: under READ COMMITTED it sees rows another transaction committed
+// while our insert waited on them.
+const STORED_TASKS_SQL = `
+  select r.task_key, r.position, t.title, t.data, (t.data = r.data and t.title is not distinct from r.title) as same
+  from jsonb_to_recordset(?::jsonb) as r(task_key text, title text, data jsonb, position int)
+  join tasks t on t.task_key = r.task_key`;
 
 const INSERT_ERRORS_SQL = `
   insert into errors (error_key, message)
   select r.error_key, r.message
   from jsonb_to_recordset(?::jsonb) as r(error_key text, message jsonb)
-  where not exists (select 1 from tasks t where t.task_key = r.error_key)
   on conflict (error_key) do nothing`;
 
-/** `rowsJson` is a JSON array of TaskRow (`count` rows). Returns the number of rows inserted (conflicts excluded). */
-export async function insertTasks(knex: Knex, rowsJson: string, count: number, options: InsertOptions): Promise<number> {
-  if (count === 0) return 0;
-  const inserted = await insertInTransaction(knex, INSERT_TASKS_SQL, rowsJson, options);
-  recordDbOperations('insert_task', inserted);
-  return inserted;
+const UPSERT_CHUNK_SQL = `
+  insert into ingestion_chunks (ingestion_key, chunk, records, tasks, errors)
+  values (?, ?, ?, ?, ?::jsonb)
+  on conflict (ingestion_key, chunk) do update
+    set records = excluded.records, tasks = excluded.tasks, errors = excluded.errors, finished_at = now()`;
+
+interface StoredTask {
+  task_key: string;
+  position: number;
+  title: string | null;
+  data: unknown;
+  same: boolean;
 }
 
-/** Returns the number of rows inserted (conflicts excluded). */
-export async function insertErrors(knex: Knex, rows: readonly ErrorRow[], options: InsertOptions): Promise<number> {
-  if (rows.length === 0) return 0;
-  const inserted = await insertInTransaction(knex, INSERT_ERRORS_SQL, JSON.stringify(rows), options);
-  recordDbOperations('insert_error', inserted);
-  return inserted;
+/**
+ * One transaction: insert the tasks rows; for keys already taken, identical data counts as present and
+ * different data becomes a key_conflict error; insert the errors rows; record the chunk's counts.
+ */
+export async function writeChunk(knex: Knex, w: ChunkWrite, options: InsertOptions): Promise<ChunkOutcome> {
+  const outcome = await knex.transaction(async (trx) => {
+    await trx.raw(`select set_config('lock_timeout', ?, true)`, [`${options.lockTimeoutMs}ms`]);
+    let insertedTasks = 0;
+    let present = 0;
+    const errors = [...w.errors];
+    if (w.taskCount > 0) {
+      const inserted = (await trx.raw(INSERT_TASKS_SQL, [w.tasksJson])) as { rows: Array<{ task_key: string }> };
+      insertedTasks = inserted.rows.length;
+      if (insertedTasks < w.taskCount) {
+        const taken = new Set(inserted.rows.map((r) => r.task_key));
+        const rest = (JSON.parse(w.tasksJson) as TaskRow[]).filter((t) => !taken.has(t.task_key));
+        const stored = (await trx.raw(STORED_TASKS_SQL, [JSON.stringify(rest)])) as { rows: StoredTask[] };
+        for (const s of stored.rows) {
+          if (s.same) {
+            present++;
+            continue;
+          }
+          errors.push({
+            error_key: w.errorKeyOf(s.position),
+            message: {
+              error: `key ${s.task_key} already holds a different record (from an earlier ingestion)`,
+              kind: 'key_conflict',
+              task_key: s.task_key,
+              position: s.position,
+              record: w.originalRecord(s.position),
+              attempts: 1,
+              stored: { title: s.title, data: s.data },
+            },
+          });
+        }
+      }
+    }
+    let insertedErrors = 0;
+    if (errors.length > 0) {
+      const result = (await trx.raw(INSERT_ERRORS_SQL, [JSON.stringify(errors)])) as { rowCount: number | null };
+      insertedErrors = result.rowCount ?? 0;
+    }
+    const byKind: Partial<Record<ErrorKind, number>> = {};
+    for (const e of errors) byKind[e.message.kind] = (byKind[e.message.kind] ?? 0) + 1;
+    const tasks = insertedTasks + present;
+    await trx.raw(UPSERT_CHUNK_SQL, [w.ingestion, w.chunk, w.records, tasks, JSON.stringify(byKind)]);
+    return { tasks, errors: byKind, insertedTasks, insertedErrors };
+  });
+  recordDbOperations('insert_task', outcome.insertedTasks);
+  recordDbOperations('insert_error', outcome.insertedErrors);
+  return outcome;
 }

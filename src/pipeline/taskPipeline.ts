@@ -5,16 +5,19 @@ import { DBOS, type StepConfig } from '@dbos-inc/dbos-sdk';
 import type { Knex } from 'knex';
 import type { Logger } from '../logger.js';
 import {
+  errorRow,
+  originalRecord,
   parseChunk,
   prepareChunk,
   toTaskRow,
-  transformFailedError,
+  type Chunk,
   type ChunkInput,
   type ChunkResult,
   type PendingRecord,
   type PreparedChunk,
 } from './chunk.js';
-import { insertErrors, insertTasks, type ErrorRow, type TaskRow } from './records.js';
+import { errorKey } from './identity.js';
+import { writeChunk, type ErrorRow, type TaskRow } from './records.js';
 
 export const TASKS_QUEUE = 'tasks';
 export const WORKFLOW_NAME = 'processChunk';
@@ -89,16 +92,31 @@ export class TaskPipeline {
       errors.push(...retried.errors);
     }
     const policy = retryPolicy(s, s.stepMaxAttempts);
-    const insertedTasks =
-      taskCount === 0 ? 0 : await DBOS.runStep(() => insertTasks(s.knex, tasksJson, taskCount, s), { name: 'insertTasks', ...policy });
-    const insertedErrors =
-      errors.length === 0 ? 0 : await DBOS.runStep(() => insertErrors(s.knex, errors, s), { name: 'insertErrors', ...policy });
-    return { records: chunk.elements.length, tasks: taskCount, errors: errors.length, insertedTasks, insertedErrors };
+    // One transaction writes the chunk's tasks, errors and counts: a chunk is all done or not done at all.
+    const outcome = await DBOS.runStep(
+      () =>
+        writeChunk(
+          s.knex,
+          {
+            ingestion: chunk.ingestion,
+            chunk: chunk.chunk,
+            records: chunk.elements.length,
+            tasksJson,
+            taskCount,
+            errors,
+            originalRecord: (position) => originalRecord(chunk, position),
+            errorKeyOf: (position) => errorKey(chunk.dataset, chunk.fileSha, position),
+          },
+          s,
+        ),
+      { name: 'writeChunk', ...policy },
+    );
+    return { records: chunk.elements.length, ...outcome };
   }
 
   /** Validate and transform the chunk's records; failures are returned, never thrown. */
   @DBOS.step()
-  static async transform(chunk: ReturnType<typeof parseChunk>): Promise<TransformOutput> {
+  static async transform(chunk: Chunk): Promise<TransformOutput> {
     const prepared: PreparedChunk = prepareChunk(chunk, current().failIds);
     return {
       tasksJson: JSON.stringify(prepared.tasks),
@@ -116,7 +134,7 @@ export class TaskPipeline {
   static async retryTransforms(failed: PendingRecord[]): Promise<RetriedTransforms> {
     const s = current();
     if (s.stepMaxAttempts <= 1) {
-      return { tasks: [], errors: failed.map((f) => transformFailedError(f.key, f.record, f.error, 1)) };
+      return { tasks: [], errors: failed.map((f) => errorRow(f.place, 'transform_failed', f.error, f.record, 1)) };
     }
     return DBOS.runStep(
       async () => {
@@ -125,11 +143,11 @@ export class TaskPipeline {
         const out: RetriedTransforms = { tasks: [], errors: [] };
         for (const f of failed) {
           try {
-            out.tasks.push(toTaskRow(f.key, f.record, s.failIds));
+            out.tasks.push(toTaskRow(f.place, f.record, s.failIds));
           } catch (e) {
             const error = e instanceof Error ? e.message : String(e);
-            if (!last) throw new Error(`transform still failing for ${f.key}: ${error}`);
-            out.errors.push(transformFailedError(f.key, f.record, error, attempt + 1));
+            if (!last) throw new Error(`transform still failing for ${f.place.key}: ${error}`);
+            out.errors.push(errorRow(f.place, 'transform_failed', error, f.record, attempt + 1));
           }
         }
         return out;
