@@ -27,6 +27,8 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=deps --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/dist ./dist
+# The dashboard's static files are served from the package (tsc does not copy them into dist).
+COPY --from=build --chown=node:node /app/src/ops/dashboard/public ./src/ops/dashboard/public
 COPY --chown=node:node package.json dbos-config.yaml ./
 USER node
 EXPOSE 3000

@@ -32,3 +32,14 @@ export class ExecutorConflictError extends Error {
     this.name = 'ExecutorConflictError';
   }
 }
+
+/** A bad request to the service's HTTP API (e.g. `/api/runs?limit=abc`): answered with this status and message. */
+export class ApiRequestError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiRequestError';
+  }
+}

@@ -1,14 +1,15 @@
 // Composes the running service: health server → databases → telemetry → Xyra API (or simulator) → DBOS
 // launch (with our migrations, under a start-up lock) → queues and schedules. `stop()` undoes it in
 // reverse, draining in-flight workflows first.
-import { DBOS } from '@dbos-inc/dbos-sdk';
+import { DBOS, DBOSClient } from '@dbos-inc/dbos-sdk';
 import type { Knex } from 'knex';
 import pg from 'pg';
 import type { Config } from './config.js';
 import { configureEvaluationBatch } from './evaluation/evaluationBatch.js';
 import { applyEvaluationSchedule } from './evaluation/schedule.js';
 import { dbosLogger, registerSecret, type Logger } from './logger.js';
-import { startHealthServer, type HealthServer } from './ops/healthServer.js';
+import { createApi } from './ops/api.js';
+import { startHttpServer, type HttpServer } from './ops/httpServer.js';
 import { dropOpsViews, installOpsViews } from './ops/views.js';
 import { configurePipeline, registerPipelineQueue } from './pipeline/service.js';
 import { XyraSimulator } from './simulator/server.js';
@@ -23,7 +24,7 @@ import { createKnex, migrateLatest } from './runtime/migrations.js';
 export interface ServiceOptions {
   /** Apply the `evaluation-batch` schedule (tests that drive the workflow directly turn it off). */
   schedule?: boolean;
-  /** Start the health server on config.port. */
+  /** Start the HTTP server (health, dashboard, `/api`) on config.port. */
   healthServer?: boolean;
 }
 
@@ -33,7 +34,7 @@ export interface Service {
   knex: Knex;
   apiUrl: string;
   simulator?: XyraSimulator;
-  health?: HealthServer;
+  health?: HttpServer;
   stop(): Promise<void>;
 }
 
@@ -52,16 +53,19 @@ export async function startService(config: Config, logger: Logger, options: Serv
     // First, so a taken PORT fails before any database work, and /healthz answers during a long start-up
     // (recovery, migrations) while /readyz says 503 until DBOS is launched.
     let knexForReadiness: Knex | undefined;
-    let health: HealthServer | undefined;
+    let health: HttpServer | undefined;
     if (options.healthServer !== false) {
-      health = await startHealthServer(config.port, async () => {
-        const launched = DBOS.isInitialized();
-        if (!launched || !knexForReadiness) return { ready: false, detail: { dbos: launched } };
-        const [app, sys] = await Promise.all([
-          knexForReadiness.raw('select 1').then(() => true, () => false),
-          DBOS.listWorkflows({ limit: 1, loadInput: false, loadOutput: false }).then(() => true, () => false),
-        ]);
-        return { ready: app && sys, detail: { dbos: launched, appDatabase: app, systemDatabase: sys } };
+      health = await startHttpServer(config.port, {
+        dashboardToken: config.dashboardToken,
+        checkReady: async () => {
+          const launched = DBOS.isInitialized();
+          if (!launched || !knexForReadiness) return { ready: false, detail: { dbos: launched } };
+          const [app, sys] = await Promise.all([
+            knexForReadiness.raw('select 1').then(() => true, () => false),
+            DBOS.listWorkflows({ limit: 1, loadInput: false, loadOutput: false }).then(() => true, () => false),
+          ]);
+          return { ready: app && sys, detail: { dbos: launched, appDatabase: app, systemDatabase: sys } };
+        },
       });
       const server = health;
       cleanups.push(() => server.close());
@@ -133,6 +137,16 @@ export async function startService(config: Config, logger: Logger, options: Serv
       logger.info({ waitMs: config.shutdownTimeoutMs }, 'draining: waiting for in-flight workflows');
       await DBOS.shutdown({ workflowCompletionTimeoutMS: config.shutdownTimeoutMs });
     });
+
+    if (health) {
+      // The dashboard's API: read-only, its own small pools so a slow page never starves the workflows.
+      const appPool = new pg.Pool({ connectionString: databases.appDatabaseUrl, max: 2, application_name: 'xyra-dashboard' });
+      appPool.on('error', (e) => logger.warn({ err: e.message }, 'app database pool error'));
+      cleanups.push(() => appPool.end());
+      const dbosClient = await DBOSClient.create({ systemDatabaseUrl: databases.systemDatabaseUrl, applicationName: APP_NAME, logger: dbosLogger(logger) });
+      cleanups.push(() => dbosClient.destroy());
+      health.attachApi(createApi({ config, systemPool, appPool, dbosClient }));
+    }
 
     await registerPipelineQueue(config);
     if (options.schedule !== false) await applyEvaluationSchedule(config);
