@@ -3,7 +3,11 @@
 // Unknown fields are ignored and missing ones shown as "–", so the API may grow without breaking the page.
 'use strict';
 
-const REFRESH_MS = 3000;
+/** Every 3 s; `?refresh=SECONDS` (at least 1) changes it for this tab. */
+const REFRESH_MS = (() => {
+  const asked = Number(new URLSearchParams(location.search).get('refresh'));
+  return Number.isFinite(asked) && asked >= 1 ? asked * 1000 : 3000;
+})();
 const TOKEN_KEY = 'xyra-dashboard-token';
 const TIMELINE_RUNS = 120;
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -308,6 +312,7 @@ const SECTIONS = [
 ];
 
 let timer = null;
+let refreshes = 0;
 
 async function refresh() {
   clearTimeout(timer);
@@ -337,6 +342,8 @@ async function refresh() {
   });
   const failed = results.filter((r) => r.status === 'rejected').length;
   $('refreshed').textContent = `updated ${new Date().toLocaleTimeString()}${failed ? ` · ${failed} source(s) unavailable` : ''}`;
+  // A counter people never see, so a test can wait for "the next refresh" instead of guessing a delay.
+  document.body.dataset.refreshes = String(++refreshes);
   timer = setTimeout(refresh, REFRESH_MS);
 }
 
