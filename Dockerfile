@@ -33,6 +33,8 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=deps --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/dist ./dist
+# The dashboard's static files are served from the package (tsc does not copy them into dist).
+COPY --from=build --chown=node:node /app/src/ops/dashboard/public ./src/ops/dashboard/public
 COPY --chown=node:node package.json dbos-config.yaml ./
 # `xyra` on the PATH (plain `xyra history` and `npx xyra history` both work, nothing is installed). The
 # image's package.json declares no bin and no prepare script: with its own bin declared, `npx xyra` would

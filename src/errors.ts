@@ -48,3 +48,14 @@ export class StartupAbortedError extends Error {
     this.name = 'StartupAbortedError';
   }
 }
+
+/** A bad request to the service's HTTP API (e.g. `/api/runs?limit=abc`): answered with this status and message. */
+export class ApiRequestError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiRequestError';
+  }
+}

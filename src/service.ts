@@ -11,7 +11,8 @@ import './evaluation/backfill.js'; // registers the backfill workflow before lau
 import { configureFailurePolicy } from './evaluation/failurePolicy.js';
 import { applyEvaluationSchedule } from './evaluation/schedule.js';
 import { dbosLogger, registerSecret, type Logger } from './logger.js';
-import { startHealthServer, type HealthServer } from './ops/healthServer.js';
+import { createApi } from './ops/api.js';
+import { startHttpServer, type HttpServer } from './ops/httpServer.js';
 import { applyRetentionSchedule, configureRetention } from './ops/retention.js';
 import { dropOpsViews, installOpsViews } from './ops/views.js';
 import { configurePipeline, registerPipelineQueue } from './pipeline/service.js';
@@ -29,7 +30,7 @@ import { createKnex, migrateLatest } from './runtime/migrations.js';
 export interface ServiceOptions {
   /** Apply the `evaluation-batch` schedule (tests that drive the workflow directly turn it off). */
   schedule?: boolean;
-  /** Start the health server on config.port. */
+  /** Start the HTTP server (health, dashboard, `/api`) on config.port. */
   healthServer?: boolean;
   /** This replica lost its executor claim for good: stop executing at once (default: exit 1, no drain). */
   onFenced?: (reason: string) => void;
@@ -46,7 +47,7 @@ export interface Service {
   knex: Knex;
   apiUrl: string;
   simulator?: XyraSimulator;
-  health?: HealthServer;
+  health?: HttpServer;
   stop(): Promise<void>;
 }
 
@@ -73,19 +74,23 @@ export async function startService(config: Config, logger: Logger, options: Serv
     // First, so a taken PORT fails before any database work, and /healthz answers during a long start-up
     // (recovery, migrations) while /readyz says 503 until DBOS is launched.
     let knexForReadiness: Knex | undefined;
-    let health: HealthServer | undefined;
+    let health: HttpServer | undefined;
     if (options.healthServer !== false) {
-      health = await startHealthServer(config.port, async () => {
-        const launched = DBOS.isInitialized();
-        if (!launched || !knexForReadiness) return { ready: false, detail: { dbos: launched } };
-        const [app, sys] = await Promise.all([
-          knexForReadiness.raw('select 1').then(() => true, () => false),
-          DBOS.listWorkflows({ limit: 1, loadInput: false, loadOutput: false }).then(() => true, () => false),
-        ]);
-        return { ready: app && sys, detail: { dbos: launched, appDatabase: app, systemDatabase: sys } };
-      }, telemetry.metricsHandler);
+      health = await startHttpServer(config.port, {
+        dashboardToken: config.dashboardToken,
+        checkReady: async () => {
+          const launched = DBOS.isInitialized();
+          if (!launched || !knexForReadiness) return { ready: false, detail: { dbos: launched } };
+          const [app, sys] = await Promise.all([
+            knexForReadiness.raw('select 1').then(() => true, () => false),
+            DBOS.listWorkflows({ limit: 1, loadInput: false, loadOutput: false }).then(() => true, () => false),
+          ]);
+          return { ready: app && sys, detail: { dbos: launched, appDatabase: app, systemDatabase: sys } };
+        },
+      });
       const server = health;
       cleanups.push(() => server.close());
+      if (telemetry.metricsHandler) server.attachMetrics(telemetry.metricsHandler);
     }
 
     checkpoint();
@@ -189,6 +194,14 @@ export async function startService(config: Config, logger: Logger, options: Serv
     });
     const started = failover;
     cleanups.push(() => started.stop());
+
+    if (health) {
+      // The dashboard's API: read-only, its own small pools so a slow page never starves the workflows.
+      const dashboardPool = new pg.Pool({ connectionString: databases.appDatabaseUrl, max: 2, application_name: 'xyra-dashboard' });
+      dashboardPool.on('error', (e) => logger.warn({ err: e.message }, 'app database pool error'));
+      cleanups.push(() => dashboardPool.end());
+      health.attachApi(createApi({ config, systemPool, appPool: dashboardPool }));
+    }
 
     await registerPipelineQueue(config);
     checkpoint();

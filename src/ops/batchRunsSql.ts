@@ -23,11 +23,23 @@ function decoded(valueColumn: string, serializationColumn: string): string {
 const SLOT_FROM_ID = `substring(s.workflow_uuid from '([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z)$')::timestamptz`;
 
 /**
+ * A run's workflow is created at or after its slot (the scheduler enqueues at the slot, a backfill or catch-up
+ * later, a manual trigger names the moment it was made), so `created_at >= T - margin` keeps every run whose
+ * slot is at or after T. The margin absorbs clock differences between executors and the database.
+ */
+export const CREATED_AT_MARGIN_MS = 60 * 60_000;
+
+/**
  * One row per batch run, newest slot first when ordered by scheduled_time. `status` is the latest
  * `batch_evaluation_status` event; before the first event it falls back to the DBOS workflow state
  * (`enqueued`, `running`, `error`, `cancelled`).
+ *
+ * With `createdSinceParam` (a query parameter holding epoch milliseconds), only workflows created since then
+ * are read, through DBOS's index on `created_at`: what keeps history and stats fast on a long history.
  */
-export const BATCH_RUNS_SELECT = `
+export function batchRunsSelect(createdSinceParam?: string): string {
+  const bound = createdSinceParam ? ` and s.created_at >= ${createdSinceParam}::bigint` : '';
+  return `
 select
   r.workflow_id,
   r.status,
@@ -80,11 +92,20 @@ from (
     select ${decoded('e.value', 'e.serialization')} as v
     from dbos.workflow_events e
     where e.workflow_uuid = s.workflow_uuid and e.key = '${BATCH_STATUS_EVENT}'
+    -- (workflow_uuid, key) is the primary key, so at most one row anyway; the LIMIT keeps Postgres from turning
+    -- this into a hash join over every event ever written: one index probe per run read.
+    limit 1
   ) ev on true
-  left join dbos.workflow_output o on o.workflow_uuid = s.workflow_uuid
+  left join lateral (
+    select o.output, o.error from dbos.workflow_output o where o.workflow_uuid = s.workflow_uuid
+    limit 1 -- primary key: one row at most; as above, an index probe per run instead of a scan of all outputs
+  ) o on true
   left join lateral (select ${decoded('o.output', 's.serialization')} as v where o.output is not null) out on true
-  where s.name = '${BATCH_WORKFLOW_NAME}' and s.class_name = '${BATCH_WORKFLOW_CLASS}'
+  where s.name = '${BATCH_WORKFLOW_NAME}' and s.class_name = '${BATCH_WORKFLOW_CLASS}'${bound}
 ) r`;
+}
+
+export const BATCH_RUNS_SELECT = batchRunsSelect();
 
 /** Every `batch_evaluation_status` event of every batch run, in the order the run set them. */
 export const BATCH_EVENTS_SELECT = `

@@ -14,7 +14,7 @@ import type { ScheduleEvent } from '../evaluation/scheduleEvents.js';
 import { scheduleState, triggerNow, waitForOutcome, type ScheduleState } from './scheduleControl.js';
 import { parseDuration } from '../config.js';
 import { batchStats, type BatchStats } from './stats.js';
-import { prunedBefore } from './retention.js';
+import { statsReport } from './statsReport.js';
 
 async function withDb<T>(url: string, fn: (db: pg.Client) => Promise<T>): Promise<T> {
   const db = new pg.Client({ connectionString: url, application_name: 'xyra-cli' });
@@ -157,10 +157,11 @@ export const opsCommands: Record<string, CliCommand> = {
         throw new UsageError(`--since: ${(e as Error).message}`);
       }
       const { systemDatabaseUrl, appDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
-      const stats = await withDb(systemDatabaseUrl, (sys) => withDb(appDatabaseUrl, (app) => batchStats(sys, windowMs, new Date(), app)));
-      // A window longer than HISTORY_RETENTION reaches runs the cleanup has deleted: say so, never imply none ran.
-      const pruned_before = prunedBefore(windowMs, ctx.config.historyRetentionMs, new Date(stats.until));
-      if (values.json) json(ctx, { ...stats, pruned_before });
+      const stats = await withDb(systemDatabaseUrl, (sys) =>
+        withDb(appDatabaseUrl, (app) => statsReport(sys, app, windowMs, ctx.config.historyRetentionMs)),
+      );
+      const { pruned_before } = stats;
+      if (values.json) json(ctx, stats);
       else {
         statsLines(stats).forEach((l) => ctx.out(l));
         if (pruned_before) ctx.out(`note: older runs were pruned: runs finished before ${pruned_before} are deleted (HISTORY_RETENTION), so this window is incomplete`);

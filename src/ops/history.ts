@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
 import { listScheduleEvents, type Queryable, type ScheduleEvent } from '../evaluation/scheduleEvents.js';
-import { BATCH_RUNS_SELECT } from './batchRunsSql.js';
+import { batchRunsSelect, CREATED_AT_MARGIN_MS } from './batchRunsSql.js';
 
 const isoTime = z.date().transform((d) => d.toISOString());
 /** pg returns bigint as string; our values are small (milliseconds, counts). */
@@ -40,18 +40,41 @@ export interface HistoryQuery {
   status?: string;
 }
 
-export async function listBatchRuns(db: pg.ClientBase, q: HistoryQuery): Promise<BatchRun[]> {
-  const params: unknown[] = [q.limit];
-  let where = '';
-  if (q.status) {
-    params.push(q.status);
-    where = 'where status = $2';
+/** First window read for a listing; each retry reads WINDOW_GROWTH times further back, then everything. */
+const FIRST_WINDOW_MS = 24 * 3_600_000;
+const WINDOW_GROWTH = 8;
+const WINDOWS = 4;
+
+/**
+ * The newest runs by slot. Reads only recently created workflows first (indexed), and widens the window until
+ * the answer is provably complete: every run left out was created before the window, so its slot is older
+ * than the window's start, hence older than the last row returned.
+ */
+export async function listBatchRuns(db: pg.ClientBase, q: HistoryQuery, now = Date.now()): Promise<BatchRun[]> {
+  for (let i = 0, windowMs = FIRST_WINDOW_MS; i <= WINDOWS; i++, windowMs *= WINDOW_GROWTH) {
+    const bounded = i < WINDOWS;
+    const windowStart = now - windowMs;
+    const params: unknown[] = [q.limit];
+    let where = '';
+    if (q.status) {
+      params.push(q.status);
+      where = `where status = $${params.length}`;
+    }
+    let select = batchRunsSelect();
+    if (bounded) {
+      params.push(windowStart - CREATED_AT_MARGIN_MS);
+      select = batchRunsSelect(`$${params.length}`);
+    }
+    const { rows } = await db.query(
+      `select * from (${select}) runs ${where} order by scheduled_time desc nulls last, workflow_id desc limit $1`,
+      params,
+    );
+    const runs = rows.map((r) => batchRunRowSchema.parse(r));
+    const last = runs.at(-1);
+    const complete = runs.length === q.limit && last?.scheduled_time != null && Date.parse(last.scheduled_time) >= windowStart;
+    if (!bounded || complete) return runs;
   }
-  const { rows } = await db.query(
-    `select * from (${BATCH_RUNS_SELECT}) runs ${where} order by scheduled_time desc nulls last, workflow_id desc limit $1`,
-    params,
-  );
-  return rows.map((r) => batchRunRowSchema.parse(r));
+  throw new Error('unreachable: the last window is unbounded');
 }
 
 /** One line of history with the schedule's own log mixed in: a run, or a pause/resume/missed/backfill record. */

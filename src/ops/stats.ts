@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { TimeMatcher } from '../runtime/dbosInternals.js';
 import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
 import { listScheduleEvents, type Queryable } from '../evaluation/scheduleEvents.js';
-import { BATCH_RUNS_SELECT } from './batchRunsSql.js';
+import { BATCH_WORKFLOW_CLASS, BATCH_WORKFLOW_NAME, batchRunsSelect, CREATED_AT_MARGIN_MS } from './batchRunsSql.js';
 
 /** A slot counts as "without run" only once the scheduler's jitter (≤ 10 s) and queue polling are over. */
 const SLOT_GRACE_MS = 15_000;
@@ -122,17 +122,19 @@ select
   percentile_cont(0.5) within group (order by delay_ms) filter (where not manual and skipped_reason is distinct from 'missed') as delay_p50,
   percentile_cont(0.95) within group (order by delay_ms) filter (where not manual and skipped_reason is distinct from 'missed') as delay_p95,
   max(delay_ms) filter (where not manual and skipped_reason is distinct from 'missed') as delay_max
-from (${BATCH_RUNS_SELECT}) runs
+from (${batchRunsSelect('$3')}) runs
 where scheduled_time >= $1 and scheduled_time <= $2`;
 
 /** `appDb` (schedule_events) adds the missed-slot summaries; without it they read as none. */
 export async function batchStats(db: pg.ClientBase, sinceMs: number, now = new Date(), appDb?: Queryable): Promise<BatchStats> {
   const since = new Date(now.getTime() - sinceMs);
-  const agg = aggregateSchema.parse((await db.query(AGGREGATE_SQL, [since, now])).rows[0]);
+  // Runs with a slot in the window were created since its start (minus the margin): read only those, indexed.
+  const createdSince = since.getTime() - CREATED_AT_MARGIN_MS;
+  const agg = aggregateSchema.parse((await db.query(AGGREGATE_SQL, [since, now, createdSince])).rows[0]);
   const byStatus = (
     await db.query(
-      `select status, count(*) as runs from (${BATCH_RUNS_SELECT}) runs where scheduled_time >= $1 and scheduled_time <= $2 group by status order by status`,
-      [since, now],
+      `select status, count(*) as runs from (${batchRunsSelect('$3')}) runs where scheduled_time >= $1 and scheduled_time <= $2 group by status order by status`,
+      [since, now, createdSince],
     )
   ).rows.map((r) => statusCountSchema.parse(r));
   const decided = agg.completed + agg.failed;
@@ -173,15 +175,28 @@ async function slotsWithoutRun(db: pg.ClientBase, since: Date, now: Date): Promi
   ).rows[0];
   if (!sched) return null;
   const { schedule, cron_timezone } = scheduleRowSchema.parse(sched);
+  const createdSince = since.getTime() - CREATED_AT_MARGIN_MS;
   const slotRows = (
     await db.query(
-      `select scheduled_time from (${BATCH_RUNS_SELECT}) runs where not manual and scheduled_time >= $1 order by scheduled_time`,
-      [since],
+      `select scheduled_time from (${batchRunsSelect('$2')}) runs where not manual and scheduled_time >= $1 order by scheduled_time`,
+      [since, createdSince],
     )
   ).rows.map((r) => z.object({ scheduled_time: z.date() }).parse(r).scheduled_time.getTime());
-  const first = (
-    await db.query(`select min(scheduled_time) as first from (${BATCH_RUNS_SELECT}) runs where not manual`)
-  ).rows.map((r) => z.object({ first: z.date().nullable() }).parse(r).first)[0];
+  // The first slot ever run, only where it matters (after the window's start). A cron run created before the
+  // window read above has its slot before the window, so the walk starts at the window; otherwise the first slot
+  // is among the rows read.
+  const olderRun = (
+    await db.query(
+      `select exists (select 1 from dbos.workflow_status s where s.name = $1 and s.class_name = $2 and s.created_at < $3::bigint
+         and s.workflow_uuid not like 'sched-evaluation-batch-trigger-%') as older`,
+      [BATCH_WORKFLOW_NAME, BATCH_WORKFLOW_CLASS, createdSince],
+    )
+  ).rows.map((r) => z.object({ older: z.boolean() }).parse(r).older)[0];
+  const first = olderRun
+    ? since
+    : (
+        await db.query(`select min(scheduled_time) as first from (${batchRunsSelect('$1')}) runs where not manual`, [createdSince])
+      ).rows.map((r) => z.object({ first: z.date().nullable() }).parse(r).first)[0];
   if (!first) return 0;
 
   const seen = new Set(slotRows);

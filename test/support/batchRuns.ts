@@ -16,7 +16,8 @@ export interface PopulatedDatabase {
 
 export const FAST_CRON = '*/2 * * * * *';
 
-export async function startPopulatedService(label: string): Promise<PopulatedDatabase> {
+/** `extraEnv` adds or overrides service settings (e.g. pipeline retry budgets) for one test file. */
+export async function startPopulatedService(label: string, extraEnv: Record<string, string> = {}): Promise<PopulatedDatabase> {
   const simulator = new XyraSimulator();
   const apiUrl = await simulator.start();
   const appUrl = await createTestDatabase(label);
@@ -32,6 +33,7 @@ export async function startPopulatedService(label: string): Promise<PopulatedDat
     SHUTDOWN_TIMEOUT_MS: '5000',
     // The pipeline's error path, so `errors` gets real rows when a test ingests a dataset.
     PIPELINE_FAIL_IDS: '50',
+    ...extraEnv,
   };
   const service = startServiceProcess(env);
   await service.waitForLog(isReady, 30_000);

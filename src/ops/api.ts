@@ -1,0 +1,72 @@
+// `/api/*`: the dashboard's JSON, from the same functions as the CLI's `--json` (one SQL source). Every
+// answer is bounded: a LIMIT on every list, a window on the stats.
+import type pg from 'pg';
+import { z } from 'zod';
+import { parseDuration, type Config } from '../config.js';
+import { ApiRequestError } from '../errors.js';
+import { listDatasets } from '../pipeline/datasetsReport.js';
+import { latestErrors } from './errorsLog.js';
+import { listBatchRuns } from './history.js';
+import type { ApiHandler } from './httpServer.js';
+import { scheduleStatus } from './scheduleStatus.js';
+import { statsReport } from './statsReport.js';
+
+export interface ApiDeps {
+  config: Config;
+  /** DBOS system database (runs, schedules, chunk workflows). */
+  systemPool: pg.Pool;
+  /** App database (tasks, errors, schedule_events). */
+  appPool: pg.Pool;
+}
+
+export const RUNS_LIMIT = { default: 100, max: 1_000 };
+export const ERRORS_LIMIT = { default: 20, max: 500 };
+export const DATASETS_LIMIT = { default: 10, max: 100 };
+
+function limitParam(query: URLSearchParams, bounds: { default: number; max: number }): number {
+  const raw = query.get('limit');
+  if (raw === null) return bounds.default;
+  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new ApiRequestError(400, `limit: expected a positive integer, got "${raw}"`);
+  return Math.min(Number(raw), bounds.max);
+}
+
+async function withClient<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    return await fn(client);
+  } finally {
+    client.release();
+  }
+}
+
+export function createApi(deps: ApiDeps): ApiHandler {
+  return async (name, query) => {
+    switch (name) {
+      case 'schedule':
+        return withClient(deps.systemPool, (sys) => scheduleStatus(sys, deps.appPool, deps.config));
+      case 'runs': {
+        const limit = limitParam(query, RUNS_LIMIT);
+        return withClient(deps.systemPool, (db) => listBatchRuns(db, { limit }));
+      }
+      case 'stats': {
+        let windowMs: number;
+        try {
+          windowMs = parseDuration(query.get('since') ?? '24h');
+        } catch (e) {
+          throw new ApiRequestError(400, `since: ${(e as Error).message}`);
+        }
+        return withClient(deps.systemPool, (sys) => statsReport(sys, deps.appPool, windowMs, deps.config.historyRetentionMs));
+      }
+      case 'errors': {
+        const limit = limitParam(query, ERRORS_LIMIT);
+        return withClient(deps.appPool, (db) => latestErrors(db, limit));
+      }
+      case 'datasets': {
+        const limit = limitParam(query, DATASETS_LIMIT);
+        return listDatasets(deps.systemPool, deps.appPool, { limit });
+      }
+      default:
+        return undefined;
+    }
+  };
+}
