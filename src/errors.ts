@@ -32,3 +32,11 @@ export class ExecutorConflictError extends Error {
     this.name = 'ExecutorConflictError';
   }
 }
+
+/** The batch schedule has no row yet: no service has been started against this system database. */
+export class ScheduleNotFoundError extends Error {
+  constructor(readonly scheduleName: string) {
+    super(`schedule "${scheduleName}" not found: has the service been started against this database?`);
+    this.name = 'ScheduleNotFoundError';
+  }
+}

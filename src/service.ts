@@ -85,12 +85,17 @@ export async function startService(config: Config, logger: Logger, options: Serv
     const systemPool = new pg.Pool({ connectionString: databases.systemDatabaseUrl, max: 4, application_name: 'xyra-scheduler' });
     systemPool.on('error', (e) => logger.warn({ err: e.message }, 'system database pool error'));
     cleanups.push(() => systemPool.end());
+    const appPool = new pg.Pool({ connectionString: databases.appDatabaseUrl, max: 2, application_name: 'xyra-scheduler' });
+    appPool.on('error', (e) => logger.warn({ err: e.message }, 'app database pool error'));
+    cleanups.push(() => appPool.end());
 
     configureEvaluationBatch({
       systemPool,
+      appPool,
       apiUrl,
       apiToken: config.xyraApiToken,
       cron: config.batch.cron,
+      timeZone: config.batch.timezone,
       batchSizeLimit: config.batch.sizeLimit,
       catchUp: config.batch.catchUp,
       timeoutMs: config.xyra.timeoutMs,

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { decideCatchUp } from '../src/evaluation/catchUp.js';
+import { CronSchedule } from '../src/evaluation/cron.js';
 
-const cron = '*/2 * * * *';
+const cron = new CronSchedule('*/2 * * * *');
 const slot = new Date('2026-01-01T10:00:00.000Z');
 const at = (ms: number) => new Date(slot.getTime() + ms);
 
@@ -35,7 +36,7 @@ describe('decideCatchUp', () => {
   });
 
   it('understands 6-field (seconds) crontabs', () => {
-    expect(decideCatchUp('latest', '*/2 * * * * *', slot, at(1_500), false).run).toBe(true);
-    expect(decideCatchUp('latest', '*/2 * * * * *', slot, at(2_000), false).run).toBe(false);
+    expect(decideCatchUp('latest', new CronSchedule('*/2 * * * * *'), slot, at(1_500), false).run).toBe(true);
+    expect(decideCatchUp('latest', new CronSchedule('*/2 * * * * *'), slot, at(2_000), false).run).toBe(false);
   });
 });

@@ -1,6 +1,6 @@
 // The missed-slot policy. After downtime DBOS backfills every missed slot (automaticBackfill); each slot's
 // run then asks here whether it should still call the API, so every slot gets an outcome on record.
-import { TimeMatcher } from '../runtime/dbosInternals.js';
+import type { CronSchedule } from './cron.js';
 import type { CatchUpPolicy } from '../config.js';
 
 export interface CatchUpDecision {
@@ -17,14 +17,13 @@ export interface CatchUpDecision {
  */
 export function decideCatchUp(
   policy: CatchUpPolicy,
-  cron: string,
+  cron: CronSchedule,
   scheduledTime: Date,
   actualTime: Date,
   manual: boolean,
 ): CatchUpDecision {
   if (policy === 'all' || manual) return { run: true };
-  const matcher = new TimeMatcher(cron);
-  const next = matcher.nextWakeupTime(scheduledTime);
+  const next = cron.next(scheduledTime);
   if (policy === 'latest') {
     if (next.getTime() <= actualTime.getTime()) {
       return { run: false, message: `Missed slot: superseded by the slot at ${next.toISOString()} (catch-up policy "latest")` };

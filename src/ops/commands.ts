@@ -8,7 +8,8 @@ import { withDbosClient } from '../runtime/dbosClient.js';
 import { errorText, latestErrors } from './errorsLog.js';
 import { formatClock, formatMs, formatRate, formatTime, oneLine, renderTable } from './format.js';
 import { listBatchRuns, type BatchRun } from './history.js';
-import { scheduleState, triggerNow, waitForOutcome, type ScheduleState } from './scheduleControl.js';
+import { pauseSchedule, resumeSchedule, scheduleState, triggerNow, waitForOutcome, type ScheduleState } from './scheduleControl.js';
+import { scheduleNext } from './scheduleNext.js';
 import { parseDuration } from '../config.js';
 import { batchStats, type BatchStats } from './stats.js';
 
@@ -155,25 +156,43 @@ export const opsCommands: Record<string, CliCommand> = {
     },
   },
   schedule: {
-    summary: 'pause, resume or show the evaluation-batch schedule',
-    usage: 'xyra schedule pause|resume|status [--json]',
+    summary: 'pause, resume, show or list the next slots of the evaluation-batch schedule',
+    usage: 'xyra schedule pause [--note TEXT] | resume | status [--json] | next [--count N] [--from ISO] [--json]',
     run: async (args, ctx) => {
-      const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
+      const { values, positionals } = parseArgs({
+        args,
+        allowPositionals: true,
+        options: {
+          json: { type: 'boolean', default: false },
+          note: { type: 'string' },
+          count: { type: 'string' },
+          from: { type: 'string' },
+        },
+      });
       const action = positionals[0];
-      if (positionals.length !== 1 || !['pause', 'resume', 'status'].includes(action ?? '')) {
-        throw new UsageError('expected one of: pause, resume, status');
+      if (positionals.length !== 1 || !['pause', 'resume', 'status', 'next'].includes(action ?? '')) {
+        throw new UsageError('expected one of: pause, resume, status, next');
       }
-      const { systemDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
-      return withDbosClient(systemDatabaseUrl, ctx.logger, async (client) => {
-        const before = await scheduleState(client);
-        if (action === 'pause') await client.pauseSchedule(before.name);
-        if (action === 'resume') await client.resumeSchedule(before.name);
+      if (values.note !== undefined && action !== 'pause') throw new UsageError('--note: only with "schedule pause"');
+      if (action === 'next') return scheduleNext(ctx, values);
+      const databases = await resolveDatabasesForClient(ctx.config);
+      if (action === 'pause' || action === 'resume') {
+        const result = await withDb(databases.systemDatabaseUrl, (system) =>
+          withDb(databases.appDatabaseUrl, (app) =>
+            action === 'pause'
+              ? pauseSchedule({ system, app }, { note: values.note ?? null, by: 'operator' })
+              : resumeSchedule({ system, app }, { by: 'operator' }),
+          ),
+        );
+        if (!result.changed) ctx.logger.info(`schedule already ${action === 'pause' ? 'paused' : 'active'}: nothing changed`);
+      }
+      return withDbosClient(databases.systemDatabaseUrl, ctx.logger, async (client) => {
         const state = await scheduleState(client);
         if (values.json) json(ctx, state);
         else {
           scheduleLines(state).forEach((l) => ctx.out(l));
-          // The service re-reads schedules on a 5 s poll (schedulerPollingIntervalMs in service.ts).
-          if (action !== 'status') ctx.out(`(${action === 'pause' ? 'paused' : 'resumed'}; running replicas pick this up within 5 s)`);
+          // DBOS's loop re-reads schedules every 5 s; our firing engine and each run's gate check at once.
+          if (action !== 'status') ctx.out(`(${action === 'pause' ? 'paused' : 'resumed'}; takes effect at the next slot)`);
         }
         return 0;
       });
