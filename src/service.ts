@@ -5,7 +5,10 @@ import { DBOS } from '@dbos-inc/dbos-sdk';
 import type { Knex } from 'knex';
 import pg from 'pg';
 import type { Config } from './config.js';
-import { configureEvaluationBatch } from './evaluation/evaluationBatch.js';
+import { summariseSlotsBeyondWindow } from './evaluation/catchUpWindow.js';
+import { CronSchedule } from './evaluation/cron.js';
+import { configureEvaluationBatch, SCHEDULE_NAME } from './evaluation/evaluationBatch.js';
+import { startSlotFiring } from './evaluation/firing.js';
 import { applyEvaluationSchedule } from './evaluation/schedule.js';
 import { dbosLogger, registerSecret, type Logger } from './logger.js';
 import { startHealthServer, type HealthServer } from './ops/healthServer.js';
@@ -107,6 +110,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
       logger: logger.child({ component: 'evaluation' }),
     });
 
+    const schedule = new CronSchedule(config.batch.cron, config.batch.timezone);
     const knex = createKnex(databases.appDatabaseUrl);
     knexForReadiness = knex;
     cleanups.push(() => knex.destroy());
@@ -131,6 +135,18 @@ export async function startService(config: Config, logger: Logger, options: Serv
       await dropOpsViews(databases.systemDatabaseUrl);
       const applied = await migrateLatest(knex);
       if (applied.length > 0) logger.info({ applied }, 'app database migrated');
+      // Before launch: DBOS backfills missed slots as soon as its scheduler starts.
+      if (options.schedule !== false) {
+        await summariseSlotsBeyondWindow({
+          system: systemPool,
+          app: appPool,
+          scheduleName: SCHEDULE_NAME,
+          schedule,
+          windowMs: config.batch.catchUpWindowMs,
+          now: new Date(),
+          logger,
+        });
+      }
       await DBOS.launch();
       await installOpsViews(databases.systemDatabaseUrl);
     });
@@ -140,7 +156,11 @@ export async function startService(config: Config, logger: Logger, options: Serv
     });
 
     await registerPipelineQueue(config);
-    if (options.schedule !== false) await applyEvaluationSchedule(config);
+    if (options.schedule !== false) {
+      await applyEvaluationSchedule(config);
+      const firing = startSlotFiring({ schedule, systemPool, logger: logger.child({ component: 'firing' }) });
+      cleanups.push(() => firing.stop()); // stops first: no new slot starts during the drain
+    }
 
     logger.info(
       {
@@ -148,6 +168,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
         executorId: config.executorId,
         cron: config.batch.cron,
         catchUp: config.batch.catchUp,
+        timezone: config.batch.timezone,
         healthPort: health?.port,
         ms: Date.now() - startedAt,
       },

@@ -1,0 +1,50 @@
+// What the precise firing does at a slot. DBOS's schedule stays the source of truth: the run gets the very
+// ID DBOS would give it (`sched-evaluation-batch-<ISO>`) and its `schedule_name`, so DBOS's own (jittered,
+// later) firing finds it in its idempotency check and skips it, `dbos` tools list it as a scheduled run,
+// and `last_fired_at` moves past it so no later backfill re-enqueues it. The run starts in this process at
+// once (no queue poll in between); when several replicas fire the same slot, DBOS's workflow-status insert
+// lets exactly one of them execute it.
+import { DBOS } from '@dbos-inc/dbos-sdk';
+import type pg from 'pg';
+import type { Logger } from '../logger.js';
+import { advanceLastFiredAt, markScheduledRun, readScheduleRow } from '../runtime/dbosInternals.js';
+import type { CronSchedule } from './cron.js';
+import { EvaluationBatch, SCHEDULE_NAME } from './evaluationBatch.js';
+import { SlotFirer, type Clock } from './slotFiring.js';
+
+export function slotWorkflowId(slot: Date): string {
+  return `sched-${SCHEDULE_NAME}-${slot.toISOString()}`;
+}
+
+export interface FiringDeps {
+  schedule: CronSchedule;
+  systemPool: pg.Pool;
+  logger: Logger;
+  clock?: Clock;
+}
+
+/** Starts the slot's run unless the schedule is paused. */
+export async function fireSlot(deps: FiringDeps, slot: Date): Promise<void> {
+  const row = await readScheduleRow(deps.systemPool, SCHEDULE_NAME);
+  if (row?.status === 'PAUSED') {
+    deps.logger.debug({ slot: slot.toISOString() }, 'schedule paused: slot not fired');
+    return;
+  }
+  const workflowId = slotWorkflowId(slot);
+  // DBOS passes (scheduledTime, context); our schedule has no context.
+  await DBOS.startWorkflow(EvaluationBatch.trigger, { workflowID: workflowId })(slot, null);
+  await markScheduledRun(deps.systemPool, workflowId, SCHEDULE_NAME);
+  await advanceLastFiredAt(deps.systemPool, SCHEDULE_NAME, slot);
+}
+
+export function startSlotFiring(deps: FiringDeps): SlotFirer {
+  const firer = new SlotFirer({
+    schedule: deps.schedule,
+    clock: deps.clock,
+    fire: (slot) => fireSlot(deps, slot),
+    onError: (slot, e) =>
+      deps.logger.warn({ slot: slot.toISOString(), err: e instanceof Error ? e.message : String(e) }, 'precise firing failed; DBOS scheduler fires the slot'),
+  });
+  firer.start();
+  return firer;
+}

@@ -1,0 +1,76 @@
+// Precise firing: wake exactly at each slot of the CronSchedule and hand it to `fire`. Every replica runs
+// one; they all start the same workflow ID, so one run per slot (see firing.ts). The clock is injected so
+// tests drive the same loop across daylight-saving changes without waiting for them.
+
+import type { CronSchedule } from './cron.js';
+
+export interface Clock {
+  now(): number;
+  /** Resolves at `atMs` (not before), or early when `signal` aborts. */
+  sleepUntil(atMs: number, signal: AbortSignal): Promise<void>;
+}
+
+/** Node's timers cannot sleep past ~24.8 days; sleep in chunks and re-check the clock. */
+const MAX_TIMER_MS = 3_600_000;
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  async sleepUntil(atMs, signal) {
+    while (!signal.aborted) {
+      const left = atMs - Date.now();
+      if (left <= 0) return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, Math.min(left, MAX_TIMER_MS));
+        function done() {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', done);
+          resolve();
+        }
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
+  },
+};
+
+export interface SlotFirerOptions {
+  schedule: CronSchedule;
+  fire(slot: Date): Promise<void>;
+  clock?: Clock;
+  /** Called when `fire` throws; the loop goes on with the next slot (DBOS's own loop is the fallback). */
+  onError?(slot: Date, error: unknown): void;
+}
+
+export class SlotFirer {
+  private readonly controller = new AbortController();
+  private loop: Promise<void> | undefined;
+
+  constructor(private readonly options: SlotFirerOptions) {}
+
+  /** Fires every slot strictly after the clock's current time (earlier ones are DBOS's backfill). */
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.controller.abort();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const { schedule, fire, onError } = this.options;
+    const clock = this.options.clock ?? systemClock;
+    const signal = this.controller.signal;
+    let last = new Date(clock.now());
+    while (!signal.aborted) {
+      const slot = schedule.next(last);
+      await clock.sleepUntil(slot.getTime(), signal);
+      if (signal.aborted) break;
+      try {
+        await fire(slot);
+      } catch (e) {
+        onError?.(slot, e);
+      }
+      last = slot;
+    }
+  }
+}
