@@ -10,6 +10,7 @@ import type { Logger } from '../logger.js';
 import { advanceLastFiredAt, markScheduledRun, readScheduleRow } from '../runtime/dbosInternals.js';
 import type { CronSchedule } from './cron.js';
 import { EvaluationBatch, SCHEDULE_NAME } from './evaluationBatch.js';
+import { BATCH_QUEUE } from './schedule.js';
 import { SlotFirer, type Clock } from './slotFiring.js';
 
 export function slotWorkflowId(slot: Date): string {
@@ -23,25 +24,30 @@ export interface FiringDeps {
   clock?: Clock;
 }
 
+/** Read just before the slot, so the slot itself costs one insert. */
+const PREPARE_LEAD_MS = 100;
+
 /** Starts the slot's run unless the schedule is paused. */
-export async function fireSlot(deps: FiringDeps, slot: Date): Promise<void> {
-  const row = await readScheduleRow(deps.systemPool, SCHEDULE_NAME);
-  if (row?.status === 'PAUSED') {
+export async function fireSlot(deps: FiringDeps, slot: Date, paused: boolean): Promise<void> {
+  if (paused) {
     deps.logger.debug({ slot: slot.toISOString() }, 'schedule paused: slot not fired');
     return;
   }
   const workflowId = slotWorkflowId(slot);
   // DBOS passes (scheduledTime, context); our schedule has no context.
   await DBOS.startWorkflow(EvaluationBatch.trigger, { workflowID: workflowId })(slot, null);
-  await markScheduledRun(deps.systemPool, workflowId, SCHEDULE_NAME);
+  await markScheduledRun(deps.systemPool, workflowId, SCHEDULE_NAME, BATCH_QUEUE);
   await advanceLastFiredAt(deps.systemPool, SCHEDULE_NAME, slot);
 }
 
-export function startSlotFiring(deps: FiringDeps): SlotFirer {
-  const firer = new SlotFirer({
+export function startSlotFiring(deps: FiringDeps): SlotFirer<boolean> {
+  const firer = new SlotFirer<boolean>({
     schedule: deps.schedule,
     clock: deps.clock,
-    fire: (slot) => fireSlot(deps, slot),
+    leadMs: PREPARE_LEAD_MS,
+    // A pause that lands in the last 100 ms is still honoured: each run's gate checks again.
+    prepare: async () => (await readScheduleRow(deps.systemPool, SCHEDULE_NAME))?.status === 'PAUSED',
+    fire: (slot, paused) => fireSlot(deps, slot, paused ?? false),
     onError: (slot, e) =>
       deps.logger.warn({ slot: slot.toISOString(), err: e instanceof Error ? e.message : String(e) }, 'precise firing failed; DBOS scheduler fires the slot'),
   });

@@ -32,19 +32,25 @@ export const systemClock: Clock = {
   },
 };
 
-export interface SlotFirerOptions {
+export interface SlotFirerOptions<P = void> {
   schedule: CronSchedule;
-  fire(slot: Date): Promise<void>;
+  /**
+   * Runs `leadMs` before the slot (e.g. reading whether the schedule is paused), so the work at the slot
+   * itself is only the start of the run. Its result is handed to `fire`.
+   */
+  prepare?(slot: Date): Promise<P>;
+  leadMs?: number;
+  fire(slot: Date, prepared: P | undefined): Promise<void>;
   clock?: Clock;
   /** Called when `fire` throws; the loop goes on with the next slot (DBOS's own loop is the fallback). */
   onError?(slot: Date, error: unknown): void;
 }
 
-export class SlotFirer {
+export class SlotFirer<P = void> {
   private readonly controller = new AbortController();
   private loop: Promise<void> | undefined;
 
-  constructor(private readonly options: SlotFirerOptions) {}
+  constructor(private readonly options: SlotFirerOptions<P>) {}
 
   /** Fires every slot strictly after the clock's current time (earlier ones are DBOS's backfill). */
   start(): void {
@@ -57,16 +63,24 @@ export class SlotFirer {
   }
 
   private async run(): Promise<void> {
-    const { schedule, fire, onError } = this.options;
+    const { schedule, fire, onError, prepare } = this.options;
+    const leadMs = prepare ? (this.options.leadMs ?? 0) : 0;
     const clock = this.options.clock ?? systemClock;
     const signal = this.controller.signal;
     let last = new Date(clock.now());
     while (!signal.aborted) {
       const slot = schedule.next(last);
+      let prepared: Promise<P> | undefined;
+      if (prepare) {
+        await clock.sleepUntil(slot.getTime() - leadMs, signal);
+        if (signal.aborted) break;
+        prepared = prepare(slot);
+        prepared.catch(() => undefined); // awaited (and reported) below
+      }
       await clock.sleepUntil(slot.getTime(), signal);
       if (signal.aborted) break;
       try {
-        await fire(slot);
+        await fire(slot, prepared === undefined ? undefined : await prepared);
       } catch (e) {
         onError?.(slot, e);
       }

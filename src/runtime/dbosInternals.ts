@@ -41,10 +41,18 @@ export async function readScheduleRow(db: Queryable, name: string): Promise<Sche
   };
 }
 
-/** True when the schedule table exists (DBOS has migrated this system database at least once). */
+/**
+ * True when the schedule table exists: DBOS has created and migrated this system database at least once
+ * (before the first launch the database itself may not exist yet).
+ */
 export async function scheduleTableExists(db: Queryable): Promise<boolean> {
-  const { rows } = await db.query(`select to_regclass('${DBOS_SCHEMA}.workflow_schedules') is not null as present`);
-  return (rows[0] as { present: boolean }).present;
+  try {
+    const { rows } = await db.query(`select to_regclass('${DBOS_SCHEMA}.workflow_schedules') is not null as present`);
+    return (rows[0] as { present: boolean }).present;
+  } catch (e) {
+    if ((e as { code?: string }).code === '3D000') return false; // invalid_catalog_name: no database yet
+    throw e;
+  }
 }
 
 /**
@@ -54,7 +62,7 @@ export async function scheduleTableExists(db: Queryable): Promise<boolean> {
 export async function setScheduleStatus(db: Queryable, name: string, status: 'ACTIVE' | 'PAUSED', lastFiredAt?: Date): Promise<boolean> {
   const { rowCount } = await db.query(
     `update ${DBOS_SCHEMA}.workflow_schedules
-        set status = $2, last_fired_at = coalesce($3, last_fired_at)
+        set status = $2, last_fired_at = coalesce($3::text, last_fired_at)
       where schedule_name = $1 and status <> $2`,
     [name, status, lastFiredAt ? lastFiredAt.toISOString() : null],
   );
@@ -68,8 +76,8 @@ export async function setScheduleStatus(db: Queryable, name: string, status: 'AC
  */
 export async function advanceLastFiredAt(db: Queryable, name: string, slot: Date): Promise<void> {
   await db.query(
-    `update ${DBOS_SCHEMA}.workflow_schedules set last_fired_at = $2
-      where schedule_name = $1 and (last_fired_at is null or last_fired_at::timestamptz < $2::timestamptz)`,
+    `update ${DBOS_SCHEMA}.workflow_schedules set last_fired_at = $2::text
+      where schedule_name = $1 and (last_fired_at is null or last_fired_at::timestamptz < $2::text::timestamptz)`,
     [name, slot.toISOString()],
   );
 }
@@ -80,21 +88,24 @@ export async function advanceLastFiredAt(db: Queryable, name: string, slot: Date
  */
 export async function replaceLastFiredAt(db: Queryable, name: string, expected: Date, next: Date): Promise<boolean> {
   const { rowCount } = await db.query(
-    `update ${DBOS_SCHEMA}.workflow_schedules set last_fired_at = $3
-      where schedule_name = $1 and last_fired_at::timestamptz = $2::timestamptz`,
+    `update ${DBOS_SCHEMA}.workflow_schedules set last_fired_at = $3::text
+      where schedule_name = $1 and last_fired_at::timestamptz = $2::text::timestamptz`,
     [name, expected.toISOString(), next.toISOString()],
   );
   return (rowCount ?? 0) > 0;
 }
 
 /**
- * Sets `schedule_name` on a workflow row started by our firing engine through `DBOS.startWorkflow` (which has
- * no such option), so the run is listed as a scheduled run exactly like one DBOS's scheduler enqueued.
+ * Sets `schedule_name` and `queue_name` on a workflow row started by our firing engine through
+ * `DBOS.startWorkflow` (which has neither option), so the run looks exactly like one DBOS's scheduler
+ * enqueued: listed as a scheduled run, counted against the batch queue's concurrency, and DBOS's own late
+ * enqueue of the slot finds the queue it expects. The row is PENDING, so the queue runner never dequeues it.
  */
-export async function markScheduledRun(db: Queryable, workflowId: string, scheduleName: string): Promise<void> {
+export async function markScheduledRun(db: Queryable, workflowId: string, scheduleName: string, queueName: string): Promise<void> {
   await db.query(
-    `update ${DBOS_SCHEMA}.workflow_status set schedule_name = $2 where workflow_uuid = $1 and schedule_name is null`,
-    [workflowId, scheduleName],
+    `update ${DBOS_SCHEMA}.workflow_status set schedule_name = $2, queue_name = coalesce(queue_name, $3)
+      where workflow_uuid = $1 and (schedule_name is null or queue_name is null)`,
+    [workflowId, scheduleName, queueName],
   );
 }
 
