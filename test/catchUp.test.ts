@@ -39,4 +39,11 @@ describe('decideCatchUp', () => {
     expect(decideCatchUp('latest', new CronSchedule('*/2 * * * * *'), slot, at(1_500), false).run).toBe(true);
     expect(decideCatchUp('latest', new CronSchedule('*/2 * * * * *'), slot, at(2_000), false).run).toBe(false);
   });
+
+  it('latest: a slot is superseded only by a successor that was itself missed before start-up', () => {
+    // Up at +30 s (down until then), started at +125 s: the successor (+120 s) came due while starting.
+    expect(decideCatchUp('latest', cron, slot, at(125_000), false, at(30_000)).run).toBe(true);
+    // Up at +121 s: the successor at +120 s was missed too, so this slot is superseded.
+    expect(decideCatchUp('latest', cron, slot, at(125_000), false, at(121_000)).run).toBe(false);
+  });
 });

@@ -45,12 +45,18 @@ export interface EvaluationSettings {
 
 let settings: EvaluationSettings | undefined;
 let schedule: CronSchedule | undefined;
+/**
+ * When this process started (before its module loading, which takes seconds on a loaded machine): slots
+ * due before it were missed while no process ran.
+ */
+let upSince: Date | undefined;
 
 /** Called once at start-up, before DBOS launches: workflows read their settings from here, never from
  * their inputs, so the API token is never stored in the system database. */
 export function configureEvaluationBatch(s: EvaluationSettings): void {
   settings = s;
   schedule = new CronSchedule(s.cron, s.timeZone ?? 'UTC');
+  upSince = new Date(performance.timeOrigin);
 }
 
 function current(): EvaluationSettings {
@@ -175,7 +181,7 @@ export class EvaluationBatch {
       const pause = await pauseCovering(s.systemPool, s.appPool, SCHEDULE_NAME, slot);
       if (pause.paused) return { run: false, reason: 'paused', message: pause.message };
     }
-    const catchUp = decideCatchUp(s.catchUp, schedule!, slot, new Date(actualIso), manual);
+    const catchUp = decideCatchUp(s.catchUp, schedule!, slot, new Date(actualIso), manual, upSince);
     if (!catchUp.run) return { run: false, reason: 'missed', message: catchUp.message };
 
     const blocker = await enterGate(s.systemPool, workflowId, Date.now() - s.overlapStaleMs);
