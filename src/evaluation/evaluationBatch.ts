@@ -107,6 +107,10 @@ export class EvaluationBatch {
     const s = current();
     const workflowId = DBOS.workflowID ?? 'unknown';
     const scheduledIso = new Date(scheduledTime).toISOString();
+    // The precise firing starts a slot's run a few ms early (see firing.ts): wait for the slot itself. Not a
+    // durable sleep: a replay after a crash is past the slot and does not wait.
+    const early = Date.parse(scheduledIso) - Date.now();
+    if (early > 0 && !isManualRun(workflowId)) await new Promise((r) => setTimeout(r, Math.min(early, 1_000)));
     const actualIso = await EvaluationBatch.recordActualStart(scheduledIso);
     const base = { workflow_id: workflowId, scheduled_time: scheduledIso, actual_time: actualIso };
 

@@ -3,7 +3,7 @@
 // later) firing finds it in its idempotency check and skips it, `dbos` tools list it as a scheduled run,
 // and `last_fired_at` moves past it so no later backfill re-enqueues it. The run starts in this process at
 // once (no queue poll in between); when several replicas fire the same slot, DBOS's workflow-status insert
-// lets exactly one of them execute it.
+// lets exactly one of them execute it. The run is started FIRE_LEAD_MS early and waits for its slot.
 import { DBOS } from '@dbos-inc/dbos-sdk';
 import type pg from 'pg';
 import type { Logger } from '../logger.js';
@@ -24,8 +24,14 @@ export interface FiringDeps {
   clock?: Clock;
 }
 
-/** Read just before the slot, so the slot itself costs one insert. */
-const PREPARE_LEAD_MS = 100;
+/** The pause status is read this long before the slot. */
+const PREPARE_LEAD_MS = 150;
+/**
+ * The run is started this long before its slot and waits for the slot inside the workflow (before it records
+ * its actual start): its row is then in place before DBOS's own firing (at the slot plus jitter) checks for
+ * it, so DBOS never enqueues the slot first (which would make it wait for a queue poll).
+ */
+export const FIRE_LEAD_MS = 50;
 
 /** Starts the slot's run unless the schedule is paused. */
 export async function fireSlot(deps: FiringDeps, slot: Date, paused: boolean): Promise<void> {
@@ -45,6 +51,7 @@ export function startSlotFiring(deps: FiringDeps): SlotFirer<boolean> {
     schedule: deps.schedule,
     clock: deps.clock,
     leadMs: PREPARE_LEAD_MS,
+    fireLeadMs: FIRE_LEAD_MS,
     // A pause that lands in the last 100 ms is still honoured: each run's gate checks again.
     prepare: async () => (await readScheduleRow(deps.systemPool, SCHEDULE_NAME))?.status === 'PAUSED',
     fire: (slot, paused) => fireSlot(deps, slot, paused ?? false),

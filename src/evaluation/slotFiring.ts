@@ -40,6 +40,11 @@ export interface SlotFirerOptions<P = void> {
    */
   prepare?(slot: Date): Promise<P>;
   leadMs?: number;
+  /**
+   * Fire this long before the slot (default 0). The run it starts waits for the slot itself; starting early
+   * means the run's row exists before DBOS's own firing looks for it, so DBOS never enqueues it first.
+   */
+  fireLeadMs?: number;
   fire(slot: Date, prepared: P | undefined): Promise<void>;
   clock?: Clock;
   /** Called when `fire` throws; the loop goes on with the next slot (DBOS's own loop is the fallback). */
@@ -64,7 +69,8 @@ export class SlotFirer<P = void> {
 
   private async run(): Promise<void> {
     const { schedule, fire, onError, prepare } = this.options;
-    const leadMs = prepare ? (this.options.leadMs ?? 0) : 0;
+    const fireLeadMs = this.options.fireLeadMs ?? 0;
+    const leadMs = prepare ? Math.max(this.options.leadMs ?? 0, fireLeadMs) : 0;
     const clock = this.options.clock ?? systemClock;
     const signal = this.controller.signal;
     let last = new Date(clock.now());
@@ -77,7 +83,7 @@ export class SlotFirer<P = void> {
         prepared = prepare(slot);
         prepared.catch(() => undefined); // awaited (and reported) below
       }
-      await clock.sleepUntil(slot.getTime(), signal);
+      await clock.sleepUntil(slot.getTime() - fireLeadMs, signal);
       if (signal.aborted) break;
       try {
         await fire(slot, prepared === undefined ? undefined : await prepared);
