@@ -134,7 +134,7 @@ async function commitsOf(names: string[]): Promise<number> {
 
 async function idleAndFirstChunk(warmupMs: number, windowMs: number): Promise<void> {
   const db = await scratch('idle');
-  const env = { DATABASE_URL: db.appUrl, EXECUTOR_ID: 'bench-idle' };
+  const env: Record<string, string> = { DATABASE_URL: db.appUrl, EXECUTOR_ID: 'bench-idle', ...(process.env.BENCH_IDLE_ENV ? (JSON.parse(process.env.BENCH_IDLE_ENV) as Record<string, string>) : {}) };
   const replica = startReplica(env);
   try {
     const readyMs = await replica.ready;

@@ -126,7 +126,7 @@ const envSchema = z.object({
   BATCH_CRON: cron,
   BATCH_SIZE_LIMIT: int(30, 1, 100_000),
   BATCH_CATCH_UP: optionalString.pipe(z.enum(CATCH_UP_POLICIES).optional()).transform((v) => v ?? 'latest'),
-  BATCH_QUEUE_POLL_MS: int(1_000, 10, 60_000),
+  BATCH_QUEUE_POLL_MS: int(2_000, 10, 60_000),
   BATCH_TIMEZONE: timeZone,
   BATCH_CATCH_UP_WINDOW: duration('24h', 0),
   BATCH_PAUSE_AFTER_FAILURES: int(0, 0, 1_000_000),

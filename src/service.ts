@@ -22,6 +22,10 @@ import { APP_NAME } from './runtime/dbosClient.js';
 import { assertExecutorIdFree, warnIfNotLatestVersion } from './runtime/executorGuard.js';
 import { resolveDatabases, type DatabaseUrls } from './runtime/databases.js';
 import { createKnex, migrateLatest } from './runtime/migrations.js';
+import { setQueueMaintenanceInterval } from './runtime/dbosInternals.js';
+
+/** How often DBOS re-reads queue rows and promotes delayed workflows (its default: every second). */
+const QUEUE_MAINTENANCE_MS = 5_000;
 
 export interface ServiceOptions {
   /** Apply the `evaluation-batch` schedule (tests that drive the workflow directly turn it off). */
@@ -120,6 +124,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
     const claim = await assertExecutorIdFree(databases.appDatabaseUrl, config.executorId, logger);
     cleanups.push(() => claim.release()); // released after DBOS.shutdown (cleanups run in reverse)
 
+    // Idle cost: DBOS's once-a-second queue maintenance is half of an idle replica's commits (design.md).
+    if (!setQueueMaintenanceInterval(QUEUE_MAINTENANCE_MS)) logger.warn('DBOS queue runner changed shape: queue maintenance stays at 1 s');
     DBOS.setConfig({
       name: APP_NAME,
       systemDatabaseUrl: databases.systemDatabaseUrl,

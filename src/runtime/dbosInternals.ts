@@ -133,3 +133,41 @@ export function wallClockMatcher(expression: string): WallClockMatcher {
     },
   };
 }
+
+/**
+ * Makes DBOS's queue runner poll `queueName` at `ms` from now on, without waiting for its next (slow) poll
+ * and the gradual 0.9× scale-back toward a newly lowered minimum. Reaches the runner's private per-queue
+ * state (`wfQueueRunner.states`: { currentPollingMs, nextPollAt }); the lowered minimum itself must also be
+ * written to the queue's row, or the runner's next poll clamps the interval back up. Returns false when the
+ * runner does not track the queue (or DBOS changed the shape: then polling simply stays as configured).
+ */
+import { wfQueueRunner } from '@dbos-inc/dbos-sdk/internal/wfqueue';
+
+interface QueuePollState {
+  currentPollingMs: number;
+  nextPollAt: number;
+}
+
+export function pollQueueFasterNow(queueName: string, ms: number): boolean {
+  // Private field of the runner (TypeScript `private`), read deliberately here and nowhere else.
+  const states = (wfQueueRunner as unknown as { states?: Map<string, Partial<QueuePollState>> }).states;
+  const state = states?.get(queueName);
+  if (!state || typeof state.currentPollingMs !== 'number' || typeof state.nextPollAt !== 'number') return false;
+  state.currentPollingMs = Math.min(state.currentPollingMs, ms);
+  state.nextPollAt = Math.min(state.nextPollAt, Date.now() + ms);
+  return true;
+}
+
+/**
+ * DBOS's queue runner re-reads every queue's row and moves DELAYED workflows to ENQUEUED once a second each:
+ * about half of an idle replica's commits. We use no delayed/debounced workflows, and queue-row changes (the
+ * tasks queue's adaptive polling) may reach other replicas a few seconds later, so both run every `ms`.
+ * Static fields of the runner's (unexported) class, reached through its instance.
+ */
+export function setQueueMaintenanceInterval(ms: number): boolean {
+  const runnerClass = wfQueueRunner.constructor as unknown as { reconcileIntervalMs?: number; transitionIntervalMs?: number };
+  if (typeof runnerClass.reconcileIntervalMs !== 'number' || typeof runnerClass.transitionIntervalMs !== 'number') return false;
+  runnerClass.reconcileIntervalMs = ms;
+  runnerClass.transitionIntervalMs = ms;
+  return true;
+}
