@@ -3,7 +3,8 @@
 // (The schedule-row half of the adapter is pinned by test/pause.test.ts and test/catchUpWindow.test.ts
 // against DBOS's running scheduler: its backfill starts from the last_fired_at we write.)
 import { describe, expect, it } from 'vitest';
-import { wallClockMatcher } from '../src/runtime/dbosInternals.js';
+import { CronSchedule } from '../src/evaluation/cron.js';
+import { dbosSchedulerFiresAt, wallClockMatcher } from '../src/runtime/dbosInternals.js';
 
 const next = (cron: string, iso: string) => {
   const v = wallClockMatcher(cron).nextWallTime(Date.parse(iso));
@@ -32,3 +33,19 @@ describe('wallClockMatcher (DBOS crontab in UTC)', () => {
     }
   });
 });
+
+describe('dbosSchedulerFiresAt: where DBOS and CronSchedule disagree (the batch gate skips these)', () => {
+  const NY = 'America/New_York';
+  it('DBOS fires a fixed-time slot a second time in autumn; ours does not', () => {
+    const second = new Date('2026-11-01T06:30:00.000Z'); // 01:30 EST, the repeated 01:30
+    expect(dbosSchedulerFiresAt('30 1 * * *', NY, second)).toBe(true);
+    expect(new CronSchedule('30 1 * * *', NY).isSlot(second)).toBe(false);
+  });
+
+  it('DBOS never fires the skipped spring time; ours runs it after the gap', () => {
+    const afterGap = new Date('2026-03-08T07:00:00.000Z'); // 03:00 EDT
+    expect(dbosSchedulerFiresAt('30 2 * * *', NY, afterGap)).toBe(false);
+    expect(new CronSchedule('30 2 * * *', NY).isSlot(afterGap)).toBe(true);
+  });
+});
+

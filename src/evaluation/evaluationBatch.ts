@@ -13,6 +13,7 @@ import { recordBatchRun, recordScheduleLag } from '../telemetry/metrics.js';
 import { decideCatchUp } from './catchUp.js';
 import { CronSchedule } from './cron.js';
 import { pauseCovering } from './pauseGate.js';
+import { dbosSchedulerFiresAt } from '../runtime/dbosInternals.js';
 import { enterGate, releaseGate } from './overlapGuard.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from './status.js';
 import { backoffDelayMs, callEvaluationBatch, DEFAULT_SKIP_MESSAGE, type AttemptOutcome, type XyraRequest } from './xyraClient.js';
@@ -178,7 +179,7 @@ export class EvaluationBatch {
     const slot = new Date(scheduledIso);
     // DBOS's matcher and ours disagree on daylight-saving days (a second autumn run of a fixed-time slot):
     // only slots of CronSchedule run.
-    if (!manual && !schedule!.isSlot(slot)) {
+    if (!manual && !schedule!.isSlot(slot) && dbosSchedulerFiresAt(s.cron, s.timeZone ?? 'UTC', slot)) {
       return { run: false, reason: 'not_a_slot', message: `Not a slot of "${s.cron}" in ${s.timeZone ?? 'UTC'} (cron(8) daylight-saving rules)` };
     }
     if (!manual && s.appPool) {

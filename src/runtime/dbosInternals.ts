@@ -171,3 +171,12 @@ export function setQueueMaintenanceInterval(ms: number): boolean {
   runnerClass.transitionIntervalMs = ms;
   return true;
 }
+
+/**
+ * True when DBOS's own scheduler would fire `cron` (read in `timeZone`) at `at`. On daylight-saving days
+ * DBOS's matcher has instants our CronSchedule does not (a fixed-time slot's second autumn occurrence): the
+ * batch gate skips exactly those, and leaves times nobody's matcher fires (tests, `schedule backfill`) alone.
+ */
+export function dbosSchedulerFiresAt(cron: string, timeZone: string, at: Date): boolean {
+  return new TimeMatcher(cron, timeZone).match(at);
+}
