@@ -126,7 +126,7 @@ const envSchema = z.object({
   BATCH_CRON: cron,
   BATCH_SIZE_LIMIT: int(30, 1, 100_000),
   BATCH_CATCH_UP: optionalString.pipe(z.enum(CATCH_UP_POLICIES).optional()).transform((v) => v ?? 'latest'),
-  BATCH_QUEUE_POLL_MS: int(250, 10, 60_000),
+  BATCH_QUEUE_POLL_MS: int(2_000, 10, 60_000),
   BATCH_TIMEZONE: timeZone,
   BATCH_CATCH_UP_WINDOW: duration('24h', 0),
   BATCH_PAUSE_AFTER_FAILURES: int(0, 0, 1_000_000),
@@ -146,7 +146,7 @@ const envSchema = z.object({
   ),
   PIPELINE_CHUNK_SIZE: int(1_000, 1, 100_000),
   PIPELINE_CONCURRENCY: int(4, 1, 1_000),
-  PIPELINE_POLL_MS: int(50, 10, 60_000),
+  PIPELINE_POLL_MS: int(800, 10, 60_000),
   PIPELINE_STEP_MAX_ATTEMPTS: int(5, 1, 100),
   PIPELINE_STEP_INTERVAL_MS: int(200, 0, 3_600_000),
   PIPELINE_STEP_BACKOFF_RATE: optionalString

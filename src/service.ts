@@ -6,9 +6,12 @@ import type { Knex } from 'knex';
 import pg from 'pg';
 import type { Config } from './config.js';
 import { StartupAbortedError } from './errors.js';
+import { summariseSlotsBeyondWindow } from './evaluation/catchUpWindow.js';
+import { CronSchedule } from './evaluation/cron.js';
 import { configureEvaluationBatch, SCHEDULE_NAME } from './evaluation/evaluationBatch.js';
 import './evaluation/backfill.js'; // registers the backfill workflow before launch
 import { configureFailurePolicy } from './evaluation/failurePolicy.js';
+import { startSlotFiring } from './evaluation/firing.js';
 import { applyEvaluationSchedule } from './evaluation/schedule.js';
 import { dbosLogger, registerSecret, type Logger } from './logger.js';
 import { createApi } from './ops/api.js';
@@ -26,6 +29,10 @@ import { recoverExecutorWorkflows } from './runtime/dbosInternals.js';
 import { startFailover, type Failover } from './runtime/failover.js';
 import { resolveDatabases, type DatabaseUrls } from './runtime/databases.js';
 import { createKnex, migrateLatest } from './runtime/migrations.js';
+import { setQueueMaintenanceInterval } from './runtime/dbosInternals.js';
+
+/** How often DBOS re-reads queue rows and promotes delayed workflows (its default: every second). */
+const QUEUE_MAINTENANCE_MS = 5_000;
 
 export interface ServiceOptions {
   /** Apply the `evaluation-batch` schedule (tests that drive the workflow directly turn it off). */
@@ -110,14 +117,20 @@ export async function startService(config: Config, logger: Logger, options: Serv
     const systemPool = new pg.Pool({ connectionString: databases.systemDatabaseUrl, max: 4, application_name: 'xyra-scheduler' });
     systemPool.on('error', (e) => logger.warn({ err: e.message }, 'system database pool error'));
     cleanups.push(() => systemPool.end());
+    // Small pool on the app database: pause checks, failover's claims/heartbeats, the failure policy's schedule_events.
+    const appPool = new pg.Pool({ connectionString: databases.appDatabaseUrl, max: 4, application_name: 'xyra-scheduler' });
+    appPool.on('error', (e) => logger.warn({ err: e.message }, 'app database pool error'));
+    cleanups.push(() => appPool.end());
 
     // Failover starts after launch; until then every executor counts as alive (runs block, as before).
     let failover: Failover | undefined;
     configureEvaluationBatch({
       systemPool,
+      appPool,
       apiUrl,
       apiToken: config.xyraApiToken,
       cron: config.batch.cron,
+      timeZone: config.batch.timezone,
       batchSizeLimit: config.batch.sizeLimit,
       catchUp: config.batch.catchUp,
       timeoutMs: config.xyra.timeoutMs,
@@ -129,10 +142,6 @@ export async function startService(config: Config, logger: Logger, options: Serv
       logger: logger.child({ component: 'evaluation' }),
     });
 
-    // Small pool on the app database: failover's claims/heartbeats, the failure policy's schedule_events.
-    const appPool = new pg.Pool({ connectionString: databases.appDatabaseUrl, max: 4, application_name: 'xyra-scheduler' });
-    appPool.on('error', (e) => logger.warn({ err: e.message }, 'app database pool error'));
-    cleanups.push(() => appPool.end());
     configureFailurePolicy({
       pauseAfterFailures: config.batch.pauseAfterFailures,
       scheduleName: SCHEDULE_NAME,
@@ -142,6 +151,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
     });
     configureRetention({ systemPool, retentionMs: config.historyRetentionMs, logger: logger.child({ component: 'retention' }) });
 
+    const schedule = new CronSchedule(config.batch.cron, config.batch.timezone);
     const knex = createKnex(databases.appDatabaseUrl);
     knexForReadiness = knex;
     cleanups.push(() => knex.destroy());
@@ -152,6 +162,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
     const claim = await assertExecutorIdFree(databases.appDatabaseUrl, config.executorId, logger);
     cleanups.push(() => claim.release()); // released after DBOS.shutdown (cleanups run in reverse)
 
+    // Idle cost: DBOS's once-a-second queue maintenance is half of an idle replica's commits (design.md).
+    if (!setQueueMaintenanceInterval(QUEUE_MAINTENANCE_MS)) logger.warn('DBOS queue runner changed shape: queue maintenance stays at 1 s');
     DBOS.setConfig({
       name: APP_NAME,
       systemDatabaseUrl: databases.systemDatabaseUrl,
@@ -175,6 +187,18 @@ export async function startService(config: Config, logger: Logger, options: Serv
       const applied = await migrateLatest(knex);
       if (applied.length > 0) logger.info({ applied }, 'app database migrated');
       checkpoint();
+      // Before launch: DBOS backfills missed slots as soon as its scheduler starts.
+      if (options.schedule !== false) {
+        await summariseSlotsBeyondWindow({
+          system: systemPool,
+          app: appPool,
+          scheduleName: SCHEDULE_NAME,
+          schedule,
+          windowMs: config.batch.catchUpWindowMs,
+          now: new Date(),
+          logger,
+        });
+      }
       await DBOS.launch();
       launched = true;
       await installOpsViews(databases.systemDatabaseUrl);
@@ -205,7 +229,11 @@ export async function startService(config: Config, logger: Logger, options: Serv
 
     await registerPipelineQueue(config);
     checkpoint();
-    if (options.schedule !== false) await applyEvaluationSchedule(config);
+    if (options.schedule !== false) {
+      await applyEvaluationSchedule(config);
+      const firing = startSlotFiring({ schedule, systemPool, logger: logger.child({ component: 'firing' }) });
+      cleanups.push(() => firing.stop()); // stops first: no new slot starts during the drain
+    }
     checkpoint();
     await applyRetentionSchedule(config.historyRetentionMs);
 
@@ -215,6 +243,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
         executorId: config.executorId,
         cron: config.batch.cron,
         catchUp: config.batch.catchUp,
+        timezone: config.batch.timezone,
         healthPort: health?.port,
         ms: Date.now() - startedAt,
       },

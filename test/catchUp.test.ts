@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { decideCatchUp } from '../src/evaluation/catchUp.js';
+import { CronSchedule } from '../src/evaluation/cron.js';
 
-const cron = '*/2 * * * *';
+const cron = new CronSchedule('*/2 * * * *');
 const slot = new Date('2026-01-01T10:00:00.000Z');
 const at = (ms: number) => new Date(slot.getTime() + ms);
 
@@ -35,7 +36,14 @@ describe('decideCatchUp', () => {
   });
 
   it('understands 6-field (seconds) crontabs', () => {
-    expect(decideCatchUp('latest', '*/2 * * * * *', slot, at(1_500), false).run).toBe(true);
-    expect(decideCatchUp('latest', '*/2 * * * * *', slot, at(2_000), false).run).toBe(false);
+    expect(decideCatchUp('latest', new CronSchedule('*/2 * * * * *'), slot, at(1_500), false).run).toBe(true);
+    expect(decideCatchUp('latest', new CronSchedule('*/2 * * * * *'), slot, at(2_000), false).run).toBe(false);
+  });
+
+  it('latest: a slot is superseded only by a successor that was itself missed before start-up', () => {
+    // Up at +30 s (down until then), started at +125 s: the successor (+120 s) came due while starting.
+    expect(decideCatchUp('latest', cron, slot, at(125_000), false, at(30_000)).run).toBe(true);
+    // Up at +121 s: the successor at +120 s was missed too, so this slot is superseded.
+    expect(decideCatchUp('latest', cron, slot, at(125_000), false, at(121_000)).run).toBe(false);
   });
 });

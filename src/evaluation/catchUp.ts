@@ -1,6 +1,6 @@
 // The missed-slot policy. After downtime DBOS backfills every missed slot (automaticBackfill); each slot's
 // run then asks here whether it should still call the API, so every slot gets an outcome on record.
-import { TimeMatcher } from '../runtime/dbosInternals.js';
+import type { CronSchedule } from './cron.js';
 import type { CatchUpPolicy } from '../config.js';
 
 export interface CatchUpDecision {
@@ -10,23 +10,26 @@ export interface CatchUpDecision {
 
 /**
  * - `latest`: a slot whose successor slot was already due when it started is skipped: only the newest
- *   missed slot runs.
+ *   missed slot runs. With `upSince` (when this process started), the successor must itself have been
+ *   missed (due before the process was up): a slow start-up never makes the newest missed slot lose to a
+ *   slot that came due while the service was starting.
  * - `none`: a slot that starts more than half an interval late was missed and is skipped.
  * - `all`: every slot runs.
  * Manual triggers (`xyra trigger`) are never "missed".
  */
 export function decideCatchUp(
   policy: CatchUpPolicy,
-  cron: string,
+  cron: CronSchedule,
   scheduledTime: Date,
   actualTime: Date,
   manual: boolean,
+  upSince?: Date,
 ): CatchUpDecision {
   if (policy === 'all' || manual) return { run: true };
-  const matcher = new TimeMatcher(cron);
-  const next = matcher.nextWakeupTime(scheduledTime);
+  const next = cron.next(scheduledTime);
   if (policy === 'latest') {
-    if (next.getTime() <= actualTime.getTime()) {
+    const successorMissed = upSince === undefined || next.getTime() < upSince.getTime();
+    if (next.getTime() <= actualTime.getTime() && successorMissed) {
       return { run: false, message: `Missed slot: superseded by the slot at ${next.toISOString()} (catch-up policy "latest")` };
     }
     return { run: true };

@@ -12,7 +12,10 @@ import type { Logger } from '../logger.js';
 import { recordBatchRun, recordScheduleLag } from '../telemetry/metrics.js';
 import { isBackfillContext } from './backfillContext.js';
 import { decideCatchUp } from './catchUp.js';
+import { CronSchedule } from './cron.js';
 import { applyFailurePolicy } from './failurePolicy.js';
+import { pauseCovering } from './pauseGate.js';
+import { dbosSchedulerFiresAt } from '../runtime/dbosInternals.js';
 import { enterGate, releaseGate, type ExecutorAliveCheck } from './overlapGuard.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from './status.js';
 import { backoffDelayMs, callEvaluationBatch, DEFAULT_SKIP_MESSAGE, type AttemptOutcome, type XyraRequest } from './xyraClient.js';
@@ -25,6 +28,8 @@ export interface EvaluationSettings {
   apiUrl: string;
   apiToken: string | undefined;
   cron: string;
+  /** IANA zone the cron is read in (BATCH_TIMEZONE). */
+  timeZone?: string;
   batchSizeLimit: number;
   catchUp: CatchUpPolicy;
   timeoutMs: number;
@@ -36,15 +41,25 @@ export interface EvaluationSettings {
   isExecutorAlive: ExecutorAliveCheck;
   /** A small pool on the DBOS system database, for the overlap guard's query. */
   systemPool: pg.Pool;
+  /** A small pool on the app database (`schedule_events`: was this slot inside a pause?). */
+  appPool?: pg.Pool;
   logger: Logger;
 }
 
 let settings: EvaluationSettings | undefined;
+let schedule: CronSchedule | undefined;
+/**
+ * When this process started (before its module loading, which takes seconds on a loaded machine): slots
+ * due before it were missed while no process ran.
+ */
+let upSince: Date | undefined;
 
 /** Called once at start-up, before DBOS launches: workflows read their settings from here, never from
  * their inputs, so the API token is never stored in the system database. */
 export function configureEvaluationBatch(s: EvaluationSettings): void {
   settings = s;
+  schedule = new CronSchedule(s.cron, s.timeZone ?? 'UTC');
+  upSince = new Date(performance.timeOrigin);
 }
 
 function current(): EvaluationSettings {
@@ -54,7 +69,7 @@ function current(): EvaluationSettings {
 
 interface Gate {
   run: boolean;
-  reason?: 'missed' | 'in_progress';
+  reason?: NonNullable<BatchRunOutput['skipped_reason']>;
   message?: string;
 }
 
@@ -95,6 +110,10 @@ export class EvaluationBatch {
     const s = current();
     const workflowId = DBOS.workflowID ?? 'unknown';
     const scheduledIso = new Date(scheduledTime).toISOString();
+    // The precise firing starts a slot's run a few ms early (see firing.ts): wait for the slot itself. Not a
+    // durable sleep: a replay after a crash is past the slot and does not wait.
+    const early = Date.parse(scheduledIso) - Date.now();
+    if (early > 0 && !isManualRun(workflowId)) await new Promise((r) => setTimeout(r, Math.min(early, 1_000)));
     const actualIso = await EvaluationBatch.recordActualStart(scheduledIso);
     const base = { workflow_id: workflowId, scheduled_time: scheduledIso, actual_time: actualIso };
 
@@ -163,8 +182,19 @@ export class EvaluationBatch {
   @DBOS.step()
   static async checkGate(workflowId: string, scheduledIso: string, actualIso: string, backfill = false): Promise<Gate> {
     const s = current();
-    // A backfilled slot was asked for by an operator: like a manual run, it is never "missed".
-    const catchUp = decideCatchUp(s.catchUp, s.cron, new Date(scheduledIso), new Date(actualIso), isManualRun(workflowId) || backfill);
+    // A backfilled slot was asked for by an operator: like a manual run, it is never "missed" nor held by a pause.
+    const manual = isManualRun(workflowId) || backfill;
+    const slot = new Date(scheduledIso);
+    // DBOS's matcher and ours disagree on daylight-saving days (a second autumn run of a fixed-time slot):
+    // only slots of CronSchedule run.
+    if (!manual && !schedule!.isSlot(slot) && dbosSchedulerFiresAt(s.cron, s.timeZone ?? 'UTC', slot)) {
+      return { run: false, reason: 'not_a_slot', message: `Not a slot of "${s.cron}" in ${s.timeZone ?? 'UTC'} (cron(8) daylight-saving rules)` };
+    }
+    if (!manual && s.appPool) {
+      const pause = await pauseCovering(s.systemPool, s.appPool, SCHEDULE_NAME, slot);
+      if (pause.paused) return { run: false, reason: 'paused', message: pause.message };
+    }
+    const catchUp = decideCatchUp(s.catchUp, schedule!, slot, new Date(actualIso), manual, upSince);
     if (!catchUp.run) return { run: false, reason: 'missed', message: catchUp.message };
 
     const blocker = await enterGate(s.systemPool, workflowId, s.isExecutorAlive, () =>

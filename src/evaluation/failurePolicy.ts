@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { redact, type Logger } from '../logger.js';
 import { recordConsecutiveFailures } from '../telemetry/metrics.js';
 import { listScheduleEvents, recordScheduleEvent, type Queryable } from './scheduleEvents.js';
-import { BATCH_STATUS_EVENT, type BatchStatus } from './status.js';
+import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from './status.js';
 
 /** More failures than this are reported as this many (the streak is only walked this far). */
 export const MAX_STREAK_COUNTED = 1_000;
@@ -133,7 +133,7 @@ async function alreadyPausedBy(appDb: Queryable, scheduleName: string, workflowI
  * Applies the policy to a run's final status: updates the gauge and, on the failure that reaches the
  * threshold, pauses the schedule. Called from a step of the batch workflow, so it runs once per run.
  */
-export async function applyFailurePolicy(status: BatchStatus, skippedBy?: 'missed' | 'in_progress'): Promise<PolicyVerdict> {
+export async function applyFailurePolicy(status: BatchStatus, skippedBy?: BatchRunOutput['skipped_reason']): Promise<PolicyVerdict> {
   if (!settings) throw new Error('failure policy used before configureFailurePolicy()');
   const s = settings;
   if (skippedBy) return { consecutiveFailures: -1, paused: false }; // our own skip: no news about the API

@@ -21,6 +21,8 @@ export async function applyEvaluationSchedule(config: Config): Promise<void> {
       // stores as the workflow output. The registered function must be passed itself, hence the cast.
       workflowFn: EvaluationBatch.trigger as unknown as ScheduledWorkflowFn,
       schedule: config.batch.cron,
+      // Never the process's local zone (DBOS's default).
+      cronTimezone: config.batch.timezone,
       // DBOS enqueues every slot missed while no replica ran; the catch-up policy then decides per slot.
       automaticBackfill: true,
       queueName: BATCH_QUEUE,

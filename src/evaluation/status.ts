@@ -29,6 +29,9 @@ export interface BatchRunOutput {
     attempts: number;
     total_duration_ms: number;
   };
-  /** Why the run did not call the API: `missed` (catch-up policy) or `in_progress` (overlap guard). */
-  skipped_reason?: 'missed' | 'in_progress';
+  /**
+   * Why the run did not call the API: `missed` (catch-up policy), `in_progress` (overlap guard), `paused`
+   * (the slot fell in a pause) or `not_a_slot` (DBOS fired a time our daylight-saving rules do not).
+   */
+  skipped_reason?: 'missed' | 'in_progress' | 'paused' | 'not_a_slot';
 }

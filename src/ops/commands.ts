@@ -11,7 +11,8 @@ import { historyWithEvents, listBatchRuns, type BatchRun, type HistoryEntry } fr
 import { MAX_BACKFILL_SLOTS, planBackfill, requestBackfill, type BackfillResult } from './backfill.js';
 import { scheduleStatus, type ScheduleStatus } from './scheduleStatus.js';
 import type { ScheduleEvent } from '../evaluation/scheduleEvents.js';
-import { scheduleState, triggerNow, waitForOutcome, type ScheduleState } from './scheduleControl.js';
+import { pauseSchedule, resumeSchedule, scheduleState, triggerNow, waitForOutcome, type ScheduleState } from './scheduleControl.js';
+import { scheduleNext } from './scheduleNext.js';
 import { parseDuration } from '../config.js';
 import { batchStats, type BatchStats } from './stats.js';
 import { statsReport } from './statsReport.js';
@@ -220,21 +221,32 @@ export const opsCommands: Record<string, CliCommand> = {
     },
   },
   schedule: {
-    summary: 'show, pause, resume or backfill the evaluation-batch schedule',
-    usage: 'xyra schedule status [--json] | pause | resume | backfill --from ISO --to ISO [--json]',
+    summary: 'show, pause, resume, list the next slots of, or backfill the evaluation-batch schedule',
+    usage:
+      'xyra schedule status [--json] | pause [--note TEXT] | resume | next [--count N] [--from ISO] [--json] | backfill --from ISO --to ISO [--json]',
     run: async (args, ctx) => {
       const { values, positionals } = parseArgs({
         args,
         allowPositionals: true,
-        options: { json: { type: 'boolean', default: false }, from: { type: 'string' }, to: { type: 'string' } },
+        options: {
+          json: { type: 'boolean', default: false },
+          note: { type: 'string' },
+          count: { type: 'string' },
+          from: { type: 'string' },
+          to: { type: 'string' },
+        },
       });
       const action = positionals[0];
-      if (positionals.length !== 1 || !['pause', 'resume', 'status', 'backfill'].includes(action ?? '')) {
-        throw new UsageError('expected one of: status, pause, resume, backfill');
+      if (positionals.length !== 1 || !['status', 'pause', 'resume', 'next', 'backfill'].includes(action ?? '')) {
+        throw new UsageError('expected one of: status, pause, resume, next, backfill');
       }
-      if (action !== 'backfill' && (values.from !== undefined || values.to !== undefined)) {
-        throw new UsageError('--from/--to belong to "schedule backfill"');
+      if (values.note !== undefined && action !== 'pause') throw new UsageError('--note: only with "schedule pause"');
+      if (values.count !== undefined && action !== 'next') throw new UsageError('--count: only with "schedule next"');
+      if (values.to !== undefined && action !== 'backfill') throw new UsageError('--to: only with "schedule backfill"');
+      if (values.from !== undefined && action !== 'backfill' && action !== 'next') {
+        throw new UsageError('--from: only with "schedule backfill" or "schedule next"');
       }
+      if (action === 'next') return scheduleNext(ctx, values);
       // Arguments first: a bad range exits 2 before any database is reached.
       const range = action === 'backfill' ? backfillRange(values.from, values.to, new Date()) : undefined;
       const { systemDatabaseUrl, appDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
@@ -257,16 +269,21 @@ export const opsCommands: Record<string, CliCommand> = {
           return 0;
         });
       }
+      const result = await withDb(systemDatabaseUrl, (system) =>
+        withDb(appDatabaseUrl, (app) =>
+          action === 'pause'
+            ? pauseSchedule({ system, app }, { note: values.note ?? null, by: 'operator' })
+            : resumeSchedule({ system, app }, { by: 'operator' }),
+        ),
+      );
+      if (!result.changed) ctx.logger.info(`schedule already ${action === 'pause' ? 'paused' : 'active'}: nothing changed`);
       return withDbosClient(systemDatabaseUrl, ctx.logger, async (client) => {
-        const before = await scheduleState(client);
-        if (action === 'pause') await client.pauseSchedule(before.name);
-        if (action === 'resume') await client.resumeSchedule(before.name);
         const state = await scheduleState(client);
         if (values.json) json(ctx, state);
         else {
           scheduleLines(state).forEach((l) => ctx.out(l));
-          // The service re-reads schedules on a 5 s poll (schedulerPollingIntervalMs in service.ts).
-          ctx.out(`(${action === 'pause' ? 'paused' : 'resumed'}; running replicas pick this up within 5 s)`);
+          // DBOS's loop re-reads schedules every 5 s; our firing engine and each run's gate check at once.
+          ctx.out(`(${action === 'pause' ? 'paused' : 'resumed'}; takes effect at the next slot)`);
         }
         return 0;
       });

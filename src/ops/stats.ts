@@ -2,7 +2,7 @@
 // percentiles, retry frequency, missed slots. Aggregated in SQL over the same run definition as history.
 import type pg from 'pg';
 import { z } from 'zod';
-import { TimeMatcher } from '../runtime/dbosInternals.js';
+import { CronSchedule } from '../evaluation/cron.js';
 import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
 import { listScheduleEvents, type Queryable } from '../evaluation/scheduleEvents.js';
 import { BATCH_WORKFLOW_CLASS, BATCH_WORKFLOW_NAME, batchRunsSelect, CREATED_AT_MARGIN_MS } from './batchRunsSql.js';
@@ -200,14 +200,14 @@ async function slotsWithoutRun(db: pg.ClientBase, since: Date, now: Date): Promi
   if (!first) return 0;
 
   const seen = new Set(slotRows);
-  const matcher = new TimeMatcher(schedule, cron_timezone ?? undefined);
+  const cron = new CronSchedule(schedule, cron_timezone ?? 'UTC');
   const end = now.getTime() - SLOT_GRACE_MS;
   let cursor = Math.max(since.getTime(), first.getTime()) - 1;
   let missing = 0;
   for (let i = 0; i < MAX_SLOTS_CHECKED; i++) {
-    const next = matcher.nextWakeupTime(cursor);
+    const next = cron.next(new Date(cursor));
     if (next.getTime() > end) break;
-    if (matcher.match(next) && !seen.has(next.getTime())) missing += 1;
+    if (!seen.has(next.getTime())) missing += 1;
     cursor = next.getTime();
   }
   return missing;

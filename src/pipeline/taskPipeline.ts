@@ -33,6 +33,8 @@ export interface PipelineSettings {
   stepBackoffRate: number;
   /** Bound on waiting for a table lock in one insert attempt. */
   lockTimeoutMs: number;
+  /** Told when a chunk starts here (the tasks queue then polls fast for a while: pipeline/queuePolling.ts). */
+  onChunkStart?: () => void;
 }
 
 let settings: PipelineSettings | undefined;
@@ -78,6 +80,7 @@ export class TaskPipeline {
   @DBOS.workflow({ maxRecoveryAttempts: 3, serialization: 'portable' })
   static async processChunk(input: ChunkInput): Promise<ChunkResult> {
     const s = current();
+    s.onChunkStart?.();
     const chunk = parseChunk(input);
     const prepared = await TaskPipeline.transform(chunk);
     let tasksJson = prepared.tasksJson;
