@@ -226,7 +226,10 @@ describe('xyra ingest', () => {
     expect(await rowCounts(appUrl, 'outage')).toEqual({ tasks: 119, errors: 1 });
     const rows = await query<{ workflow_uuid: string; status: string; error: string | null; forked_from: string | null }>(
       systemDatabaseUrlOf(appUrl),
-      'select workflow_uuid, status, error::text as error, forked_from from dbos.workflow_status where workflow_uuid like $1 order by workflow_uuid',
+      // DBOS 5.3 keeps a workflow's error in workflow_output (older rows: workflow_status.error).
+      `select s.workflow_uuid, s.status, coalesce(o.error, s.error)::text as error, s.forked_from
+         from dbos.workflow_status s left join dbos.workflow_output o on o.workflow_uuid = s.workflow_uuid
+        where s.workflow_uuid like $1 order by s.workflow_uuid`,
       ['ingest:outage:%'],
     );
     expect(rows.map((w) => [w.workflow_uuid, w.status, w.forked_from])).toEqual([

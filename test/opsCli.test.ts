@@ -229,7 +229,7 @@ describe('xyra trigger and schedule', () => {
   it('schedule with a bad action exits 2', async () => {
     const r = await runCli(['schedule', 'stop'], db.env);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/status, pause, resume, backfill/);
+    expect(r.stderr).toMatch(/status, pause, resume, next, backfill/);
   });
 });
 

@@ -119,6 +119,8 @@ it('deletes finished runs and chunks older than HISTORY_RETENTION, keeps ENQUEUE
     expect(await rowCounts(appUrl)).toEqual(rowsBefore);
 
     // The CLI on a pruned history: history lists what is left, stats says the long window is incomplete.
+    // The service stops first, so no new slot lands between the two commands.
+    expect(await service.stop('SIGTERM')).toBe(0);
     const cliEnv = { ...serviceEnv(appUrl), ...retention };
     const history = await runCli(['history', '--json', '--limit', '1000'], cliEnv);
     expect(history.code, history.stderr).toBe(0);
