@@ -208,6 +208,8 @@ import { wfQueueRunner } from '@dbos-inc/dbos-sdk/internal/wfqueue';
 interface QueuePollState {
   currentPollingMs: number;
   nextPollAt: number;
+  /** The runner's in-memory queue: its minimum clamps every poll's interval until the next reconcile. */
+  queue?: { minPollingIntervalMs?: number };
 }
 
 export function pollQueueFasterNow(queueName: string, ms: number): boolean {
@@ -217,6 +219,12 @@ export function pollQueueFasterNow(queueName: string, ms: number): boolean {
   if (!state || typeof state.currentPollingMs !== 'number' || typeof state.nextPollAt !== 'number') return false;
   state.currentPollingMs = Math.min(state.currentPollingMs, ms);
   state.nextPollAt = Math.min(state.nextPollAt, Date.now() + ms);
+  // Lower the in-memory minimum too: otherwise the runner's next poll clamps the interval back up to the old
+  // minimum until its reconcile (every few seconds) reads the queue row, and a 100,000-record ingest runs at
+  // the idle rate for most of its life. The reconcile later sets it from the row again (e.g. back to idle).
+  if (state.queue && typeof state.queue.minPollingIntervalMs === 'number') {
+    state.queue.minPollingIntervalMs = Math.min(state.queue.minPollingIntervalMs, ms);
+  }
   return true;
 }
 
