@@ -1,5 +1,6 @@
 // What every `xyra` sub-command implements. Commands live with their subsystem (pipeline/commands.ts,
 // ops/commands.ts); cli.ts only dispatches.
+import pg from 'pg';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 
@@ -31,5 +32,16 @@ export class UsageError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'UsageError';
+  }
+}
+
+/** Run `fn` with a short-lived connection (a CLI command's whole life), closed whatever happens. */
+export async function withDb<T>(url: string, fn: (db: pg.Client) => Promise<T>): Promise<T> {
+  const db = new pg.Client({ connectionString: url, application_name: 'xyra-cli' });
+  await db.connect();
+  try {
+    return await fn(db);
+  } finally {
+    await db.end();
   }
 }

@@ -1,15 +1,12 @@
 // The schedule's own log (table `schedule_events`, app database): pauses with their note and who paused,
 // resumes, missed slots summed up after a long outage, backfills. Runs themselves live in DBOS's tables.
-import type pg from 'pg';
 import { z } from 'zod';
 
 export const SCHEDULE_EVENT_KINDS = ['paused', 'resumed', 'missed_summary', 'backfill'] as const;
 export type ScheduleEventKind = (typeof SCHEDULE_EVENT_KINDS)[number];
 
-/** Anything that runs a parameterised query: a pg.Pool, pg.Client or pool client. */
-export interface Queryable {
-  query(text: string, values?: unknown[]): Promise<pg.QueryResult>;
-}
+import type { Queryable } from '../runtime/databases.js';
+export type { Queryable };
 
 export const scheduleEventSchema = z.object({
   id: z.union([z.number(), z.string()]).transform(String),

@@ -1,8 +1,7 @@
 // Operator commands: history, stats, errors, trigger, schedule. Diagnostics go to stderr (ctx.logger);
 // stdout carries only the table or, with --json, one JSON document.
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import { positiveInt, UsageError, type CliCommand, type CliContext } from '../cliCommand.js';
+import { positiveInt, UsageError, withDb, type CliCommand, type CliContext } from '../cliCommand.js';
 import { resolveDatabasesForClient } from '../runtime/databases.js';
 import { withDbosClient } from '../runtime/dbosClient.js';
 import { errorText, latestErrors } from './errorsLog.js';
@@ -16,16 +15,6 @@ import { scheduleNext } from './scheduleNext.js';
 import { parseDuration } from '../config.js';
 import { batchStats, type BatchStats } from './stats.js';
 import { statsReport } from './statsReport.js';
-
-async function withDb<T>(url: string, fn: (db: pg.Client) => Promise<T>): Promise<T> {
-  const db = new pg.Client({ connectionString: url, application_name: 'xyra-cli' });
-  await db.connect();
-  try {
-    return await fn(db);
-  } finally {
-    await db.end();
-  }
-}
 
 const json = (ctx: CliContext, value: unknown) => ctx.out(JSON.stringify(value, null, 2));
 

@@ -1,8 +1,7 @@
 // `xyra ingest` and `xyra generate`.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import { positiveInt, UsageError, type CliCommand, type CliContext } from '../cliCommand.js';
+import { positiveInt, UsageError, withDb, type CliCommand, type CliContext } from '../cliCommand.js';
 import { DatasetError } from '../errors.js';
 import { resolveDatabasesForClient } from '../runtime/databases.js';
 import { withDbosClient } from '../runtime/dbosClient.js';
@@ -68,16 +67,6 @@ function summaryObject(plan: IngestPlan, a: Accounting, elapsedMs: number) {
   };
 }
 
-async function withAppDb<T>(url: string, fn: (db: pg.Client) => Promise<T>): Promise<T> {
-  const db = new pg.Client({ connectionString: url, application_name: 'xyra-cli' });
-  await db.connect();
-  try {
-    return await fn(db);
-  } finally {
-    await db.end();
-  }
-}
-
 function datasetNameOption(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
   if (value.trim() === '' || /[\u0000-\u001f]/.test(value)) throw new UsageError(`--name must be a non-empty name without control characters, got ${JSON.stringify(value)}`);
@@ -115,7 +104,7 @@ async function ingest(args: string[], ctx: CliContext): Promise<number> {
   const databases = await resolveDatabasesForClient(ctx.config);
   // Human-readable lines go to stderr with --json, so stdout holds only the JSON summary.
   const say = (line: string) => (values.json ? process.stderr.write(`${line}\n`) : ctx.out(line));
-  return withAppDb(databases.appDatabaseUrl, (db) =>
+  return withDb(databases.appDatabaseUrl, (db) =>
     withDbosClient(databases.systemDatabaseUrl, ctx.logger, async (client) => {
       let plan: IngestPlan & { rerun: Rerun };
       try {
@@ -174,8 +163,8 @@ async function datasets(args: string[], ctx: CliContext): Promise<number> {
   const { values } = parseArgs({ args, options: { limit: { type: 'string' }, json: { type: 'boolean', default: false } } });
   const limit = positiveInt('limit', values.limit, 20);
   const databases = await resolveDatabasesForClient(ctx.config);
-  const report = await withAppDb(databases.appDatabaseUrl, (app) =>
-    withAppDb(databases.systemDatabaseUrl, (sys) => listDatasets(sys, app, { limit })),
+  const report = await withDb(databases.appDatabaseUrl, (app) =>
+    withDb(databases.systemDatabaseUrl, (sys) => listDatasets(sys, app, { limit })),
   );
   if (values.json) ctx.out(JSON.stringify(report));
   else if (report.length === 0) ctx.out('no ingestions yet');

@@ -5,6 +5,11 @@ import { defaultSystemDatabaseUrl, type Config } from '../config.js';
 import { createLogger, registerUrlSecrets, type Logger } from '../logger.js';
 import { joinEmbeddedPostgres, startEmbeddedPostgres, type EmbeddedPostgres } from './embeddedPostgres.js';
 
+/** Anything that runs a parameterised query: a pg.Pool, pg.Client or pool client. */
+export interface Queryable {
+  query(text: string, values?: unknown[]): Promise<pg.QueryResult>;
+}
+
 /** The app database's name on the embedded server. */
 const EMBEDDED_APP_DB = 'xyra';
 

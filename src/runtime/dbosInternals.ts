@@ -73,10 +73,8 @@ export async function deleteFinishedWorkflows(db: pg.ClientBase, cutoff: Date, l
 //     i.e. at launch and on resume, when automatic_backfill is on).
 import type pg from 'pg';
 
-/** Anything that runs a parameterised query: a pg.Pool, pg.Client or pool client. */
-export interface Queryable {
-  query(text: string, values?: unknown[]): Promise<pg.QueryResult>;
-}
+import type { Queryable } from './databases.js';
+export type { Queryable };
 
 /** DBOS 5.3's system schema (its default; we never configure another). */
 export const DBOS_SCHEMA = 'dbos';
