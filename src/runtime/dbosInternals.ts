@@ -214,15 +214,15 @@ export function pollQueueFasterNow(queueName: string, ms: number): boolean {
   // Private field of the runner (TypeScript `private`), read deliberately here and nowhere else.
   const states = (wfQueueRunner as unknown as { states?: Map<string, Partial<QueuePollState>> }).states;
   const state = states?.get(queueName);
-  if (!state || typeof state.currentPollingMs !== 'number' || typeof state.nextPollAt !== 'number') return false;
+  const queue = state?.queue;
+  if (!state || !queue || typeof state.currentPollingMs !== 'number' || typeof state.nextPollAt !== 'number') return false;
+  if (typeof queue.minPollingIntervalMs !== 'number') return false;
   state.currentPollingMs = Math.min(state.currentPollingMs, ms);
   state.nextPollAt = Math.min(state.nextPollAt, Date.now() + ms);
   // Lower the in-memory minimum too: otherwise the runner's next poll clamps the interval back up to the old
   // minimum until its reconcile (every few seconds) reads the queue row, and a 100,000-record ingest runs at
   // the idle rate for most of its life. The reconcile later sets it from the row again (e.g. back to idle).
-  if (state.queue && typeof state.queue.minPollingIntervalMs === 'number') {
-    state.queue.minPollingIntervalMs = Math.min(state.queue.minPollingIntervalMs, ms);
-  }
+  queue.minPollingIntervalMs = Math.min(queue.minPollingIntervalMs, ms);
   return true;
 }
 
