@@ -3,43 +3,15 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { writeDataset } from '../src/pipeline/generator.js';
-import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
-import { isReady, runCli, startServiceProcess, type LogLine, type ServiceProcess } from './support/serviceProcess.js';
+import { eventStatuses } from './support/batchRuns.js';
+import { FAILOVER_AFTER_MS, replicaFixture, sleep, tookOver } from './support/replicas.js';
+import { isReady, runCli } from './support/serviceProcess.js';
 import { rowCounts, serviceEnv, summarySchema, tempDir } from './pipelineSupport.js';
 
-const FAILOVER_AFTER_MS = 3_000;
-let simulator: XyraSimulator;
-const running: ServiceProcess[] = [];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-beforeAll(async () => {
-  simulator = new XyraSimulator();
-  await simulator.start();
-});
-afterAll(async () => {
-  await Promise.all(running.map((p) => p.stop('SIGKILL')));
-  await simulator.stop();
-});
-
-function start(env: Record<string, string>): ServiceProcess {
-  const p = startServiceProcess({ FAILOVER_AFTER: `${FAILOVER_AFTER_MS}ms`, XYRA_BACKOFF_BASE_MS: '50', ...env });
-  running.push(p);
-  return p;
-}
-
-const tookOver = (l: LogLine) => typeof l.msg === 'string' && l.msg.startsWith('failover: took over');
-
-async function eventStatuses(appUrl: string, workflowId: string): Promise<string[]> {
-  const rows = await query<{ value: string }>(
-    systemDatabaseUrlOf(appUrl),
-    `select value from dbos.workflow_events_history where workflow_uuid = $1 and key = 'batch_evaluation_status' order by function_id`,
-    [workflowId],
-  );
-  return rows.map((r) => (JSON.parse(r.value) as { json: { status: string } }).json.status);
-}
+const { simulator, start } = replicaFixture();
 
 async function batchRuns(appUrl: string): Promise<Array<{ id: string; wf: string; executor: string; status: string; scheduled: number }>> {
   const rows = await query<{ workflow_uuid: string; status: string; executor_id: string; value: string | null }>(

@@ -2,33 +2,13 @@
 // its claim, or stops before anyone takes it over; every connection of two replicas dropped at once (what a
 // Postgres restart does to them) still runs every slot once.
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CronSchedule } from '../src/evaluation/cron.js';
-import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
-import { isReady, startServiceProcess, type LogLine, type ServiceProcess } from './support/serviceProcess.js';
+import { FAILOVER_AFTER_MS, replicaFixture, sleep, tookOver } from './support/replicas.js';
+import { isReady } from './support/serviceProcess.js';
 
-const FAILOVER_AFTER_MS = 3_000;
-let simulator: XyraSimulator;
-const running: ServiceProcess[] = [];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-beforeAll(async () => {
-  simulator = new XyraSimulator();
-  await simulator.start();
-});
-afterAll(async () => {
-  await Promise.all(running.map((p) => p.stop('SIGKILL')));
-  await simulator.stop();
-});
-
-function start(env: Record<string, string>): ServiceProcess {
-  const p = startServiceProcess({ FAILOVER_AFTER: `${FAILOVER_AFTER_MS}ms`, XYRA_BACKOFF_BASE_MS: '50', ...env });
-  running.push(p);
-  return p;
-}
-
-const tookOver = (l: LogLine) => typeof l.msg === 'string' && l.msg.startsWith('failover: took over');
+const { simulator, start } = replicaFixture();
 
 describe('fencing: a replica whose claim connection is cut', () => {
   const claimBackend = (id: string) =>

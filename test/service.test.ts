@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CronSchedule } from '../src/evaluation/cron.js';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+import { eventStatuses } from './support/batchRuns.js';
 import { isReady, runCli, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
 
 const TOKEN = 'tok-service-secret-7731';
@@ -45,15 +46,6 @@ async function slots(appUrl: string): Promise<SlotRow[]> {
       order by s.workflow_uuid`,
   );
   return rows.map((r) => ({ ...r, event: r.value ? (JSON.parse(r.value) as { json: SlotRow['event'] }).json : null }));
-}
-
-async function eventStatuses(appUrl: string, workflowId: string): Promise<string[]> {
-  const rows = await query<{ value: string }>(
-    systemDatabaseUrlOf(appUrl),
-    `select value from dbos.workflow_events_history where workflow_uuid = $1 and key = 'batch_evaluation_status' order by function_id`,
-    [workflowId],
-  );
-  return rows.map((r) => (JSON.parse(r.value) as { json: { status: string } }).json.status);
 }
 
 const completedBatch = (l: { msg?: string }) => l.msg === 'batch completed';

@@ -2,7 +2,7 @@
 // simulator, with faults injected so that every outcome the operator commands report occurs at least
 // once (retried-then-completed, failed, failed after exhausted retries, skipped in progress).
 import { XyraSimulator, type SimulatorFault } from '../../src/simulator/server.js';
-import { createTestDatabase, systemDatabaseUrlOf } from './database.js';
+import { createTestDatabase, query, systemDatabaseUrlOf } from './database.js';
 import { isReady, startServiceProcess, type LogLine, type ServiceProcess } from './serviceProcess.js';
 
 export interface PopulatedDatabase {
@@ -58,4 +58,14 @@ export async function produceOutcomeMix(db: PopulatedDatabase): Promise<void> {
   await runWithFault(db, { type: 'status', status: 503, count: 3 }, 'batch failed', (l) => String(l.error).includes('gave up'));
   const seen = db.service.logs.length;
   await db.service.waitForLog((l) => db.service.logs.indexOf(l) >= seen && l.msg === 'batch completed', 20_000);
+}
+
+/** The statuses a run's `batch_evaluation_status` event took, in the order it set them. */
+export async function eventStatuses(appUrl: string, workflowId: string): Promise<string[]> {
+  const rows = await query<{ value: string }>(
+    systemDatabaseUrlOf(appUrl),
+    `select value from dbos.workflow_events_history where workflow_uuid = $1 and key = 'batch_evaluation_status' order by function_id`,
+    [workflowId],
+  );
+  return rows.map((r) => (JSON.parse(r.value) as { json: { status: string } }).json.status);
 }
