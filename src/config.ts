@@ -3,7 +3,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { validateCrontab } from './runtime/dbosInternals.js';
+import { validateCron } from './evaluation/cronExpression.js';
 import { ConfigError } from './errors.js';
 
 const CATCH_UP_POLICIES = ['latest', 'all', 'none'] as const;
@@ -104,15 +104,10 @@ const otlpProtocol = optionalString.pipe(z.enum(OTLP_PROTOCOLS, { message: `must
 
 const cron = optionalString.transform((v, ctx) => {
   const value = v ?? '*/2 * * * *';
-  const fields = value.split(/\s+/).length;
-  if (fields !== 5 && fields !== 6) {
-    ctx.addIssue({ code: 'custom', message: `must have 5 or 6 fields, got ${fields} in "${value}"` });
-    return z.NEVER;
-  }
   try {
-    validateCrontab(value);
+    validateCron(value);
   } catch (e) {
-    ctx.addIssue({ code: 'custom', message: `invalid crontab "${value}": ${(e as Error).message}` });
+    ctx.addIssue({ code: 'custom', message: `invalid cron "${value}": ${(e as Error).message}` });
     return z.NEVER;
   }
   return value;

@@ -10,25 +10,15 @@
 //   clock: skipped wall times do not exist, repeated ones run twice, so it keeps its real-time rhythm.
 // DBOS's own matcher differs (it fires a fixed-time slot twice in autumn and never in spring); our firing
 // engine and each run's gate use this module, so these rules win (docs/design.md, "Daylight saving").
-import { wallClockMatcher, type WallClockMatcher } from '../runtime/dbosInternals.js';
+import { cronFields, cronMatcher, type WallClockMatcher } from './cronExpression.js';
 
 const HOUR_MS = 3_600_000;
 /** No zone ever moved its offset by 3 h or more at once; the search margin around a change. */
 const MAX_SHIFT_MS = 3 * HOUR_MS;
 
-const NICKNAMES: Record<string, string> = {
-  '@yearly': '0 0 1 1 *',
-  '@annually': '0 0 1 1 *',
-  '@monthly': '0 0 1 * *',
-  '@weekly': '0 0 * * 0',
-  '@daily': '0 0 * * *',
-  '@midnight': '0 0 * * *',
-  '@hourly': '0 * * * *',
-};
-
 /** True when the cron's minute or hour field starts with `*`: it follows the wall clock through a change. */
 export function isWildcardCron(expression: string): boolean {
-  const fields = (NICKNAMES[expression.trim().toLowerCase()] ?? expression).trim().split(/\s+/);
+  const fields = cronFields(expression);
   const [minute, hour] = fields.length === 6 ? fields.slice(1, 3) : fields.slice(0, 2);
   return (minute ?? '').startsWith('*') || (hour ?? '').startsWith('*');
 }
@@ -81,7 +71,7 @@ export class CronSchedule {
     readonly expression: string,
     readonly timeZone: string = 'UTC',
   ) {
-    this.wall = wallClockMatcher(expression);
+    this.wall = cronMatcher(expression);
     this.zone = timeZone === 'UTC' || timeZone === 'Etc/UTC' ? null : new ZoneOffsets(timeZone);
     this.wildcard = isWildcardCron(expression);
   }
