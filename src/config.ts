@@ -128,6 +128,7 @@ const envSchema = z.object({
   FAILOVER_AFTER: duration('30s', 1_000),
   HISTORY_RETENTION: duration('30d', 1_000),
   DASHBOARD_TOKEN: optionalString,
+  ADMIN_TOKEN: optionalString,
   XYRA_TIMEOUT_MS: int(10_000, 1, 600_000),
   XYRA_CONNECT_TIMEOUT_MS: int(5_000, 1, 600_000),
   XYRA_MAX_ATTEMPTS: int(5, 1, 100),
@@ -178,6 +179,8 @@ export interface Config {
     timezone: string;
     /** After downtime, only missed slots this recent (ms) are created one by one. */
     catchUpWindowMs: number;
+    /** The same as written (`24h`): a schedule's `catch_up_window` default. */
+    catchUpWindow: string;
     /** Pause the schedule after this many consecutive `failed` runs; 0 = never. */
     pauseAfterFailures: number;
   };
@@ -204,6 +207,8 @@ export interface Config {
   historyRetentionMs: number;
   /** When set, `/` and `/api/*` require `Authorization: Bearer <token>`. */
   dashboardToken: string | undefined;
+  /** Bearer token for HTTP mutations of schedules; unset → refused (403). */
+  adminToken: string | undefined;
   port: number;
   logLevel: (typeof LOG_LEVELS)[number];
   shutdownTimeoutMs: number;
@@ -238,6 +243,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       queuePollMs: e.BATCH_QUEUE_POLL_MS,
       timezone: e.BATCH_TIMEZONE,
       catchUpWindowMs: e.BATCH_CATCH_UP_WINDOW,
+      catchUpWindow: env.BATCH_CATCH_UP_WINDOW?.trim() || '24h',
       pauseAfterFailures: e.BATCH_PAUSE_AFTER_FAILURES,
     },
     xyra: {
@@ -260,6 +266,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     failoverAfterMs: e.FAILOVER_AFTER,
     historyRetentionMs: e.HISTORY_RETENTION,
     dashboardToken: e.DASHBOARD_TOKEN,
+    adminToken: e.ADMIN_TOKEN,
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,

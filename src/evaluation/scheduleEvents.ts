@@ -2,7 +2,7 @@
 // resumes, missed slots summed up after a long outage, backfills. Runs themselves live in DBOS's tables.
 import { z } from 'zod';
 
-export const SCHEDULE_EVENT_KINDS = ['paused', 'resumed', 'missed_summary', 'backfill'] as const;
+export const SCHEDULE_EVENT_KINDS = ['created', 'updated', 'deleted', 'paused', 'resumed', 'missed_summary', 'backfill'] as const;
 export type ScheduleEventKind = (typeof SCHEDULE_EVENT_KINDS)[number];
 
 import type { Queryable } from '../runtime/databases.js';
@@ -15,8 +15,10 @@ export const scheduleEventSchema = z.object({
   at: z.date().transform((d) => d.toISOString()),
   note: z.string().nullable(),
   /**
-   * - paused:         { by: 'operator' | 'failure_policy', consecutive_failures? }
-   * - resumed:        { by: 'operator', paused_at? }
+   * Changes of the schedule (src/evaluation/scheduleStore.ts) carry { before, after, version, effective_from, by }:
+   * - created, updated, deleted
+   * - paused:         + { consecutive_failures?, workflow_id? } (by: operator | failure_policy | …)
+   * - resumed:        + { paused_at? }
    * - missed_summary: { count, first_slot, last_slot, window_ms }  (slots older than BATCH_CATCH_UP_WINDOW)
    * - backfill:       { from, to, slots }
    */
