@@ -6,13 +6,12 @@ import type { Knex } from 'knex';
 import pg from 'pg';
 import type { Config } from './config.js';
 import { StartupAbortedError } from './errors.js';
-import { summariseSlotsBeyondWindow } from './evaluation/catchUpWindow.js';
-import { CronSchedule } from './evaluation/cron.js';
-import { configureEvaluationBatch, SCHEDULE_NAME } from './evaluation/evaluationBatch.js';
+import { configureEvaluationBatch } from './evaluation/evaluationBatch.js';
 import './evaluation/backfill.js'; // registers the backfill workflow before launch
+import { ScheduleEngine } from './evaluation/engine.js';
+import { reconcileEnvSchedule } from './evaluation/envSchedule.js';
 import { configureFailurePolicy } from './evaluation/failurePolicy.js';
-import { startSlotFiring } from './evaluation/firing.js';
-import { applyEvaluationSchedule } from './evaluation/schedule.js';
+import { registerBatchQueue } from './evaluation/schedule.js';
 import { dbosLogger, registerSecret, type Logger } from './logger.js';
 import { createApi } from './ops/api.js';
 import { startHttpServer, type HttpServer } from './ops/httpServer.js';
@@ -129,10 +128,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
       appPool,
       apiUrl,
       apiToken: config.xyraApiToken,
-      cron: config.batch.cron,
-      timeZone: config.batch.timezone,
       batchSizeLimit: config.batch.sizeLimit,
-      catchUp: config.batch.catchUp,
       timeoutMs: config.xyra.timeoutMs,
       connectTimeoutMs: config.xyra.connectTimeoutMs,
       maxAttempts: config.xyra.maxAttempts,
@@ -142,16 +138,9 @@ export async function startService(config: Config, logger: Logger, options: Serv
       logger: logger.child({ component: 'evaluation' }),
     });
 
-    configureFailurePolicy({
-      pauseAfterFailures: config.batch.pauseAfterFailures,
-      scheduleName: SCHEDULE_NAME,
-      systemPool,
-      appDb: appPool,
-      logger: logger.child({ component: 'failure-policy' }),
-    });
+    configureFailurePolicy({ systemPool, appPool, logger: logger.child({ component: 'failure-policy' }) });
     configureRetention({ systemPool, retentionMs: config.historyRetentionMs, logger: logger.child({ component: 'retention' }) });
 
-    const schedule = new CronSchedule(config.batch.cron, config.batch.timezone);
     const knex = createKnex(databases.appDatabaseUrl);
     knexForReadiness = knex;
     cleanups.push(() => knex.destroy());
@@ -187,18 +176,6 @@ export async function startService(config: Config, logger: Logger, options: Serv
       const applied = await migrateLatest(knex);
       if (applied.length > 0) logger.info({ applied }, 'app database migrated');
       checkpoint();
-      // Before launch: DBOS backfills missed slots as soon as its scheduler starts.
-      if (options.schedule !== false) {
-        await summariseSlotsBeyondWindow({
-          system: systemPool,
-          app: appPool,
-          scheduleName: SCHEDULE_NAME,
-          schedule,
-          windowMs: config.batch.catchUpWindowMs,
-          now: new Date(),
-          logger,
-        });
-      }
       await DBOS.launch();
       launched = true;
       await installOpsViews(databases.systemDatabaseUrl);
@@ -229,10 +206,23 @@ export async function startService(config: Config, logger: Logger, options: Serv
 
     await registerPipelineQueue(config);
     checkpoint();
+    await registerBatchQueue(config);
     if (options.schedule !== false) {
-      await applyEvaluationSchedule(config);
-      const firing = startSlotFiring({ schedule, systemPool, logger: logger.child({ component: 'firing' }) });
-      cleanups.push(() => firing.stop()); // stops first: no new slot starts during the drain
+      // One engine owns the slots (docs/design.md, "One engine"): missed slots first, by the spec they belong
+      // to (a changed BATCH_* is an edit that takes effect after them), then the declaration, then firing.
+      const engine = new ScheduleEngine({
+        appPool,
+        systemPool,
+        appDatabaseUrl: databases.appDatabaseUrl,
+        logger: logger.child({ component: 'engine' }),
+      });
+      const now = new Date();
+      await engine.catchUp(now);
+      await reconcileEnvSchedule(appPool, config, logger);
+      await engine.start(now);
+      cleanups.push(() => engine.stop()); // stops first: no new slot starts during the drain
+    } else {
+      await reconcileEnvSchedule(appPool, config, logger);
     }
     checkpoint();
     await applyRetentionSchedule(config.historyRetentionMs);

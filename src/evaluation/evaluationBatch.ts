@@ -6,32 +6,29 @@
 // DBOS.sleep, so a crash mid-retry resumes at the next attempt with the same idempotency key.
 import { DBOS } from '@dbos-inc/dbos-sdk';
 import type pg from 'pg';
-import type { CatchUpPolicy } from '../config.js';
 import { redact } from '../logger.js';
 import type { Logger } from '../logger.js';
 import { recordBatchRun, recordScheduleLag } from '../telemetry/metrics.js';
-import { isBackfillContext } from './backfillContext.js';
 import { decideCatchUp } from './catchUp.js';
 import { CronSchedule } from './cron.js';
 import { applyFailurePolicy } from './failurePolicy.js';
 import { pauseCovering } from './pauseGate.js';
-import { dbosSchedulerFiresAt } from '../runtime/dbosInternals.js';
 import { enterGate, releaseGate, type ExecutorAliveCheck } from './overlapGuard.js';
+import { SpecSlots } from './scheduleSpec.js';
+import { getScheduleRow, versionSupersededAt } from './scheduleStore.js';
+import { DEFAULT_SCHEDULE, readSlotContext, type SlotContext } from './slotContext.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from './status.js';
 import { backoffDelayMs, callEvaluationBatch, DEFAULT_SKIP_MESSAGE, type AttemptOutcome, type XyraRequest } from './xyraClient.js';
 
-export const SCHEDULE_NAME = 'evaluation-batch';
+export const SCHEDULE_NAME = DEFAULT_SCHEDULE;
 /** The overlap guard speaks the API's own words for the same situation (its 409). */
 export const IN_PROGRESS_MESSAGE = DEFAULT_SKIP_MESSAGE;
 
 export interface EvaluationSettings {
   apiUrl: string;
   apiToken: string | undefined;
-  cron: string;
-  /** IANA zone the cron is read in (BATCH_TIMEZONE). */
-  timeZone?: string;
+  /** `batch_size_limit` when a schedule's payload has none (BATCH_SIZE_LIMIT). */
   batchSizeLimit: number;
-  catchUp: CatchUpPolicy;
   timeoutMs: number;
   connectTimeoutMs: number;
   maxAttempts: number;
@@ -41,13 +38,12 @@ export interface EvaluationSettings {
   isExecutorAlive: ExecutorAliveCheck;
   /** A small pool on the DBOS system database, for the overlap guard's query. */
   systemPool: pg.Pool;
-  /** A small pool on the app database (`schedule_events`: was this slot inside a pause?). */
-  appPool?: pg.Pool;
+  /** A small pool on the app database (the `schedules` row, `schedule_events`: was this slot inside a pause?). */
+  appPool: pg.Pool;
   logger: Logger;
 }
 
 let settings: EvaluationSettings | undefined;
-let schedule: CronSchedule | undefined;
 /**
  * When this process started (before its module loading, which takes seconds on a loaded machine): slots
  * due before it were missed while no process ran.
@@ -58,7 +54,6 @@ let upSince: Date | undefined;
  * their inputs, so the API token is never stored in the system database. */
 export function configureEvaluationBatch(s: EvaluationSettings): void {
   settings = s;
-  schedule = new CronSchedule(s.cron, s.timeZone ?? 'UTC');
   upSince = new Date(performance.timeOrigin);
 }
 
@@ -71,6 +66,8 @@ interface Gate {
   run: boolean;
   reason?: NonNullable<BatchRunOutput['skipped_reason']>;
   message?: string;
+  /** The schedule's payload (of the version that runs), decided with the gate so a replay sends the same. */
+  payload?: Record<string, unknown>;
 }
 
 interface AttemptRecord {
@@ -79,8 +76,8 @@ interface AttemptRecord {
   nextDelayMs: number;
 }
 
-function isManualRun(workflowId: string): boolean {
-  return workflowId.startsWith(`sched-${SCHEDULE_NAME}-trigger-`);
+function isManualRun(ctx: SlotContext): boolean {
+  return ctx.manual === true;
 }
 
 function finalStatusOf(outcome: AttemptOutcome): Pick<BatchStatus, 'status' | 'processed' | 'succeeded' | 'failed' | 'message' | 'error'> {
@@ -110,17 +107,18 @@ export class EvaluationBatch {
     const s = current();
     const workflowId = DBOS.workflowID ?? 'unknown';
     const scheduledIso = new Date(scheduledTime).toISOString();
+    const ctx = readSlotContext(context, workflowId);
     // The precise firing starts a slot's run a few ms early (see firing.ts): wait for the slot itself. Not a
     // durable sleep: a replay after a crash is past the slot and does not wait.
     const early = Date.parse(scheduledIso) - Date.now();
-    if (early > 0 && !isManualRun(workflowId)) await new Promise((r) => setTimeout(r, Math.min(early, 1_000)));
+    if (early > 0 && !isManualRun(ctx)) await new Promise((r) => setTimeout(r, Math.min(early, 1_000)));
     const actualIso = await EvaluationBatch.recordActualStart(scheduledIso);
     const base = { workflow_id: workflowId, scheduled_time: scheduledIso, actual_time: actualIso };
 
     // From the decision to `triggered`, whatever throws (even recording the decision) releases the gate.
     let gate: Gate;
     try {
-      gate = await EvaluationBatch.checkGate(workflowId, scheduledIso, actualIso, isBackfillContext(context));
+      gate = await EvaluationBatch.checkGate(workflowId, scheduledIso, actualIso, ctx);
       if (gate.run) {
         await DBOS.setEvent<BatchStatus>(BATCH_STATUS_EVENT, { ...base, status: 'triggered', processed: 0, succeeded: 0, failed: 0 });
       }
@@ -131,11 +129,17 @@ export class EvaluationBatch {
       const status: BatchStatus = { ...base, status: 'skipped', processed: 0, succeeded: 0, failed: 0, message: gate.message };
       await DBOS.setEvent(BATCH_STATUS_EVENT, status);
       await EvaluationBatch.recordOutcome(status);
-      await EvaluationBatch.enforceFailurePolicy(status, gate.reason);
+      await EvaluationBatch.enforceFailurePolicy(ctx.schedule, status, gate.reason);
       return { status, skipped_reason: gate.reason };
     }
 
-    const request: XyraRequest = { workflow_id: workflowId, triggered_at: scheduledIso, batch_size_limit: s.batchSizeLimit };
+    // The payload is merged into the body; batch_size_limit defaults to BATCH_SIZE_LIMIT.
+    const request: XyraRequest = {
+      batch_size_limit: s.batchSizeLimit,
+      ...gate.payload,
+      workflow_id: workflowId,
+      triggered_at: scheduledIso,
+    };
     let attempt = 0;
     let record: AttemptRecord;
     let totalMs = 0;
@@ -153,7 +157,7 @@ export class EvaluationBatch {
     const status: BatchStatus = { ...base, ...final };
     await DBOS.setEvent(BATCH_STATUS_EVENT, status);
     await EvaluationBatch.recordOutcome(status);
-    await EvaluationBatch.enforceFailurePolicy(status);
+    await EvaluationBatch.enforceFailurePolicy(ctx.schedule, status);
     return {
       status,
       request,
@@ -176,35 +180,44 @@ export class EvaluationBatch {
   }
 
   /**
-   * Catch-up policy first (a missed slot is reported as missed even if another run is going on), then the
-   * overlap guard. A run that may proceed leaves here holding the gate, released once `triggered` is written.
+   * The schedule's row decides, as it is now: a slot of a spec version that is no longer current (or of a
+   * deleted schedule) never runs, then pause, catch-up policy and the overlap policy. A run that may proceed
+   * under overlap `skip` leaves here holding the gate, released once `triggered` is written.
    */
   @DBOS.step()
-  static async checkGate(workflowId: string, scheduledIso: string, actualIso: string, backfill = false): Promise<Gate> {
+  static async checkGate(workflowId: string, scheduledIso: string, actualIso: string, ctx: SlotContext): Promise<Gate> {
     const s = current();
     // A backfilled slot was asked for by an operator: like a manual run, it is never "missed" nor held by a pause.
-    const manual = isManualRun(workflowId) || backfill;
+    const manual = isManualRun(ctx) || ctx.backfill === true;
     const slot = new Date(scheduledIso);
-    // DBOS's matcher and ours disagree on daylight-saving days (a second autumn run of a fixed-time slot):
-    // only slots of CronSchedule run.
-    if (!manual && !schedule!.isSlot(slot) && dbosSchedulerFiresAt(s.cron, s.timeZone ?? 'UTC', slot)) {
-      return { run: false, reason: 'not_a_slot', message: `Not a slot of "${s.cron}" in ${s.timeZone ?? 'UTC'} (cron(8) daylight-saving rules)` };
-    }
-    if (!manual && s.appPool) {
-      const pause = await pauseCovering(s.systemPool, s.appPool, SCHEDULE_NAME, slot);
+    const row = await getScheduleRow(s.appPool, ctx.schedule);
+    if (!row) return { run: false, reason: 'superseded', message: `Schedule "${ctx.schedule}" no longer exists: slot not run` };
+    if (!manual) {
+      if (ctx.version !== undefined && ctx.version !== row.version) {
+        // Slots before the next version took effect still belong to this one (downtime caught up by the old spec).
+        const until = await versionSupersededAt(s.appPool, row.name, ctx.version, new Date(row.created_at));
+        if (until === null || slot.getTime() >= until.getTime()) {
+          return { run: false, reason: 'superseded', message: `Slot of version ${ctx.version}; the schedule is at version ${row.version} since ${until?.toISOString() ?? 'its re-creation'}: not run` };
+        }
+      } else if (!new SpecSlots(row).isSlot(slot)) {
+        return { run: false, reason: 'not_a_slot', message: `Not a slot of "${row.cron}" in ${row.timezone} (version ${row.version})` };
+      }
+      const pause = row.status === 'PAUSED' ? { paused: true, message: 'Schedule paused: slot not run' } : await pauseCovering(s.appPool, row.name, slot);
       if (pause.paused) return { run: false, reason: 'paused', message: pause.message };
     }
-    const catchUp = decideCatchUp(s.catchUp, schedule!, slot, new Date(actualIso), manual, upSince);
+    const catchUp = decideCatchUp(row.catch_up, new CronSchedule(row.cron, row.timezone), slot, new Date(actualIso), manual, upSince);
     if (!catchUp.run) return { run: false, reason: 'missed', message: catchUp.message };
 
-    const blocker = await enterGate(s.systemPool, workflowId, s.isExecutorAlive, () =>
-      s.logger.warn({ workflowId }, 'overlap gate held too long: released without this run publishing `triggered`'),
-    );
-    if (blocker) {
-      s.logger.info({ workflowId, blocker }, 'batch skipped: another run is still in progress');
-      return { run: false, reason: 'in_progress', message: IN_PROGRESS_MESSAGE };
+    if (row.overlap !== 'allow_all') {
+      const blocker = await enterGate(s.systemPool, row.name, workflowId, s.isExecutorAlive, () =>
+        s.logger.warn({ workflowId }, 'overlap gate held too long: released without this run publishing `triggered`'),
+      );
+      if (blocker) {
+        s.logger.info({ workflowId, blocker }, 'batch skipped: another run is still in progress');
+        return { run: false, reason: 'in_progress', message: IN_PROGRESS_MESSAGE };
+      }
     }
-    return { run: true };
+    return { run: true, payload: row.payload };
   }
 
   /** One attempt against the Xyra Analytics API; never throws for HTTP trouble, it classifies it. */
@@ -228,8 +241,8 @@ export class EvaluationBatch {
 
   /** BATCH_PAUSE_AFTER_FAILURES: a step, so the count and the pause happen once per run, replay or not. */
   @DBOS.step({ retriesAllowed: true, maxAttempts: 5, intervalSeconds: 1 })
-  static async enforceFailurePolicy(status: BatchStatus, skippedBy?: Gate['reason']): Promise<void> {
-    await applyFailurePolicy(status, skippedBy);
+  static async enforceFailurePolicy(scheduleName: string, status: BatchStatus, skippedBy?: Gate['reason']): Promise<void> {
+    await applyFailurePolicy(scheduleName, status, skippedBy);
   }
 
   @DBOS.step()

@@ -8,12 +8,13 @@
 // in flight and runs we skipped ourselves (a missed slot, a run already in progress) are passed over, since
 // they never asked the API. An operator's resume (a `resumed` row in schedule_events) starts a new count, so a resumed schedule
 // gets its full allowance again instead of pausing on its next failure.
-import { DBOS } from '@dbos-inc/dbos-sdk';
 import type pg from 'pg';
 import { z } from 'zod';
 import { redact, type Logger } from '../logger.js';
 import { recordConsecutiveFailures } from '../telemetry/metrics.js';
-import { listScheduleEvents, recordScheduleEvent, type Queryable } from './scheduleEvents.js';
+import { listScheduleEvents, type Queryable } from './scheduleEvents.js';
+import { getScheduleRow, pauseScheduleRow } from './scheduleStore.js';
+import { runIdPattern } from './slotContext.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from './status.js';
 
 /** More failures than this are reported as this many (the streak is only walked this far). */
@@ -43,7 +44,7 @@ left join lateral (
   select (case when s.serialization = 'portable_json' then o.output::jsonb else o.output::jsonb -> 'json' end) as v
   where o.output is not null
 ) out on true
-where s.name = 'trigger' and s.class_name = 'EvaluationBatch' and s.created_at >= $1
+where s.name = 'trigger' and s.class_name = 'EvaluationBatch' and s.created_at >= $1 and s.workflow_uuid ~ $3
 order by s.created_at desc, s.workflow_uuid desc
 limit $2`;
 
@@ -58,7 +59,7 @@ async function countStart(appDb: Queryable, scheduleName: string): Promise<Date 
 /** The current streak of `failed` runs (see the module comment for what counts). */
 export async function consecutiveFailures(systemDb: Queryable, appDb: Queryable, scheduleName: string): Promise<number> {
   const since = await countStart(appDb, scheduleName);
-  const { rows } = await systemDb.query(STREAK_SQL, [since ? since.getTime() : 0, MAX_STREAK_COUNTED * 2]);
+  const { rows } = await systemDb.query(STREAK_SQL, [since ? since.getTime() : 0, MAX_STREAK_COUNTED * 2, runIdPattern(scheduleName)]);
   let failures = 0;
   for (const raw of rows) {
     const run = streakRowSchema.parse(raw);
@@ -75,11 +76,9 @@ export async function consecutiveFailures(systemDb: Queryable, appDb: Queryable,
 }
 
 export interface FailurePolicySettings {
-  /** Pause after this many consecutive failures; 0 = never. */
-  pauseAfterFailures: number;
-  scheduleName: string;
   systemPool: pg.Pool;
-  appDb: Queryable;
+  /** App database pool: the `schedules` row (threshold, the one pause path) and `schedule_events`. */
+  appPool: pg.Pool;
   logger: Logger;
 }
 
@@ -96,44 +95,22 @@ export interface PolicyVerdict {
   paused: boolean;
 }
 
-/**
- * Pauses the schedule on behalf of the failure policy and records why. The one place the policy pauses,
- * so the pause mechanics can be swapped for the project's schedule control without touching the policy.
- */
-export async function pauseForFailures(
-  appDb: Queryable,
-  p: { scheduleName: string; note: string; consecutiveFailures: number; workflowId: string },
-): Promise<void> {
-  await recordScheduleEvent(appDb, {
-    scheduleName: p.scheduleName,
-    kind: 'paused',
-    note: p.note,
-    details: { by: 'failure_policy', consecutive_failures: p.consecutiveFailures, workflow_id: p.workflowId },
-  });
-  await DBOS.pauseSchedule(p.scheduleName);
-}
-
 function pauseNote(failures: number, threshold: number, lastError: string | undefined): string {
   const error = lastError ? `; last error: ${redact(lastError).slice(0, 300)}` : '';
-  return `paused by the failure policy after ${failures} consecutive failed runs (BATCH_PAUSE_AFTER_FAILURES=${threshold})${error}`;
-}
-
-/** Has this run already paused the schedule (a replay of the step after a crash)? Not if resumed since. */
-async function alreadyPausedBy(appDb: Queryable, scheduleName: string, workflowId: string): Promise<'no' | 'yes' | 'resumed_since'> {
-  const [latest] = await listScheduleEvents(appDb, { scheduleName, kinds: ['paused', 'resumed'], limit: 1 });
-  const { rows } = await appDb.query(
-    `select 1 from schedule_events where schedule_name = $1 and kind = 'paused' and details ->> 'workflow_id' = $2 limit 1`,
-    [scheduleName, workflowId],
-  );
-  if (rows.length === 0) return 'no';
-  return latest?.kind === 'paused' && latest.details.workflow_id === workflowId ? 'yes' : 'resumed_since';
+  return `paused by the failure policy after ${failures} consecutive failed runs (pause_after_failures=${threshold})${error}`;
 }
 
 /**
- * Applies the policy to a run's final status: updates the gauge and, on the failure that reaches the
- * threshold, pauses the schedule. Called from a step of the batch workflow, so it runs once per run.
+ * Applies the schedule's policy (`pause_after_failures`) to a run's final status: updates the gauge and, on
+ * the failure that reaches the threshold, pauses the schedule through the store's one pause path (status,
+ * audit row and NOTIFY in one transaction). Called from a step of the batch workflow, so it runs once per
+ * run; a replay finds the schedule already paused (or resumed since, which restarted the count).
  */
-export async function applyFailurePolicy(status: BatchStatus, skippedBy?: BatchRunOutput['skipped_reason']): Promise<PolicyVerdict> {
+export async function applyFailurePolicy(
+  scheduleName: string,
+  status: BatchStatus,
+  skippedBy?: BatchRunOutput['skipped_reason'],
+): Promise<PolicyVerdict> {
   if (!settings) throw new Error('failure policy used before configureFailurePolicy()');
   const s = settings;
   if (skippedBy) return { consecutiveFailures: -1, paused: false }; // our own skip: no news about the API
@@ -147,24 +124,22 @@ export async function applyFailurePolicy(status: BatchStatus, skippedBy?: BatchR
   try {
     await lockClient.query('begin');
     // Two replicas finishing failed runs at once must not both pause (nor record two pauses).
-    await lockClient.query('select pg_advisory_xact_lock(hashtext($1))', [POLICY_LOCK]);
-    const failures = await consecutiveFailures(lockClient, s.appDb, s.scheduleName);
+    await lockClient.query('select pg_advisory_xact_lock(hashtext($1))', [`${POLICY_LOCK}:${scheduleName}`]);
+    const failures = await consecutiveFailures(lockClient, s.appPool, scheduleName);
     recordConsecutiveFailures(failures);
     let paused = false;
-    if (s.pauseAfterFailures > 0 && failures >= s.pauseAfterFailures) {
-      const before = await alreadyPausedBy(s.appDb, s.scheduleName, status.workflow_id);
-      const schedule = await DBOS.getSchedule(s.scheduleName);
-      if (before === 'yes' && schedule?.status === 'ACTIVE') {
-        await DBOS.pauseSchedule(s.scheduleName); // the step crashed between recording and pausing
-        paused = true;
-      } else if (before === 'no' && schedule?.status === 'ACTIVE') {
-        const note = pauseNote(failures, s.pauseAfterFailures, status.error);
-        await pauseForFailures(s.appDb, { scheduleName: s.scheduleName, note, consecutiveFailures: failures, workflowId: status.workflow_id });
-        s.logger.error(
-          { workflowId: status.workflow_id, consecutiveFailures: failures, pauseAfterFailures: s.pauseAfterFailures, note },
-          'schedule paused by the failure policy',
-        );
-        paused = true;
+    const row = await getScheduleRow(s.appPool, scheduleName);
+    const threshold = row?.pause_after_failures ?? 0;
+    if (row && threshold > 0 && failures >= threshold && row.status === 'ACTIVE') {
+      const note = pauseNote(failures, threshold, status.error);
+      const result = await pauseScheduleRow(s.appPool, scheduleName, {
+        note,
+        by: 'failure_policy',
+        details: { consecutive_failures: failures, workflow_id: status.workflow_id },
+      });
+      paused = result.changed;
+      if (paused) {
+        s.logger.error({ workflowId: status.workflow_id, consecutiveFailures: failures, pauseAfterFailures: threshold, note }, 'schedule paused by the failure policy');
       }
     }
     await lockClient.query('commit');

@@ -12,6 +12,7 @@
 // released with a warning, whatever happened to its holder.
 import pg from 'pg';
 import { z } from 'zod';
+import { runIdPattern } from './slotContext.js';
 import { BATCH_STATUS_EVENT } from './status.js';
 
 const GATE_LOCK = 'xyra-scheduler:batch-gate';
@@ -30,6 +31,12 @@ const eventValueSchema = z.union([z.object({ json: z.object({ status: z.string()
 interface HeldGate {
   client: pg.PoolClient;
   timer: NodeJS.Timeout;
+  lock: string;
+}
+
+/** One gate per schedule: runs of different schedules never wait for each other. */
+function gateLock(scheduleName: string): string {
+  return `${GATE_LOCK}:${scheduleName}`;
 }
 /** Gates held by runs of this process, by workflow ID, until their `triggered` event is written. */
 const heldGates = new Map<string, HeldGate>();
@@ -38,15 +45,15 @@ const heldGates = new Map<string, HeldGate>();
  * The ID of another unfinished batch run that has published `triggered` (so is calling the API) and that
  * someone will finish: adopted (ENQUEUED again) or PENDING on a live executor.
  */
-async function findRunInProgress(client: pg.PoolClient, workflowId: string, isAlive: ExecutorAliveCheck): Promise<string | undefined> {
+async function findRunInProgress(client: pg.PoolClient, scheduleName: string, workflowId: string, isAlive: ExecutorAliveCheck): Promise<string | undefined> {
   const { rows } = await client.query(
     `select s.workflow_uuid, s.status, s.executor_id, e.value
        from dbos.workflow_status s
        join dbos.workflow_events e on e.workflow_uuid = s.workflow_uuid and e.key = $2
       where s.status in ('PENDING', 'ENQUEUED') and s.class_name = 'EvaluationBatch' and s.name = 'trigger'
-        and s.workflow_uuid <> $1
+        and s.workflow_uuid <> $1 and s.workflow_uuid ~ $3
       order by s.created_at`,
-    [workflowId, BATCH_STATUS_EVENT],
+    [workflowId, BATCH_STATUS_EVENT, runIdPattern(scheduleName)],
   );
   for (const raw of rows) {
     const row = rowSchema.parse(raw);
@@ -66,6 +73,7 @@ async function findRunInProgress(client: pg.PoolClient, workflowId: string, isAl
  */
 export async function enterGate(
   pool: pg.Pool,
+  scheduleName: string,
   workflowId: string,
   isAlive: ExecutorAliveCheck,
   onHeldTooLong?: () => void,
@@ -74,26 +82,26 @@ export async function enterGate(
   const client = await pool.connect();
   try {
     await client.query(`select set_config('lock_timeout', $1, false)`, [`${GATE_WAIT_MS}ms`]);
-    await client.query('select pg_advisory_lock(hashtext($1))', [GATE_LOCK]);
+    await client.query('select pg_advisory_lock(hashtext($1))', [gateLock(scheduleName)]);
   } catch (e) {
     client.release(true);
     throw e;
   }
   try {
-    const blocker = await findRunInProgress(client, workflowId, isAlive);
+    const blocker = await findRunInProgress(client, scheduleName, workflowId, isAlive);
     if (blocker === undefined) {
       const timer = setTimeout(() => {
         onHeldTooLong?.();
         void releaseGate(workflowId);
       }, holdMaxMs);
       timer.unref();
-      heldGates.set(workflowId, { client, timer });
+      heldGates.set(workflowId, { client, timer, lock: gateLock(scheduleName) });
       return undefined;
     }
-    await unlock(client);
+    await unlock(client, gateLock(scheduleName));
     return blocker;
   } catch (e) {
-    await unlock(client);
+    await unlock(client, gateLock(scheduleName));
     throw e;
   }
 }
@@ -104,7 +112,7 @@ export async function releaseGate(workflowId: string): Promise<void> {
   if (!held) return;
   heldGates.delete(workflowId);
   clearTimeout(held.timer);
-  await unlock(held.client);
+  await unlock(held.client, held.lock);
 }
 
 /** How many gates this process holds (0 whenever no run is between deciding and publishing). */
@@ -112,9 +120,9 @@ export function gatesHeld(): number {
   return heldGates.size;
 }
 
-async function unlock(client: pg.PoolClient): Promise<void> {
+async function unlock(client: pg.PoolClient, lock: string): Promise<void> {
   try {
-    await client.query('select pg_advisory_unlock(hashtext($1))', [GATE_LOCK]);
+    await client.query('select pg_advisory_unlock(hashtext($1))', [lock]);
     client.release();
   } catch {
     client.release(true); // a broken connection takes its session lock with it

@@ -1,7 +1,7 @@
 // "Pause means pause": a slot that falls inside a pause never calls the API, under any catch-up policy.
-// DBOS's scheduler notices a pause only at its next poll (5 s) and may still enqueue slots until then, and
-// a run can be enqueued before a pause but start during it; so every run asks here before calling the API.
-import { readScheduleRow, type Queryable } from '../runtime/dbosInternals.js';
+// A replica's engine hears of a pause by NOTIFY (milliseconds, not zero), and a run can be started before a
+// pause but reach its gate during it; so every run asks here (the `schedules` row) before calling the API.
+import type { Queryable } from '../runtime/databases.js';
 
 export interface PauseVerdict {
   paused: boolean;
@@ -13,9 +13,9 @@ export interface PauseVerdict {
  * at or before the slot with no `resumed` event between them): a slot of a pause that is already over
  * (enqueued late by DBOS, or backfilled) stays skipped.
  */
-export async function pauseCovering(system: Queryable, app: Queryable, scheduleName: string, slot: Date): Promise<PauseVerdict> {
-  const row = await readScheduleRow(system, scheduleName);
-  if (row?.status === 'PAUSED') return { paused: true, message: 'Schedule paused: slot not run' };
+export async function pauseCovering(app: Queryable, scheduleName: string, slot: Date): Promise<PauseVerdict> {
+  const { rows: current } = await app.query(`select status from schedules where name = $1`, [scheduleName]);
+  if ((current[0] as { status: string } | undefined)?.status === 'PAUSED') return { paused: true, message: 'Schedule paused: slot not run' };
   const { rows } = await app.query(
     `select p.at from schedule_events p
       where p.schedule_name = $1 and p.kind = 'paused' and p.at <= $2

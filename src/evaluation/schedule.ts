@@ -1,31 +1,19 @@
-// Registers the batch job with DBOS after launch: its own queue (polled faster than the internal one, so
-// scheduled→actual lag stays small) and the `evaluation-batch` schedule.
-import { DBOS, type ScheduledWorkflowFn } from '@dbos-inc/dbos-sdk';
+// The batch queue, registered after launch: catch-up runs are enqueued on it (under BATCH_CATCH_UP=all one at a
+// time). Schedules themselves are no longer registered with DBOS's scheduler: our engine fires every slot
+// (src/evaluation/engine.ts; docs/design.md, "One engine"). A DBOS schedule row left by an older version is
+// deleted, so DBOS's scheduler never fires a slot our rules do not have.
+import { DBOS } from '@dbos-inc/dbos-sdk';
 import type { Config } from '../config.js';
-import { EvaluationBatch, SCHEDULE_NAME } from './evaluationBatch.js';
+import { BATCH_QUEUE } from './engine.js';
+import { DEFAULT_SCHEDULE } from './slotContext.js';
 
-export const BATCH_QUEUE = 'evaluation-batch';
+export { BATCH_QUEUE };
 
-export async function applyEvaluationSchedule(config: Config): Promise<void> {
+export async function registerBatchQueue(config: Config): Promise<void> {
   await DBOS.registerQueue(BATCH_QUEUE, {
     minPollingIntervalMs: config.batch.queuePollMs,
-    // Policy `all` runs every backfilled slot, one after another; otherwise runs may overlap and the
-    // overlap guard answers "already in progress".
     globalConcurrency: config.batch.catchUp === 'all' ? 1 : undefined,
     onConflict: 'always_update',
   });
-  await DBOS.applySchedules([
-    {
-      scheduleName: SCHEDULE_NAME,
-      // The SDK types scheduled functions as returning void; ours returns its run summary, which DBOS
-      // stores as the workflow output. The registered function must be passed itself, hence the cast.
-      workflowFn: EvaluationBatch.trigger as unknown as ScheduledWorkflowFn,
-      schedule: config.batch.cron,
-      // Never the process's local zone (DBOS's default).
-      cronTimezone: config.batch.timezone,
-      // DBOS enqueues every slot missed while no replica ran; the catch-up policy then decides per slot.
-      automaticBackfill: true,
-      queueName: BATCH_QUEUE,
-    },
-  ]);
+  if (await DBOS.getSchedule(DEFAULT_SCHEDULE)) await DBOS.deleteSchedule(DEFAULT_SCHEDULE);
 }

@@ -31,7 +31,8 @@ export interface BatchRunOutput {
   };
   /**
    * Why the run did not call the API: `missed` (catch-up policy), `in_progress` (overlap guard), `paused`
-   * (the slot fell in a pause) or `not_a_slot` (DBOS fired a time our daylight-saving rules do not).
+   * (the slot fell in a pause), `not_a_slot` (not a slot of the schedule's current spec) or `superseded` (a slot
+   * of a spec version that is no longer current, or of a deleted schedule).
    */
-  skipped_reason?: 'missed' | 'in_progress' | 'paused' | 'not_a_slot';
+  skipped_reason?: 'missed' | 'in_progress' | 'paused' | 'not_a_slot' | 'superseded';
 }

@@ -10,6 +10,8 @@ export interface XyraRequest {
   workflow_id: string;
   triggered_at: string;
   batch_size_limit: number;
+  /** The schedule's payload, merged in (never workflow_id/triggered_at: the spec refuses them). */
+  [field: string]: unknown;
 }
 
 export interface XyraClientOptions {

@@ -4,9 +4,10 @@
 // request in schedule_events. Exactly one run per slot holds by workflow ID, even for concurrent requests.
 import type { DBOSClient } from '@dbos-inc/dbos-sdk';
 import { backfillWorkflowId, BACKFILL_WORKFLOW, slotWorkflowId } from '../evaluation/backfill.js';
-import { CronSchedule } from '../evaluation/cron.js';
 import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
 import { recordScheduleEvent, type Queryable } from '../evaluation/scheduleEvents.js';
+import { SpecSlots } from '../evaluation/scheduleSpec.js';
+import { getScheduleRow } from '../evaluation/scheduleStore.js';
 import { ScheduleNotFoundError } from '../errors.js';
 import { DBOS_INTERNAL_QUEUE } from '../runtime/dbosInternals.js';
 
@@ -14,6 +15,7 @@ import { DBOS_INTERNAL_QUEUE } from '../runtime/dbosInternals.js';
 export const MAX_BACKFILL_SLOTS = 10_000;
 
 export interface BackfillPlan {
+  schedule: string;
   from: Date;
   to: Date;
   cron: string;
@@ -22,12 +24,12 @@ export interface BackfillPlan {
   slots: Date[];
 }
 
-export async function planBackfill(client: DBOSClient, from: Date, to: Date, defaultTimezone: string): Promise<BackfillPlan> {
-  const schedule = await client.getSchedule(SCHEDULE_NAME);
-  if (!schedule) throw new ScheduleNotFoundError(SCHEDULE_NAME);
-  const timezone = schedule.cronTimezone ?? defaultTimezone;
-  const slots = new CronSchedule(schedule.schedule, timezone).slotsBetween(from, to, MAX_BACKFILL_SLOTS + 1);
-  return { from, to, cron: schedule.schedule, timezone, slots };
+/** The schedule's slots in [from, to) by its current spec (cron, zone, start_at/end_at). */
+export async function planBackfill(appDb: Queryable, from: Date, to: Date, name: string = SCHEDULE_NAME): Promise<BackfillPlan> {
+  const schedule = await getScheduleRow(appDb, name);
+  if (!schedule) throw new ScheduleNotFoundError(name);
+  const slots = new SpecSlots(schedule).between(new Date(from.getTime() - 1), new Date(to.getTime() - 1), MAX_BACKFILL_SLOTS + 1);
+  return { schedule: name, from, to, cron: schedule.cron, timezone: schedule.timezone, slots };
 }
 
 export interface BackfillResult {
@@ -46,19 +48,20 @@ export interface BackfillResult {
 }
 
 export async function requestBackfill(client: DBOSClient, appDb: Queryable, plan: BackfillPlan): Promise<BackfillResult> {
-  const ids = plan.slots.map(slotWorkflowId);
+  const ids = plan.slots.map((s) => slotWorkflowId(s, plan.schedule));
   const existing = new Set(
     (await client.listWorkflows({ workflowIDs: ids, loadInput: false, loadOutput: false })).map((w) => w.workflowID),
   );
-  const toRun = plan.slots.filter((s) => !existing.has(slotWorkflowId(s)));
+  const toRun = plan.slots.filter((s) => !existing.has(slotWorkflowId(s, plan.schedule)));
   let requestId: string | null = null;
   if (toRun.length > 0) {
-    requestId = backfillWorkflowId(plan.from, plan.to);
+    requestId = backfillWorkflowId(plan.from, plan.to, plan.schedule);
     // Runs go to the application version the schedule fires into, like DBOS's own backfill.
     const version = await client.getLatestApplicationVersion();
     await client.enqueue(
       { ...BACKFILL_WORKFLOW, queueName: DBOS_INTERNAL_QUEUE, workflowID: requestId, appVersion: version.versionName },
       toRun.map((s) => s.toISOString()),
+      plan.schedule,
     );
   }
   const result: BackfillResult = {
@@ -67,12 +70,12 @@ export async function requestBackfill(client: DBOSClient, appDb: Queryable, plan
     cron: plan.cron,
     timezone: plan.timezone,
     slots: plan.slots.map((s) => s.toISOString()),
-    already_run: plan.slots.filter((s) => existing.has(slotWorkflowId(s))).map((s) => s.toISOString()),
+    already_run: plan.slots.filter((s) => existing.has(slotWorkflowId(s, plan.schedule))).map((s) => s.toISOString()),
     enqueued: toRun.map((s) => s.toISOString()),
     request_id: requestId,
   };
   await recordScheduleEvent(appDb, {
-    scheduleName: SCHEDULE_NAME,
+    scheduleName: plan.schedule,
     kind: 'backfill',
     note: `backfill ${result.from} → ${result.to}: ${result.enqueued.length} slots to run, ${result.already_run.length} already run`,
     details: {

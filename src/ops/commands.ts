@@ -12,6 +12,7 @@ import { scheduleStatus, type ScheduleStatus } from './scheduleStatus.js';
 import type { ScheduleEvent } from '../evaluation/scheduleEvents.js';
 import { pauseSchedule, resumeSchedule, scheduleState, triggerNow, waitForOutcome, type ScheduleState } from './scheduleControl.js';
 import { scheduleNext } from './scheduleNext.js';
+import { runDataAction, scheduleOption, SPEC_OPTIONS } from './scheduleCommands.js';
 import { parseDuration } from '../config.js';
 import { batchStats, type BatchStats } from './stats.js';
 import { statsReport } from './statsReport.js';
@@ -108,7 +109,7 @@ function scheduleStatusLines(s: ScheduleStatus): string[] {
 export const opsCommands: Record<string, CliCommand> = {
   history: {
     summary: 'batch runs, newest first (slot, start, delay, duration, status, counts, attempts)',
-    usage: 'xyra history [--limit N] [--status S] [--json [--events]]',
+    usage: 'xyra history [--schedule NAME] [--limit N] [--status S] [--json [--events]]',
     run: async (args, ctx) => {
       const { values } = parseArgs({
         args,
@@ -117,11 +118,12 @@ export const opsCommands: Record<string, CliCommand> = {
           status: { type: 'string' },
           json: { type: 'boolean', default: false },
           events: { type: 'boolean', default: false },
+          schedule: { type: 'string' },
         },
       });
       const limit = positiveInt('limit', values.limit, 20);
       const { systemDatabaseUrl, appDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
-      const q = { limit, status: values.status };
+      const q = { limit, status: values.status, schedule: scheduleOption(values.schedule) };
       // The contract's JSON is runs only; `--events` (and the table) add the schedule's pauses, resumes,
       // missed-slot summaries and backfills among them.
       if (values.json && !values.events) {
@@ -185,16 +187,22 @@ export const opsCommands: Record<string, CliCommand> = {
   },
   trigger: {
     summary: 'run an evaluation batch now, outside the cron slots (the running service executes it)',
-    usage: 'xyra trigger [--wait] [--timeout SECONDS] [--json]',
+    usage: 'xyra trigger [--schedule NAME] [--wait] [--timeout SECONDS] [--json]',
     run: async (args, ctx) => {
       const { values } = parseArgs({
         args,
-        options: { wait: { type: 'boolean', default: false }, timeout: { type: 'string' }, json: { type: 'boolean', default: false } },
+        options: {
+          wait: { type: 'boolean', default: false },
+          timeout: { type: 'string' },
+          json: { type: 'boolean', default: false },
+          schedule: { type: 'string' },
+        },
       });
       const timeoutS = positiveInt('timeout', values.timeout, 120);
-      const { systemDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
+      const name = scheduleOption(values.schedule);
+      const { systemDatabaseUrl, appDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
       return withDbosClient(systemDatabaseUrl, ctx.logger, async (client) => {
-        const workflowId = await triggerNow(client);
+        const workflowId = await withDb(appDatabaseUrl, (app) => triggerNow(client, app, name));
         if (!values.wait) {
           if (values.json) json(ctx, { workflow_id: workflowId });
           else ctx.out(`enqueued ${workflowId}`);
@@ -210,69 +218,81 @@ export const opsCommands: Record<string, CliCommand> = {
     },
   },
   schedule: {
-    summary: 'show, pause, resume, list the next slots of, or backfill the evaluation-batch schedule',
+    summary: 'manage schedules (create, update, delete, list, apply) and show, pause, resume, list the next slots of, or backfill one',
     usage:
-      'xyra schedule status [--json] | pause [--note TEXT] | resume | next [--count N] [--from ISO] [--json] | backfill --from ISO --to ISO [--json]',
+      'xyra schedule create NAME --cron EXPR [--timezone TZ] [--payload JSON] [--catch-up P] [--catch-up-window D] [--overlap O] ' +
+      '[--pause-after-failures N] [--start-at ISO] [--end-at ISO] [--note TEXT] [--json] | update NAME [same options] | delete NAME | ' +
+      'list [--json] | apply FILE [--prune] [--dry-run] [--json] | ' +
+      'status [--schedule NAME] [--json] | pause [--schedule NAME] [--note TEXT] | resume [--schedule NAME] | ' +
+      'next [--schedule NAME] [--count N] [--from ISO] [--json] | backfill [--schedule NAME] --from ISO --to ISO [--json]',
     run: async (args, ctx) => {
       const { values, positionals } = parseArgs({
         args,
         allowPositionals: true,
         options: {
+          ...SPEC_OPTIONS,
           json: { type: 'boolean', default: false },
-          note: { type: 'string' },
           count: { type: 'string' },
           from: { type: 'string' },
           to: { type: 'string' },
+          schedule: { type: 'string' },
+          prune: { type: 'boolean', default: false },
+          'dry-run': { type: 'boolean', default: false },
         },
       });
-      const action = positionals[0];
-      if (positionals.length !== 1 || !['status', 'pause', 'resume', 'next', 'backfill'].includes(action ?? '')) {
-        throw new UsageError('expected one of: status, pause, resume, next, backfill');
+      const action = positionals[0] ?? '';
+      if (['create', 'update', 'delete', 'list', 'apply'].includes(action)) {
+        if (values.schedule !== undefined) throw new UsageError(`--schedule: not with "schedule ${action}" (give NAME)`);
+        return runDataAction(action, positionals, values, ctx);
       }
-      if (values.note !== undefined && action !== 'pause') throw new UsageError('--note: only with "schedule pause"');
+      if (positionals.length !== 1 || !['status', 'pause', 'resume', 'next', 'backfill'].includes(action)) {
+        throw new UsageError('expected one of: create, update, delete, list, apply, status, pause, resume, next, backfill');
+      }
+      for (const option of Object.keys(SPEC_OPTIONS)) {
+        if (option === 'note' && action === 'pause') continue;
+        if (values[option as keyof typeof values] !== undefined) throw new UsageError(`--${option}: only with "schedule create|update"${option === 'note' ? ' or "schedule pause"' : ''}`);
+      }
       if (values.count !== undefined && action !== 'next') throw new UsageError('--count: only with "schedule next"');
       if (values.to !== undefined && action !== 'backfill') throw new UsageError('--to: only with "schedule backfill"');
       if (values.from !== undefined && action !== 'backfill' && action !== 'next') {
         throw new UsageError('--from: only with "schedule backfill" or "schedule next"');
       }
-      if (action === 'next') return scheduleNext(ctx, values);
+      const name = scheduleOption(values.schedule);
+      if (action === 'next') return scheduleNext(ctx, { ...values, schedule: values.schedule === undefined ? undefined : name });
       // Arguments first: a bad range exits 2 before any database is reached.
       const range = action === 'backfill' ? backfillRange(values.from, values.to, new Date()) : undefined;
       const { systemDatabaseUrl, appDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
       if (action === 'status') {
-        const status = await withDb(systemDatabaseUrl, (sys) => withDb(appDatabaseUrl, (app) => scheduleStatus(sys, app, ctx.config)));
+        const status = await withDb(systemDatabaseUrl, (sys) => withDb(appDatabaseUrl, (app) => scheduleStatus(sys, app, ctx.config, new Date(), name)));
         if (values.json) json(ctx, status);
         else scheduleStatusLines(status).forEach((l) => ctx.out(l));
         return 0;
       }
       if (range) {
         const { from, to } = range;
+        const plan = await withDb(appDatabaseUrl, (app) => planBackfill(app, from, to, name));
+        if (plan.slots.length > MAX_BACKFILL_SLOTS) {
+          throw new UsageError(`--from/--to: the range holds more than ${MAX_BACKFILL_SLOTS} slots of "${plan.cron}"; backfill it in parts`);
+        }
         return withDbosClient(systemDatabaseUrl, ctx.logger, async (client) => {
-          const plan = await planBackfill(client, from, to, ctx.config.batch.timezone);
-          if (plan.slots.length > MAX_BACKFILL_SLOTS) {
-            throw new UsageError(`--from/--to: the range holds more than ${MAX_BACKFILL_SLOTS} slots of "${plan.cron}"; backfill it in parts`);
-          }
           const result = await withDb(appDatabaseUrl, (app) => requestBackfill(client, app, plan));
           if (values.json) json(ctx, result);
           else backfillLines(result).forEach((l) => ctx.out(l));
           return 0;
         });
       }
-      const result = await withDb(systemDatabaseUrl, (system) =>
-        withDb(appDatabaseUrl, (app) =>
+      return withDb(appDatabaseUrl, async (app) => {
+        const result =
           action === 'pause'
-            ? pauseSchedule({ system, app }, { note: values.note ?? null, by: 'operator' })
-            : resumeSchedule({ system, app }, { by: 'operator' }),
-        ),
-      );
-      if (!result.changed) ctx.logger.info(`schedule already ${action === 'pause' ? 'paused' : 'active'}: nothing changed`);
-      return withDbosClient(systemDatabaseUrl, ctx.logger, async (client) => {
-        const state = await scheduleState(client);
+            ? await pauseSchedule(app, { note: values.note ?? null, by: 'operator', scheduleName: name })
+            : await resumeSchedule(app, { by: 'operator', scheduleName: name });
+        if (!result.changed) ctx.logger.info(`schedule already ${action === 'pause' ? 'paused' : 'active'}: nothing changed`);
+        const state = await scheduleState(app, name);
         if (values.json) json(ctx, state);
         else {
           scheduleLines(state).forEach((l) => ctx.out(l));
-          // DBOS's loop re-reads schedules every 5 s; our firing engine and each run's gate check at once.
-          ctx.out(`(${action === 'pause' ? 'paused' : 'resumed'}; takes effect at the next slot)`);
+          // Every replica's engine hears of it by NOTIFY; each run's gate checks the row.
+          ctx.out(`(${action === 'pause' ? 'paused' : 'resumed'}; takes effect at once)`);
         }
         return 0;
       });

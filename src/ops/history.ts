@@ -1,4 +1,5 @@
 // Batch run history read from the DBOS system database (see batchRunsSql.ts for what a row is).
+import { runIdPattern } from '../evaluation/slotContext.js';
 import type pg from 'pg';
 import { z } from 'zod';
 import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
@@ -38,6 +39,8 @@ export interface HistoryQuery {
   limit: number;
   /** Matches the run's `status` (event status, or the fallback state before the first event). */
   status?: string;
+  /** Only this schedule's runs (all schedules' when absent). */
+  schedule?: string;
 }
 
 /** First window read for a listing; each retry reads WINDOW_GROWTH times further back, then everything. */
@@ -55,11 +58,16 @@ export async function listBatchRuns(db: pg.ClientBase, q: HistoryQuery, now = Da
     const bounded = i < WINDOWS;
     const windowStart = now - windowMs;
     const params: unknown[] = [q.limit];
-    let where = '';
+    const conditions: string[] = [];
     if (q.status) {
       params.push(q.status);
-      where = `where status = $${params.length}`;
+      conditions.push(`status = $${params.length}`);
     }
+    if (q.schedule) {
+      params.push(runIdPattern(q.schedule));
+      conditions.push(`workflow_id ~ $${params.length}`);
+    }
+    const where = conditions.length ? `where ${conditions.join(' and ')}` : '';
     let select = batchRunsSelect();
     if (bounded) {
       params.push(windowStart - CREATED_AT_MARGIN_MS);
@@ -92,7 +100,7 @@ export async function historyWithEvents(systemDb: pg.ClientBase, appDb: Queryabl
   const runs = await listBatchRuns(systemDb, q);
   const oldest = runs.length >= q.limit ? runs[runs.length - 1]?.scheduled_time : undefined;
   const events = await listScheduleEvents(appDb, {
-    scheduleName: SCHEDULE_NAME,
+    scheduleName: q.schedule ?? SCHEDULE_NAME,
     since: oldest ? new Date(oldest) : undefined,
     limit: q.limit,
   });

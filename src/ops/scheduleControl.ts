@@ -1,14 +1,17 @@
-// Schedule control. Pause and resume write DBOS's schedule row directly (through the internals adapter)
-// and record the change in `schedule_events`, so the CLI, the service's failure policy and the dashboard
-// all pause the same way; the running service's scheduler picks the status up within its 5 s poll, and
-// the firing engine and each run's gate check it at once (see src/evaluation/pauseGate.ts).
+// Schedule control for the CLI and `/api/schedules`: pause, resume and trigger go through the schedules
+// store (src/evaluation/scheduleStore.ts: status, audit row and NOTIFY in one transaction), the same path
+// the failure policy takes; the engines hear of a change at once and each run's gate checks the row.
 import type { DBOSClient } from '@dbos-inc/dbos-sdk';
-import { CronSchedule } from '../evaluation/cron.js';
+import type pg from 'pg';
+import { BATCH_QUEUE } from '../evaluation/engine.js';
 import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
-import { listScheduleEvents, recordScheduleEvent, type ScheduleEvent } from '../evaluation/scheduleEvents.js';
+import type { ScheduleEvent } from '../evaluation/scheduleEvents.js';
+import { SpecSlots } from '../evaluation/scheduleSpec.js';
+import { getScheduleRow, pauseScheduleRow, resumeScheduleRow, UnknownScheduleError, type ScheduleRow } from '../evaluation/scheduleStore.js';
+import { manualWorkflowIdOf, type SlotContext } from '../evaluation/slotContext.js';
 import { BATCH_STATUS_EVENT, batchStatusSchema, type BatchStatus } from '../evaluation/status.js';
-import { readScheduleRow, scheduleTableExists, setScheduleStatus, type Queryable } from '../runtime/dbosInternals.js';
 import { ScheduleNotFoundError } from '../errors.js';
+import type { Queryable } from '../runtime/databases.js';
 
 export interface ScheduleState {
   name: string;
@@ -18,107 +21,86 @@ export interface ScheduleState {
   next_slot: string | null;
   queue: string | null;
   automatic_backfill: boolean;
+  version: number;
 }
 
-/** The two databases schedule control touches: DBOS's system database and the app database. */
-export interface ScheduleDatabases {
-  /** DBOS system database (the schedule row). */
-  system: Queryable;
-  /** App database (`schedule_events`). */
-  app: Queryable;
-}
+/** A connection we can run a transaction on (pg.Client or pool client) or a pool. */
+export type TransactionalDb = pg.Client | pg.Pool;
 
 export interface PauseOptions {
   /** Why: shown by `schedule status` and `history`. */
   note?: string | null;
-  by: 'operator' | 'failure_policy';
+  by: string;
   /** Extra facts for the event (e.g. `consecutive_failures`). */
   details?: Record<string, unknown>;
   scheduleName?: string;
 }
 
 export interface ResumeOptions {
-  by?: 'operator';
+  by?: string;
   scheduleName?: string;
 }
 
 /** `changed` is false when the schedule already was paused (resp. active): nothing is recorded then. */
 export interface ControlResult {
   changed: boolean;
-  event: ScheduleEvent | null;
+  schedule: ScheduleRow | null;
 }
 
-/**
- * Pauses the schedule. From this instant no slot calls the API, under any catch-up policy: DBOS's loop stops
- * at its next poll, and every run whose slot falls inside a pause is skipped by its gate.
- */
-export async function pauseSchedule(dbs: ScheduleDatabases, options: PauseOptions): Promise<ControlResult> {
-  const name = options.scheduleName ?? SCHEDULE_NAME;
-  const changed = await setScheduleStatus(dbs.system, name, 'PAUSED');
-  if (!changed) {
-    await assertScheduleExists(dbs.system, name);
-    return { changed: false, event: null };
-  }
-  const event = await recordScheduleEvent(dbs.app, {
-    scheduleName: name,
-    kind: 'paused',
-    note: options.note ?? null,
-    details: { by: options.by, ...options.details },
+/** A single client used as a transaction source (the CLI holds one connection). */
+export function transactionSource(db: TransactionalDb): { connect(): Promise<pg.PoolClient> } {
+  if ('totalCount' in db) return db;
+  const client = db as pg.Client;
+  return { connect: async () => Object.assign(client, { release: () => undefined }) as unknown as pg.PoolClient };
+}
+
+function notFound<T>(p: Promise<T>, name: string): Promise<T> {
+  return p.catch((e: unknown) => {
+    throw e instanceof UnknownScheduleError ? new ScheduleNotFoundError(name) : e;
   });
-  return { changed: true, event };
 }
 
-/**
- * Resumes the schedule: it continues with the next slot. `last_fired_at` moves to now in the same
- * statement, so DBOS's automatic backfill (which runs when its loop restarts) creates no slot of the pause.
- */
-export async function resumeSchedule(dbs: ScheduleDatabases, options: ResumeOptions = {}): Promise<ControlResult> {
+/** Pauses the schedule: from the commit on no slot calls the API, under any catch-up policy. */
+export async function pauseSchedule(app: TransactionalDb, options: PauseOptions): Promise<ControlResult> {
   const name = options.scheduleName ?? SCHEDULE_NAME;
-  const now = await databaseNow(dbs.system);
-  const changed = await setScheduleStatus(dbs.system, name, 'ACTIVE', now);
-  if (!changed) {
-    await assertScheduleExists(dbs.system, name);
-    return { changed: false, event: null };
-  }
-  const [paused] = await listScheduleEvents(dbs.app, { scheduleName: name, kinds: ['paused'], limit: 1 });
-  const event = await recordScheduleEvent(dbs.app, {
-    scheduleName: name,
-    kind: 'resumed',
-    at: now,
-    details: { by: options.by ?? 'operator', ...(paused ? { paused_at: paused.at } : {}) },
-  });
-  return { changed: true, event };
+  return notFound(pauseScheduleRow(transactionSource(app), name, { note: options.note ?? null, by: options.by, details: options.details }), name);
 }
 
-async function databaseNow(db: Queryable): Promise<Date> {
-  const { rows } = await db.query('select now() as now');
-  return (rows[0] as { now: Date }).now;
+/** Resumes with the next slot (the pause's slots are not caught up). */
+export async function resumeSchedule(app: TransactionalDb, options: ResumeOptions = {}): Promise<ControlResult> {
+  const name = options.scheduleName ?? SCHEDULE_NAME;
+  return notFound(resumeScheduleRow(transactionSource(app), name, options.by ?? 'operator'), name);
 }
 
-async function assertScheduleExists(db: Queryable, name: string): Promise<void> {
-  const table = await scheduleTableExists(db);
-  if (!table || !(await readScheduleRow(db, name))) throw new ScheduleNotFoundError(name);
-}
-
-export async function scheduleState(client: DBOSClient): Promise<ScheduleState> {
-  const s = await client.getSchedule(SCHEDULE_NAME);
-  if (!s) throw new ScheduleNotFoundError(SCHEDULE_NAME);
-  const next = s.status === 'ACTIVE' ? new CronSchedule(s.schedule, s.cronTimezone ?? 'UTC').next(new Date()).toISOString() : null;
+export async function scheduleState(app: Queryable, name: string = SCHEDULE_NAME): Promise<ScheduleState> {
+  const s = await getScheduleRow(app, name);
+  if (!s) throw new ScheduleNotFoundError(name);
+  const next = s.status === 'ACTIVE' ? (new SpecSlots(s).next(new Date())?.toISOString() ?? null) : null;
   return {
-    name: s.scheduleName,
-    cron: s.schedule,
+    name: s.name,
+    cron: s.cron,
     status: s.status,
-    last_fired_at: s.lastFiredAt,
+    last_fired_at: s.fired_through,
     next_slot: next,
-    queue: s.queueName,
-    automatic_backfill: s.automaticBackfill,
+    queue: BATCH_QUEUE,
+    automatic_backfill: true,
+    version: s.version,
   };
 }
 
-/** Enqueues a run now, outside the slot sequence (ID `sched-evaluation-batch-trigger-<ISO>`). */
-export async function triggerNow(client: DBOSClient): Promise<string> {
-  const handle = await client.triggerSchedule(SCHEDULE_NAME);
-  return handle.workflowID;
+/** Enqueues a run now, outside the slot sequence (ID `sched-<name>-trigger-<ISO>`), with the schedule's payload. */
+export async function triggerNow(client: DBOSClient, app: Queryable, name: string = SCHEDULE_NAME): Promise<string> {
+  if (!(await getScheduleRow(app, name))) throw new ScheduleNotFoundError(name);
+  const now = new Date();
+  const workflowID = manualWorkflowIdOf(name, now);
+  const version = await client.getLatestApplicationVersion();
+  const context: SlotContext = { schedule: name, manual: true };
+  await client.enqueue(
+    { workflowName: 'trigger', workflowClassName: 'EvaluationBatch', queueName: BATCH_QUEUE, workflowID, appVersion: version.versionName },
+    now,
+    context,
+  );
+  return workflowID;
 }
 
 /** Waits for the run's final event; null if it did not finish within the timeout. */
@@ -134,3 +116,5 @@ export async function waitForOutcome(client: DBOSClient, workflowId: string, tim
   const event = await client.getEvent<unknown>(workflowId, BATCH_STATUS_EVENT, 0);
   return event === null ? null : batchStatusSchema.parse(event);
 }
+
+export type { ScheduleEvent };

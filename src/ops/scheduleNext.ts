@@ -1,12 +1,18 @@
 // `xyra schedule next`: the coming slots, computed by the same CronSchedule.next the firing engine walks
 // (src/evaluation/slotFiring.ts), from the service's own configuration. Needs no database.
-import { UsageError, positiveInt, type CliContext } from '../cliCommand.js';
+import { UsageError, positiveInt, withDb, type CliContext } from '../cliCommand.js';
 import { CronSchedule } from '../evaluation/cron.js';
+import { SpecSlots } from '../evaluation/scheduleSpec.js';
+import { getScheduleRow } from '../evaluation/scheduleStore.js';
+import { ScheduleNotFoundError } from '../errors.js';
+import { resolveDatabasesForClient } from '../runtime/databases.js';
 
 export interface ScheduleNextOptions {
   json?: boolean;
   count?: string;
   from?: string;
+  /** A named schedule: its row's spec (read from the app database); without it, BATCH_* (no database needed). */
+  schedule?: string;
 }
 
 /** Parses `--from`: an ISO-8601 instant with a zone designator (a bare local time would be ambiguous). */
@@ -37,8 +43,18 @@ export async function scheduleNext(ctx: CliContext, options: ScheduleNextOptions
   const count = positiveInt('count', options.count, 5);
   if (count > 10_000) throw new UsageError('--count: at most 10000');
   const from = parseFromInstant(options.from);
-  const { cron, timezone } = ctx.config.batch;
-  const slots = new CronSchedule(cron, timezone).nextSlots(from, count);
+  let { cron, timezone } = ctx.config.batch;
+  let slots: Date[];
+  if (options.schedule !== undefined) {
+    const name = options.schedule;
+    const { appDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
+    const row = await withDb(appDatabaseUrl, (app) => getScheduleRow(app, name));
+    if (!row) throw new ScheduleNotFoundError(name);
+    ({ cron, timezone } = row);
+    slots = new SpecSlots(row).nextSlots(from, count);
+  } else {
+    slots = new CronSchedule(cron, timezone).nextSlots(from, count);
+  }
   if (options.json) {
     ctx.out(JSON.stringify(slots.map((s) => s.toISOString())));
     return 0;

@@ -1,10 +1,13 @@
 // What the schedule is doing, in one document: `xyra schedule status --json` prints it and the dashboard's
-// `/api/schedule` serves it. Reads the schedule row and the runs from the DBOS system database and the
-// schedule's own log (pauses, resumes, missed-slot summaries) from the app database.
+// `/api/schedule` serves it. Reads the schedule's row and log (pauses, resumes, missed-slot summaries) from the
+// app database and its runs from the DBOS system database.
 import { z } from 'zod';
 import type { Config } from '../config.js';
-import { CronSchedule } from '../evaluation/cron.js';
+import { BATCH_QUEUE } from '../evaluation/engine.js';
 import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
+import { SpecSlots } from '../evaluation/scheduleSpec.js';
+import { getScheduleRow, type ScheduleRow } from '../evaluation/scheduleStore.js';
+import { runIdPattern } from '../evaluation/slotContext.js';
 import { consecutiveFailures } from '../evaluation/failurePolicy.js';
 import { listScheduleEvents, type Queryable, type ScheduleEvent } from '../evaluation/scheduleEvents.js';
 import { ScheduleNotFoundError } from '../errors.js';
@@ -13,15 +16,6 @@ import { BATCH_RUNS_SELECT } from './batchRunsSql.js';
 export const NEXT_SLOTS_SHOWN = 5;
 export const LAG_WINDOW_MS = 24 * 3_600_000;
 
-const scheduleRowSchema = z.object({
-  schedule_name: z.string(),
-  schedule: z.string(),
-  status: z.string(),
-  cron_timezone: z.string().nullable(),
-  last_fired_at: z.string().nullable(),
-  queue_name: z.string().nullable(),
-  automatic_backfill: z.boolean().nullable(),
-});
 
 const lastRunSchema = z.object({
   workflow_id: z.string(),
@@ -87,55 +81,61 @@ function pauseInfo(e: ScheduleEvent | undefined): { by: string | null; note: str
   return { by, note: e.note, at: e.at };
 }
 
-export async function scheduleStatus(systemDb: Queryable, appDb: Queryable, config: Config, now = new Date()): Promise<ScheduleStatus> {
-  const row = (
-    await systemDb.query(
-      `select schedule_name, schedule, status, cron_timezone, last_fired_at, queue_name, automatic_backfill
-         from dbos.workflow_schedules where schedule_name = $1`,
-      [SCHEDULE_NAME],
-    )
-  ).rows[0];
-  if (!row) throw new ScheduleNotFoundError(SCHEDULE_NAME);
-  const sched = scheduleRowSchema.parse(row);
-  const timezone = sched.cron_timezone ?? config.batch.timezone;
+export async function scheduleStatus(
+  systemDb: Queryable,
+  appDb: Queryable,
+  config: Config,
+  now = new Date(),
+  name: string = SCHEDULE_NAME,
+): Promise<ScheduleStatus> {
+  const sched = await getScheduleRow(appDb, name);
+  if (!sched) throw new ScheduleNotFoundError(name);
+  return describeStatus(sched, systemDb, appDb, config, now);
+}
+
+/** One schedule's status document (also what `/api/schedules` builds each schedule's read-only fields from). */
+export async function describeStatus(sched: ScheduleRow, systemDb: Queryable, appDb: Queryable, config: Config, now = new Date()): Promise<ScheduleStatus> {
+  const name = sched.name;
   const active = sched.status === 'ACTIVE';
-  const nextSlots = active ? new CronSchedule(sched.schedule, timezone).nextSlots(now, NEXT_SLOTS_SHOWN).map((d) => d.toISOString()) : [];
+  const nextSlots = active ? new SpecSlots(sched).nextSlots(now, NEXT_SLOTS_SHOWN).map((d) => d.toISOString()) : [];
+  const ofSchedule = `where workflow_id ~ '${runIdPattern(name)}'`; // name matches ^[a-z0-9-]+$: safe to inline
 
   const [lastRunRow] = (
     await systemDb.query(
       `select workflow_id, status, scheduled_time, actual_time, completed_at, manual, message, error
-         from (${BATCH_RUNS_SELECT}) runs order by scheduled_time desc nulls last, workflow_id desc limit 1`,
+         from (${BATCH_RUNS_SELECT}) runs ${ofSchedule} order by scheduled_time desc nulls last, workflow_id desc limit 1`,
     )
   ).rows;
-  const lag = lagSchema.parse((await systemDb.query(LAG_SQL, [new Date(now.getTime() - LAG_WINDOW_MS), now])).rows[0]);
+  const lag = lagSchema.parse(
+    (await systemDb.query(LAG_SQL.replace('where not manual', `${ofSchedule} and not manual`), [new Date(now.getTime() - LAG_WINDOW_MS), now])).rows[0],
+  );
 
-  const [latestPauseOrResume] = await listScheduleEvents(appDb, { scheduleName: SCHEDULE_NAME, kinds: ['paused', 'resumed'], limit: 1 });
-  const [latestPause] = await listScheduleEvents(appDb, { scheduleName: SCHEDULE_NAME, kinds: ['paused'], limit: 1 });
-  const [missed] = await listScheduleEvents(appDb, { scheduleName: SCHEDULE_NAME, kinds: ['missed_summary'], limit: 1 });
-  // The pause in force is the latest pause not followed by a resume; a pause made without a record (e.g.
-  // with DBOS's own tools) shows as PAUSED with no reason.
+  const [latestPauseOrResume] = await listScheduleEvents(appDb, { scheduleName: name, kinds: ['paused', 'resumed'], limit: 1 });
+  const [latestPause] = await listScheduleEvents(appDb, { scheduleName: name, kinds: ['paused'], limit: 1 });
+  const [missed] = await listScheduleEvents(appDb, { scheduleName: name, kinds: ['missed_summary'], limit: 1 });
   const pause = !active && latestPauseOrResume?.kind === 'paused' ? pauseInfo(latestPause) : pauseInfo(undefined);
   const resumedAt = latestPauseOrResume?.kind === 'resumed' ? latestPauseOrResume.at : null;
 
   const round = (v: number | null) => (v === null ? null : Math.round(v));
+  void config;
   return {
-    name: sched.schedule_name,
-    cron: sched.schedule,
-    timezone,
+    name,
+    cron: sched.cron,
+    timezone: sched.timezone,
     status: sched.status,
-    paused_reason: pause.note,
+    paused_reason: active ? null : (sched.paused_reason ?? pause.note),
     paused_at: pause.at,
     paused_by: pause.by,
     resumed_at: resumedAt,
     next_slots: nextSlots,
     next_slot: nextSlots[0] ?? null,
-    last_fired_at: sched.last_fired_at,
+    last_fired_at: sched.fired_through,
     last_run: lastRunRow ? lastRunSchema.parse(lastRunRow) : null,
-    consecutive_failures: await consecutiveFailures(systemDb, appDb, SCHEDULE_NAME),
-    pause_after_failures: config.batch.pauseAfterFailures,
+    consecutive_failures: await consecutiveFailures(systemDb, appDb, name),
+    pause_after_failures: sched.pause_after_failures,
     lag_ms: { window_ms: LAG_WINDOW_MS, runs: lag.runs, p50: round(lag.p50), p95: round(lag.p95), max: round(lag.max) },
     last_missed_summary: missed ?? null,
-    queue: sched.queue_name,
-    automatic_backfill: sched.automatic_backfill ?? false,
+    queue: BATCH_QUEUE,
+    automatic_backfill: true,
   };
 }

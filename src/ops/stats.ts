@@ -1,5 +1,7 @@
 // The monitoring figures for batch runs over a window: runs per status, success rate, duration and delay
 // percentiles, retry frequency, missed slots. Aggregated in SQL over the same run definition as history.
+import { getScheduleRow } from '../evaluation/scheduleStore.js';
+import { runIdPattern } from '../evaluation/slotContext.js';
 import type pg from 'pg';
 import { z } from 'zod';
 import { CronSchedule } from '../evaluation/cron.js';
@@ -155,31 +157,26 @@ export async function batchStats(db: pg.ClientBase, sinceMs: number, now = new D
       retry_rate: agg.api_runs === 0 ? null : agg.runs_with_retries / agg.api_runs,
     },
     missed_slots: agg.missed_slots,
-    slots_without_run: await slotsWithoutRun(db, since, now),
+    slots_without_run: appDb ? await slotsWithoutRun(db, appDb, since, now) : null,
     in_progress_skips: agg.in_progress_skips,
     workflow_errors: agg.workflow_errors,
     missed_summary: appDb ? await missedSummary(appDb, since, now) : { records: 0, slots: 0, first_slot: null, last_slot: null },
   };
 }
 
-const scheduleRowSchema = z.object({ schedule: z.string(), cron_timezone: z.string().nullable() });
-
 /**
  * Walks the schedule's cron over the window (from the first slot ever run, so time before the first
  * deployment is not counted) and counts slots that have no workflow. Uses the schedule's current cron:
  * after a cron change, earlier slots of the old cron are not judged.
  */
-async function slotsWithoutRun(db: pg.ClientBase, since: Date, now: Date): Promise<number | null> {
-  const sched = (
-    await db.query('select schedule, cron_timezone from dbos.workflow_schedules where schedule_name = $1', [SCHEDULE_NAME])
-  ).rows[0];
+async function slotsWithoutRun(db: pg.ClientBase, appDb: Queryable, since: Date, now: Date): Promise<number | null> {
+  const sched = await getScheduleRow(appDb, SCHEDULE_NAME);
   if (!sched) return null;
-  const { schedule, cron_timezone } = scheduleRowSchema.parse(sched);
   const createdSince = since.getTime() - CREATED_AT_MARGIN_MS;
   const slotRows = (
     await db.query(
-      `select scheduled_time from (${batchRunsSelect('$2')}) runs where not manual and scheduled_time >= $1 order by scheduled_time`,
-      [since, createdSince],
+      `select scheduled_time from (${batchRunsSelect('$2')}) runs where not manual and scheduled_time >= $1 and workflow_id ~ $3 order by scheduled_time`,
+      [since, createdSince, runIdPattern(SCHEDULE_NAME)],
     )
   ).rows.map((r) => z.object({ scheduled_time: z.date() }).parse(r).scheduled_time.getTime());
   // The first slot ever run, only where it matters (after the window's start). A cron run created before the
@@ -200,7 +197,7 @@ async function slotsWithoutRun(db: pg.ClientBase, since: Date, now: Date): Promi
   if (!first) return 0;
 
   const seen = new Set(slotRows);
-  const cron = new CronSchedule(schedule, cron_timezone ?? 'UTC');
+  const cron = new CronSchedule(sched.cron, sched.timezone);
   const end = now.getTime() - SLOT_GRACE_MS;
   let cursor = Math.max(since.getTime(), first.getTime()) - 1;
   let missing = 0;
