@@ -15,6 +15,7 @@ import { registerBatchQueue } from './evaluation/schedule.js';
 import { dbosLogger, registerSecret, type Logger } from './logger.js';
 import { createApi } from './ops/api.js';
 import { startHttpServer, type HttpServer } from './ops/httpServer.js';
+import { createSchedulesApi } from './ops/schedulesApi.js';
 import { applyRetentionSchedule, configureRetention } from './ops/retention.js';
 import { dropOpsViews, installOpsViews } from './ops/views.js';
 import { configurePipeline, registerPipelineQueue } from './pipeline/service.js';
@@ -61,6 +62,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
   const startedAt = Date.now();
   registerSecret(config.xyraApiToken);
   registerSecret(config.dashboardToken);
+  registerSecret(config.adminToken);
   const cleanups: Array<() => Promise<void>> = [];
   // Between start-up steps: a signal that arrived during a step stops start-up once that step is done.
   const checkpoint = () => {
@@ -202,6 +204,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
       dashboardPool.on('error', (e) => logger.warn({ err: e.message }, 'app database pool error'));
       cleanups.push(() => dashboardPool.end());
       health.attachApi(createApi({ config, systemPool, appPool: dashboardPool }));
+      health.attachRoutes(createSchedulesApi({ config, systemPool, appPool: dashboardPool, logger: logger.child({ component: 'schedules-api' }) }));
     }
 
     await registerPipelineQueue(config);

@@ -15,6 +15,9 @@ export interface ReadinessCheck {
 
 export type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
+/** A route module that answers some requests itself (e.g. `/api/schedules`, any method); false for the rest. */
+export type RouteHook = (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+
 /** Answers one `/api/<name>` request: the JSON body, undefined for an unknown name, ApiRequestError for a bad parameter. */
 export type ApiHandler = (name: string, query: URLSearchParams) => Promise<unknown>;
 
@@ -30,6 +33,8 @@ export interface HttpServer {
   port: number;
   /** Serve `/api/*` from now on (before: 503). */
   attachApi(api: ApiHandler): void;
+  /** Let `hook` answer the requests it claims, before any other route. */
+  attachRoutes(hook: RouteHook): void;
   /** Serve `/metrics` with this handler (the Prometheus exporter, started after the server). */
   attachMetrics(handler: RequestHandler): void;
   /** Mark the service as draining: /readyz answers 503 from now on. */
@@ -49,6 +54,7 @@ export async function startHttpServer(port: number, options: HttpServerOptions):
   let draining = false;
   let api: ApiHandler | undefined;
   let metrics = options.metrics;
+  let routes: RouteHook | undefined;
   const server = http.createServer((req, res) => {
     const send = (code: number, body: unknown, headers: Record<string, string> = {}) => {
       res.writeHead(code, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
@@ -56,6 +62,7 @@ export async function startHttpServer(port: number, options: HttpServerOptions):
     };
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
+    if (routes?.(req, res)) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, { error: 'method not allowed' });
     if (path === '/healthz') return send(200, { status: 'ok' });
     if (path === '/readyz') {
@@ -100,6 +107,9 @@ export async function startHttpServer(port: number, options: HttpServerOptions):
     port: (server.address() as AddressInfo).port,
     attachApi: (handler) => {
       api = handler;
+    },
+    attachRoutes: (hook) => {
+      routes = hook;
     },
     attachMetrics: (handler) => {
       metrics = handler;
