@@ -5,6 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CronSchedule } from '../src/evaluation/cron.js';
@@ -70,13 +71,16 @@ beforeAll(async () => {
   // same client functions the CLI uses (a CLI process per step would double this file's time).
   const file = path.join(mkdtempSync(path.join(tmpdir(), 'xyra-api-')), 'api-ds.json');
   await writeDataset(file, 50, 3, 'json');
+  const app = new pg.Client({ connectionString: appUrl });
+  await app.connect();
   await withDbosClient(systemDatabaseUrlOf(appUrl), createLogger('warn'), async (client) => {
-    const ok = await waitForOutcome(client, await triggerNow(client), 20_000);
+    const ok = await waitForOutcome(client, await triggerNow(client, app), 20_000);
     expect(ok?.status).toBe('completed');
     simulator.inject({ type: 'status', status: 400, count: 1 });
-    const failed = await waitForOutcome(client, await triggerNow(client), 20_000);
+    const failed = await waitForOutcome(client, await triggerNow(client, app), 20_000);
     expect(failed?.status).toBe('failed');
   });
+  await app.end();
   await cli(['ingest', file, '--wait', '--chunk-size', '20', '--timeout', '30']);
 });
 

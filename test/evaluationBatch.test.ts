@@ -153,7 +153,7 @@ describe('EvaluationBatch.trigger', () => {
     try {
       let warned = 0;
       // A holder that decided and then never got to write `triggered` (nor to release in its finally).
-      expect(await enterGate(pool, `stuck-holder-${Date.now()}`, async () => false, () => (warned += 1), 300)).toBeUndefined();
+      expect(await enterGate(pool, 'evaluation-batch', `stuck-holder-${Date.now()}`, async () => false, () => (warned += 1), 300)).toBeUndefined();
       expect(gatesHeld()).toBe(1);
       for (let i = 0; i < 100 && gatesHeld() > 0; i++) await new Promise((r) => setTimeout(r, 20));
       expect(gatesHeld()).toBe(0);

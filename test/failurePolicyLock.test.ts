@@ -52,7 +52,8 @@ it('twelve decisions at once over a streak at the threshold pause once, with one
   }
   expect(await consecutiveFailures(systemPool, appPool, 'evaluation-batch')).toBe(3);
 
-  configureFailurePolicy({ pauseAfterFailures: 3, scheduleName: 'evaluation-batch', systemPool, appDb: appPool, logger: createLogger('warn', new PassThrough()) });
+  configureFailurePolicy({ systemPool, appPool, logger: createLogger('warn', new PassThrough()) });
+  await query(appUrl, `update schedules set pause_after_failures = 3 where name = 'evaluation-batch'`);
   const failed = (i: number): BatchStatus => ({
     workflow_id: `lock-decision-${i}`,
     status: 'failed',
@@ -63,11 +64,11 @@ it('twelve decisions at once over a streak at the threshold pause once, with one
     actual_time: new Date().toISOString(),
     error: 'HTTP 500',
   });
-  const verdicts = await Promise.all(Array.from({ length: 12 }, (_, i) => applyFailurePolicy(failed(i))));
+  const verdicts = await Promise.all(Array.from({ length: 12 }, (_, i) => applyFailurePolicy('evaluation-batch', failed(i))));
   expect(verdicts.filter((v) => v.paused)).toHaveLength(1);
   expect(verdicts.map((v) => v.consecutiveFailures)).toEqual(Array(12).fill(3));
   const paused = await query(appUrl, `select details from schedule_events where kind = 'paused'`);
   expect(paused).toHaveLength(1);
-  const [sched] = await query<{ status: string }>(systemDatabaseUrlOf(appUrl), `select status from dbos.workflow_schedules where schedule_name = 'evaluation-batch'`);
+  const [sched] = await query<{ status: string }>(appUrl, `select status from schedules where name = 'evaluation-batch'`);
   expect(sched!.status).toBe('PAUSED');
 }, 60_000);

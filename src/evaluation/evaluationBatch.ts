@@ -14,7 +14,6 @@ import { CronSchedule } from './cron.js';
 import { applyFailurePolicy } from './failurePolicy.js';
 import { pauseCovering } from './pauseGate.js';
 import { enterGate, releaseGate, type ExecutorAliveCheck } from './overlapGuard.js';
-import { SpecSlots } from './scheduleSpec.js';
 import { getScheduleRow, versionSupersededAt } from './scheduleStore.js';
 import { DEFAULT_SCHEDULE, readSlotContext, type SlotContext } from './slotContext.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from './status.js';
@@ -199,8 +198,6 @@ export class EvaluationBatch {
         if (until === null || slot.getTime() >= until.getTime()) {
           return { run: false, reason: 'superseded', message: `Slot of version ${ctx.version}; the schedule is at version ${row.version} since ${until?.toISOString() ?? 'its re-creation'}: not run` };
         }
-      } else if (!new SpecSlots(row).isSlot(slot)) {
-        return { run: false, reason: 'not_a_slot', message: `Not a slot of "${row.cron}" in ${row.timezone} (version ${row.version})` };
       }
       const pause = row.status === 'PAUSED' ? { paused: true, message: 'Schedule paused: slot not run' } : await pauseCovering(s.appPool, row.name, slot);
       if (pause.paused) return { run: false, reason: 'paused', message: pause.message };

@@ -14,7 +14,7 @@ import { redact, type Logger } from '../logger.js';
 import { recordConsecutiveFailures } from '../telemetry/metrics.js';
 import { listScheduleEvents, type Queryable } from './scheduleEvents.js';
 import { getScheduleRow, pauseScheduleRow } from './scheduleStore.js';
-import { runIdPattern } from './slotContext.js';
+import { DEFAULT_SCHEDULE, runIdPattern } from './slotContext.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from './status.js';
 
 /** More failures than this are reported as this many (the streak is only walked this far). */
@@ -124,7 +124,7 @@ export async function applyFailurePolicy(
   try {
     await lockClient.query('begin');
     // Two replicas finishing failed runs at once must not both pause (nor record two pauses).
-    await lockClient.query('select pg_advisory_xact_lock(hashtext($1))', [`${POLICY_LOCK}:${scheduleName}`]);
+    await lockClient.query('select pg_advisory_xact_lock(hashtext($1))', [scheduleName === DEFAULT_SCHEDULE ? POLICY_LOCK : `${POLICY_LOCK}:${scheduleName}`]);
     const failures = await consecutiveFailures(lockClient, s.appPool, scheduleName);
     recordConsecutiveFailures(failures);
     let paused = false;

@@ -12,7 +12,7 @@
 // released with a warning, whatever happened to its holder.
 import pg from 'pg';
 import { z } from 'zod';
-import { runIdPattern } from './slotContext.js';
+import { DEFAULT_SCHEDULE, runIdPattern } from './slotContext.js';
 import { BATCH_STATUS_EVENT } from './status.js';
 
 const GATE_LOCK = 'xyra-scheduler:batch-gate';
@@ -36,7 +36,7 @@ interface HeldGate {
 
 /** One gate per schedule: runs of different schedules never wait for each other. */
 function gateLock(scheduleName: string): string {
-  return `${GATE_LOCK}:${scheduleName}`;
+  return scheduleName === DEFAULT_SCHEDULE ? GATE_LOCK : `${GATE_LOCK}:${scheduleName}`;
 }
 /** Gates held by runs of this process, by workflow ID, until their `triggered` event is written. */
 const heldGates = new Map<string, HeldGate>();

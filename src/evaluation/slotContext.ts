@@ -27,9 +27,14 @@ export function manualWorkflowIdOf(schedule: string, at: Date): string {
   return `sched-${schedule}-trigger-${at.toISOString()}`;
 }
 
-/** Matches the IDs of one schedule's runs (slots and manual ones), never another schedule's (`a` vs `a-b`). */
+/**
+ * Matches the IDs of one schedule's runs (slots and manual ones), never another schedule's (`a` vs `a-b`);
+ * a POSIX/JS regex (Postgres `~` and RegExp alike). Runs started under an ID that is no schedule's (tests, tools)
+ * count as the default schedule's, as readSlotContext reads them.
+ */
 export function runIdPattern(schedule: string): string {
-  return `^sched-${schedule}-(trigger-)?[0-9]{4}-[0-9]{2}-[0-9]{2}T`;
+  const own = `^sched-${schedule}-(trigger-)?[0-9]{4}-[0-9]{2}-[0-9]{2}T`;
+  return schedule === DEFAULT_SCHEDULE ? `${own}|^(?!sched-)` : own;
 }
 
 /**
