@@ -13,7 +13,7 @@ import { decideCatchUp } from './catchUp.js';
 import { CronSchedule } from './cron.js';
 import { applyFailurePolicy } from './failurePolicy.js';
 import { pauseCovering } from './pauseGate.js';
-import { enterGate, releaseGate, type ExecutorAliveCheck } from './overlapGuard.js';
+import { enterGate, releaseGate, waitAsBuffered, type ExecutorAliveCheck } from './overlapGuard.js';
 import { getScheduleRow, versionSupersededAt } from './scheduleStore.js';
 import { DEFAULT_SCHEDULE, readSlotContext, type SlotContext } from './slotContext.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from './status.js';
@@ -210,8 +210,16 @@ export class EvaluationBatch {
         s.logger.warn({ workflowId }, 'overlap gate held too long: released without this run publishing `triggered`'),
       );
       if (blocker) {
-        s.logger.info({ workflowId, blocker }, 'batch skipped: another run is still in progress');
-        return { run: false, reason: 'in_progress', message: IN_PROGRESS_MESSAGE };
+        // buffer_one: wait for the run ahead, unless another run of this schedule already waits.
+        const waited =
+          row.overlap === 'buffer_one' &&
+          (await waitAsBuffered(s.systemPool, row.name, workflowId, s.isExecutorAlive, () =>
+            s.logger.warn({ workflowId }, 'overlap gate held too long: released without this run publishing `triggered`'),
+          ));
+        if (!waited) {
+          s.logger.info({ workflowId, blocker }, 'batch skipped: another run is still in progress');
+          return { run: false, reason: 'in_progress', message: IN_PROGRESS_MESSAGE };
+        }
       }
     }
     return { run: true, payload: row.payload };

@@ -128,3 +128,34 @@ async function unlock(client: pg.PoolClient, lock: string): Promise<void> {
     client.release(true); // a broken connection takes its session lock with it
   }
 }
+
+/** How often a buffered run looks again whether the run ahead of it has finished. */
+const BUFFER_POLL_MS = 100;
+
+/**
+ * Overlap `buffer_one`: the run becomes the schedule's one waiting run, if no other is waiting, and waits until
+ * nothing is in progress. Returns true holding the gate (as enterGate does), false when another run already
+ * waits (this one is then skipped). "One waiting" is a session advisory lock on a dedicated connection held
+ * while waiting: a process that dies takes it with it, and a recovered run re-enters here.
+ */
+export async function waitAsBuffered(
+  pool: pg.Pool,
+  scheduleName: string,
+  workflowId: string,
+  isAlive: ExecutorAliveCheck,
+  onHeldTooLong?: () => void,
+): Promise<boolean> {
+  const client = new pg.Client({ ...pool.options, application_name: 'xyra-overlap-buffer' });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtext($1)) as ok', [`${GATE_LOCK}:buffer:${scheduleName}`]);
+    if (!rows[0]?.ok) return false;
+    for (;;) {
+      const blocker = await enterGate(pool, scheduleName, workflowId, isAlive, onHeldTooLong);
+      if (blocker === undefined) return true;
+      await new Promise((r) => setTimeout(r, BUFFER_POLL_MS));
+    }
+  } finally {
+    await client.end().catch(() => undefined); // the session ends: the buffer lock is released
+  }
+}
