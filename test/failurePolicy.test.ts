@@ -89,8 +89,8 @@ it('pauses after 3 consecutive failed runs, counting across a SIGKILL, and a com
   const events = (await query(appUrl, `select note, details, at from schedule_events where kind = 'paused'`)).map((r) => pausedEvent.parse(r));
   expect(events).toHaveLength(1);
   expect(events[0]!.details).toMatchObject({ by: 'failure_policy', consecutive_failures: 3 });
-  expect(events[0]!.note).toMatch(/^paused by the failure policy after 3 consecutive failed runs \(BATCH_PAUSE_AFTER_FAILURES=3\); last error: .*500/);
-  const [sched] = await query<{ status: string }>(systemDatabaseUrlOf(appUrl), `select status from dbos.workflow_schedules where schedule_name = 'evaluation-batch'`);
+  expect(events[0]!.note).toMatch(/^paused by the failure policy after 3 consecutive failed runs \(pause_after_failures=3\); last error: .*500/);
+  const [sched] = await query<{ status: string }>(appUrl, `select status from schedules where name = 'evaluation-batch'`);
   expect(sched!.status).toBe('PAUSED');
 
   // No further runs once the replica has seen the pause (DBOS re-reads schedules every 5 s).

@@ -2,6 +2,9 @@
 // so runs overlap: `skip` never has two calls at once and skips the slots in between; `buffer_one` never has
 // two at once either, and starts the one waiting run as soon as the run ahead ends; `allow_all` calls the API
 // for overlapping slots at once. One real service process on real Postgres.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
@@ -40,19 +43,17 @@ describe('overlap policies', () => {
     const env = { DATABASE_URL: appUrl, XYRA_API_URL: simulator.url, BATCH_CRON: '0 0 1 1 *', EXECUTOR_ID: 'overlap-1' };
     service = startServiceProcess(env);
     await service.waitForLog(isReady, 60_000);
-    for (const overlap of ['skip', 'buffer_one', 'allow_all']) {
-      const name = overlap.replace('_', '-');
-      const r = await runCli(['schedule', 'create', name, '--cron', '* * * * * *', '--overlap', overlap, '--payload', `{"policy":"${overlap}"}`], env);
-      expect(r.code, r.stderr).toBe(0);
-    }
-    simulator.inject({ type: 'latency', ms: LATENCY_MS });
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'xyra-overlap-')), 'overlap.json');
+    const schedules = ['skip', 'buffer_one', 'allow_all'].map((overlap) => ({ name: overlap.replace('_', '-'), cron: '* * * * * *', overlap, payload: { policy: overlap } }));
+    writeFileSync(file, JSON.stringify({ schedules }));
+    simulator.inject({ type: 'latency', ms: LATENCY_MS }); // before the first slot: every run is slow
+    const applied = await runCli(['schedule', 'apply', file], env);
+    expect(applied.code, applied.stderr).toBe(0);
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline && (intervals('skip').length < 3 || intervals('buffer-one').length < 4 || intervals('allow-all').length < 6)) {
       await new Promise((r) => setTimeout(r, 200));
     }
-    for (const name of ['skip', 'buffer-one', 'allow-all']) await runCli(['schedule', 'pause', '--schedule', name], env);
-    await new Promise((r) => setTimeout(r, LATENCY_MS + 500));
-    await service.stop('SIGTERM');
+    await service.stop('SIGKILL'); // calls already made are on the simulator's record
     service = undefined;
 
     const skip = intervals('skip');
@@ -80,5 +81,5 @@ describe('overlap policies', () => {
     expect(skippedOf('skip')).toBeGreaterThan(0);
     expect(skippedOf('buffer-one')).toBeGreaterThan(0);
     expect(skippedOf('allow-all')).toBe(0);
-  }, 150_000);
+  }, 240_000);
 });

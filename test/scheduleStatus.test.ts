@@ -118,7 +118,7 @@ it('history shows pauses, resumes and missed-slot summaries among the runs; --js
   const entries = z
     .array(z.union([z.object({ type: z.literal('run'), scheduled_time: z.string() }), z.object({ type: z.literal('schedule_event'), kind: z.string(), at: z.string() })]))
     .parse(await cliJson(['history', '--json', '--events']));
-  expect(entries.filter((e) => e.type === 'schedule_event').map((e) => (e as { kind: string }).kind)).toEqual(['missed_summary', 'resumed', 'paused']);
+  expect(entries.filter((e) => e.type === 'schedule_event').map((e) => (e as { kind: string }).kind)).toEqual(['missed_summary', 'resumed', 'paused', 'created']); // created: the BATCH_* declaration at start-up
   const times = entries.map((e) => Date.parse(e.type === 'run' ? e.scheduled_time : e.at));
   expect(times).toEqual([...times].sort((a, b) => b - a));
   expect(entries.filter((e) => e.type === 'run')).toHaveLength(runsOnly.length);
