@@ -64,134 +64,23 @@ export async function deleteFinishedWorkflows(db: pg.ClientBase, cutoff: Date, l
   return Number(rows[0]?.deleted ?? 0);
 }
 
-// Crontab: the project reads crons with its own matcher (src/evaluation/cron.ts, cron(8) daylight-saving
-// rules); DBOS's TimeMatcher is no longer used anywhere. What we still depend on is DBOS's schedule row
-// (`dbos.workflow_schedules`), written directly here so the CLI and the service can pause, resume and
-// move `last_fired_at` without a launched DBOS runtime:
-//   - status 'ACTIVE' | 'PAUSED' (DBOS's scheduler polls it and stops/starts its per-schedule loop);
-//   - last_fired_at TEXT holding an ISO instant (DBOS backfills every slot after it when a loop starts,
-//     i.e. at launch and on resume, when automatic_backfill is on).
-import type pg from 'pg';
-
+// Schedules: DBOS's scheduler fires none of ours (src/evaluation/engine.ts; docs/design.md, "One engine"). A
+// slot's run is started by our engine and then marked like one DBOS's scheduler would have enqueued.
 import type { Queryable } from './databases.js';
 export type { Queryable };
-
-/** DBOS 5.3's system schema (its default; we never configure another). */
-export const DBOS_SCHEMA = 'dbos';
-
-export interface ScheduleRow {
-  status: 'ACTIVE' | 'PAUSED';
-  lastFiredAt: Date | null;
-  cron: string;
-  timeZone: string | null;
-}
-
-export async function readScheduleRow(db: Queryable, name: string): Promise<ScheduleRow | null> {
-  const { rows } = await db.query(
-    `select status, last_fired_at, schedule, cron_timezone from ${DBOS_SCHEMA}.workflow_schedules where schedule_name = $1`,
-    [name],
-  );
-  const r = rows[0] as { status: string; last_fired_at: string | null; schedule: string; cron_timezone: string | null } | undefined;
-  if (!r) return null;
-  return {
-    status: r.status === 'PAUSED' ? 'PAUSED' : 'ACTIVE',
-    lastFiredAt: r.last_fired_at ? new Date(r.last_fired_at) : null,
-    cron: r.schedule,
-    timeZone: r.cron_timezone,
-  };
-}
-
-/**
- * True when the schedule table exists: DBOS has created and migrated this system database at least once
- * (before the first launch the database itself may not exist yet).
- */
-export async function scheduleTableExists(db: Queryable): Promise<boolean> {
-  try {
-    const { rows } = await db.query(`select to_regclass('${DBOS_SCHEMA}.workflow_schedules') is not null as present`);
-    return (rows[0] as { present: boolean }).present;
-  } catch (e) {
-    if ((e as { code?: string }).code === '3D000') return false; // invalid_catalog_name: no database yet
-    throw e;
-  }
-}
-
-/**
- * Sets the status; returns false when the schedule does not exist or already had it (so callers record
- * one event per real change, even when two operators pause at once).
- */
-export async function setScheduleStatus(db: Queryable, name: string, status: 'ACTIVE' | 'PAUSED', lastFiredAt?: Date): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `update ${DBOS_SCHEMA}.workflow_schedules
-        set status = $2, last_fired_at = coalesce($3::text, last_fired_at)
-      where schedule_name = $1 and status <> $2`,
-    [name, status, lastFiredAt ? lastFiredAt.toISOString() : null],
-  );
-  return (rowCount ?? 0) > 0;
-}
-
-/**
- * Moves `last_fired_at` forward to `slot` (never back: DBOS's own loop and several replicas write it too).
- * DBOS only writes it for slots it enqueued itself; a slot our firing engine started must move it too, or
- * the next loop start would backfill it again.
- */
-export async function advanceLastFiredAt(db: Queryable, name: string, slot: Date): Promise<void> {
-  await db.query(
-    `update ${DBOS_SCHEMA}.workflow_schedules set last_fired_at = $2::text
-      where schedule_name = $1 and (last_fired_at is null or last_fired_at::timestamptz < $2::text::timestamptz)`,
-    [name, slot.toISOString()],
-  );
-}
-
-/**
- * Compare-and-set of `last_fired_at` (the catch-up window moves it past old missed slots at start-up):
- * only one of several replicas starting at once wins, and only the winner records the summary.
- */
-export async function replaceLastFiredAt(db: Queryable, name: string, expected: Date, next: Date): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `update ${DBOS_SCHEMA}.workflow_schedules set last_fired_at = $3::text
-      where schedule_name = $1 and last_fired_at::timestamptz = $2::text::timestamptz`,
-    [name, expected.toISOString(), next.toISOString()],
-  );
-  return (rowCount ?? 0) > 0;
-}
+import type pg from 'pg';
 
 /**
  * Sets `schedule_name` and `queue_name` on a workflow row started by our firing engine through
- * `DBOS.startWorkflow` (which has neither option), so the run looks exactly like one DBOS's scheduler
- * enqueued: listed as a scheduled run, counted against the batch queue's concurrency, and DBOS's own late
- * enqueue of the slot finds the queue it expects. The row is PENDING, so the queue runner never dequeues it.
+ * `DBOS.startWorkflow` (which has neither option), so the run looks like one DBOS's scheduler
+ * enqueued: listed as a scheduled run, counted against the batch queue's concurrency. The row is PENDING, so the queue runner never dequeues it.
  */
 export async function markScheduledRun(db: Queryable, workflowId: string, scheduleName: string, queueName: string): Promise<void> {
   await db.query(
-    `update ${DBOS_SCHEMA}.workflow_status set schedule_name = $2, queue_name = coalesce(queue_name, $3)
+    `update dbos.workflow_status set schedule_name = $2, queue_name = coalesce(queue_name, $3)
       where workflow_uuid = $1 and (schedule_name is null or queue_name is null)`,
     [workflowId, scheduleName, queueName],
   );
-}
-
-/**
- * DBOS's crontab language (5/6 fields, names, `?`, `L`, `W`, `#`, nicknames) as a pure wall-clock
- * matcher: read in UTC, it answers "which local wall times match?" with the instants standing for wall
- * times. src/evaluation/cron.ts adds time zones and cron(8)'s daylight-saving rules on top; nothing else
- * may use it. Parsing with DBOS's own grammar means every cron DBOS accepts for its schedule row is one we
- * read identically.
- */
-export { validateCrontab } from '@dbos-inc/dbos-sdk/internal/scheduler/crontab';
-import { TimeMatcher } from '@dbos-inc/dbos-sdk/internal/scheduler/crontab';
-
-export interface WallClockMatcher {
-  /** The first matching wall time strictly after `wallMs`, or null when the cron can never match. */
-  nextWallTime(wallMs: number): number | null;
-}
-
-export function wallClockMatcher(expression: string): WallClockMatcher {
-  const matcher = new TimeMatcher(expression, 'UTC');
-  return {
-    nextWallTime(wallMs) {
-      const next = matcher.nextWakeupTime(wallMs).getTime();
-      return matcher.match(next) ? next : null;
-    },
-  };
 }
 
 /**
@@ -238,13 +127,4 @@ export function setQueueMaintenanceInterval(ms: number): boolean {
   runnerClass.reconcileIntervalMs = ms;
   runnerClass.transitionIntervalMs = ms;
   return true;
-}
-
-/**
- * True when DBOS's own scheduler would fire `cron` (read in `timeZone`) at `at`. On daylight-saving days
- * DBOS's matcher has instants our CronSchedule does not (a fixed-time slot's second autumn occurrence): the
- * batch gate skips exactly those, and leaves times nobody's matcher fires (tests, `schedule backfill`) alone.
- */
-export function dbosSchedulerFiresAt(cron: string, timeZone: string, at: Date): boolean {
-  return new TimeMatcher(cron, timeZone).match(at);
 }
