@@ -72,7 +72,7 @@ describe('catch-up after downtime, by our cron rules', () => {
 
   it('sums up slots older than the catch-up window in one event instead of running them', async () => {
     await createSchedule(appPool, parseScheduleSpec({ name: 'windowed', cron: '0 * * * *', catch_up: 'all', catch_up_window: '3h' }, defaults), 'api');
-    await query(appUrl, `update schedules set fired_through = $2 where name = 'windowed'`, ['2026-04-01T00:00:00Z']);
+    await query(appUrl, `update schedules set fired_through = $1 where name = 'windowed'`, ['2026-04-01T00:00:00Z']);
     const engine = new ScheduleEngine({ appPool, systemPool, appDatabaseUrl: appUrl, logger });
     await engine.catchUp(new Date('2026-04-02T00:30:00Z'));
     // Window starts 21:30: 22:00, 23:00, 00:00 run; 01:00 … 21:00 (21 slots) are summed up.

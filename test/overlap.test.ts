@@ -66,10 +66,8 @@ describe('overlap policies', () => {
     expect(overlapping(skip)).toBe(0);
     expect(overlapping(buffer)).toBe(0);
     expect(overlapping(allow)).toBeGreaterThan(2);
-    // skip: each call is its own slot's, started on time (no waiting).
-    for (const c of skip) expect(c.start - c.slot).toBeLessThan(1_000);
-    // buffer_one: after the first, every call starts right after the one ahead ends, for a slot that waited.
-    const waited = buffer.slice(1).filter((c, i) => c.start - buffer[i]!.end < 1_000 && c.start - c.slot > 1_000);
+    // buffer_one: slots that came due while the call ahead was going on, called after it ended (they waited).
+    const waited = buffer.slice(1).filter((c, i) => c.slot > buffer[i]!.start && c.slot < buffer[i]!.end && c.start >= buffer[i]!.end - 50);
     expect(waited.length).toBeGreaterThanOrEqual(2);
     // Slots in between were skipped as in progress (at most one waited), for both.
     const skippedRuns = await query<{ workflow_uuid: string }>(
