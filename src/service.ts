@@ -221,7 +221,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
       });
       const now = new Date();
       await engine.catchUp(now);
-      await reconcileEnvSchedule(appPool, config, logger);
+      await reconcileEnvSchedule(appPool, config, logger, now);
       await engine.start(now);
       cleanups.push(() => engine.stop()); // stops first: no new slot starts during the drain
     } else {

@@ -99,6 +99,20 @@ describe('dashboard in Chromium', () => {
     expect(consoleErrors).toEqual([]);
   });
 
+  it('lists every schedule with its status, next slot, last outcome, failures and payload', async () => {
+    const row = page.locator('#schedules tr[data-schedule="evaluation-batch"]');
+    await row.waitFor();
+    const cells = await row.locator('td').allTextContents();
+    expect(cells[0]).toBe('evaluation-batch');
+    expect(cells[1]).toBe('ACTIVE');
+    expect(cells[2]).toBe(`${FAST_CRON} UTC`);
+    expect(cells[3]).not.toBe('–');
+    expect(['completed', 'failed', 'skipped', 'triggered']).toContain(cells[4]);
+    expect(cells[5]).toMatch(/^\d+$/);
+    expect(cells[6]).toBe('{}');
+    expect(await page.locator('#schedules tr').count()).toBe(1);
+  });
+
   it('shows a run that fails within one refresh, in the timeline and the failures list', async () => {
     db.simulator.inject({ type: 'status', status: 400, count: 1 });
     const failed = await until('a failed run in xyra history', async () => (await latestRuns(5)).find((r) => r.status === 'failed'));

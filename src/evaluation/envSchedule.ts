@@ -37,7 +37,7 @@ async function lastDeclaration(db: Queryable): Promise<Record<string, unknown> |
 export type ReconcileOutcome = 'created' | 'updated' | 'unchanged';
 
 /** Creates or edits `evaluation-batch` to match BATCH_*; an edit like any other (version, audit row, NOTIFY). */
-export async function reconcileEnvSchedule(pool: ClientSource & Queryable, config: Config, logger: Logger): Promise<ReconcileOutcome> {
+export async function reconcileEnvSchedule(pool: ClientSource & Queryable, config: Config, logger: Logger, caughtUpTo?: Date): Promise<ReconcileOutcome> {
   const declared = declaredEnvSchedule(config);
   const row = await getScheduleRow(pool, DEFAULT_SCHEDULE);
   if (!row) {
@@ -54,7 +54,8 @@ export async function reconcileEnvSchedule(pool: ClientSource & Queryable, confi
   const same = last !== null && DECLARED.every((f) => JSON.stringify(last[f]) === JSON.stringify(declared[f]));
   if (same) return 'unchanged';
   const patch = Object.fromEntries(DECLARED.map((f) => [f, declared[f]]));
-  const result = await updateSchedule(pool, DEFAULT_SCHEDULE, patch, 'env');
+  // From the instant the old spec was caught up to: no slot of either spec falls between them.
+  const result = await updateSchedule(pool, DEFAULT_SCHEDULE, patch, 'env', caughtUpTo);
   if (result.changed) logger.info({ schedule: DEFAULT_SCHEDULE, cron: declared.cron, version: result.schedule?.version }, 'schedule edited from BATCH_*');
   return result.changed ? 'updated' : 'unchanged';
 }

@@ -189,7 +189,17 @@ export async function createSchedule(pool: ClientSource, spec: ScheduleSpec, by:
 }
 
 /** Applies `patch`; a patch that changes nothing records nothing (`changed: false`). */
-export async function updateSchedule(pool: ClientSource, name: string, patch: SchedulePatch, by: ManagedBy): Promise<ChangeResult> {
+/**
+ * `effectiveFrom` (start-up reconciliation only): the edit takes effect from this instant instead of the commit,
+ * so the old spec's slots up to it (just caught up) and the new spec's after it (the engine fires them) leave no gap.
+ */
+export async function updateSchedule(
+  pool: ClientSource,
+  name: string,
+  patch: SchedulePatch,
+  by: ManagedBy,
+  effectiveFrom?: Date,
+): Promise<ChangeResult> {
   return inTransaction(pool, async (c) => {
     const before = await lockRow(c, name);
     const spec = applyPatch(specOf(before), patch);
@@ -197,9 +207,9 @@ export async function updateSchedule(pool: ClientSource, name: string, patch: Sc
     const { rows } = await c.query(
       `update schedules set cron = $2, timezone = $3, payload = $4::jsonb, catch_up = $5, catch_up_window = $6, overlap = $7,
               pause_after_failures = $8, start_at = $9, end_at = $10, note = $11, managed_by = $12,
-              version = version + 1, effective_from = now(), updated_at = now(),
+              version = version + 1, effective_from = coalesce($13, now()), updated_at = now(),
               -- slots of the old spec are never fired after this instant; the new spec starts after it
-              fired_through = greatest(coalesce(fired_through, now()), now())
+              fired_through = coalesce($13, greatest(coalesce(fired_through, now()), now()))
         where name = $1 returning ${COLUMNS}`,
       [
         name,
@@ -214,6 +224,7 @@ export async function updateSchedule(pool: ClientSource, name: string, patch: Sc
         spec.end_at,
         spec.note,
         by,
+        effectiveFrom ?? null,
       ],
     );
     const after = parseScheduleRow(rows[0]);

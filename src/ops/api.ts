@@ -10,6 +10,7 @@ import { listBatchRuns } from './history.js';
 import type { ApiHandler } from './httpServer.js';
 import { scheduleStatus } from './scheduleStatus.js';
 import { statsReport } from './statsReport.js';
+import { SCHEDULE_NAME_PATTERN } from '../evaluation/scheduleSpec.js';
 
 export interface ApiDeps {
   config: Config;
@@ -46,7 +47,9 @@ export function createApi(deps: ApiDeps): ApiHandler {
         return withClient(deps.systemPool, (sys) => scheduleStatus(sys, deps.appPool, deps.config));
       case 'runs': {
         const limit = limitParam(query, RUNS_LIMIT);
-        return withClient(deps.systemPool, (db) => listBatchRuns(db, { limit }));
+        const schedule = query.get('schedule') ?? undefined;
+        if (schedule !== undefined && !SCHEDULE_NAME_PATTERN.test(schedule)) throw new ApiRequestError(400, `schedule: "${schedule}" is not a schedule name`);
+        return withClient(deps.systemPool, (db) => listBatchRuns(db, { limit, schedule }));
       }
       case 'stats': {
         let windowMs: number;

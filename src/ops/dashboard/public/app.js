@@ -302,10 +302,31 @@ function renderErrors(rows) {
   );
 }
 
+function renderSchedules(list) {
+  $('schedules').replaceChildren(
+    ...(Array.isArray(list) && list.length
+      ? list.map((s) =>
+          el(
+            'tr',
+            { 'data-schedule': s.name },
+            el('td', {}, el('code', {}, s.name)),
+            el('td', { class: s.status === 'PAUSED' ? 'error-text' : '' }, s.status + (s.paused_reason ? ` (${s.paused_reason})` : '')),
+            el('td', {}, el('code', {}, s.cron), ` ${s.timezone}`),
+            el('td', { class: 'when' }, s.next_slots && s.next_slots.length ? fmtTime(s.next_slots[0]) : '–'),
+            el('td', {}, s.last_run ? s.last_run.status : '–'),
+            el('td', {}, String(s.consecutive_failures)),
+            el('td', {}, el('code', {}, JSON.stringify(s.payload))),
+          ),
+        )
+      : [el('tr', {}, el('td', { colspan: 7, class: 'muted' }, 'no schedules'))]),
+  );
+}
+
 // ---- refresh loop -----------------------------------------------------------------------------------------
 
 const SECTIONS = [
   ['schedule', renderSchedule, 'schedule-card'],
+  ['schedules', renderSchedules, 'schedules'],
   ['stats?since=24h', renderStats, 'rate-card'],
   [`runs?limit=${TIMELINE_RUNS}`, renderRuns, 'timeline'],
   ['datasets', renderDatasets, 'datasets'],
