@@ -8,6 +8,7 @@
 // in flight and runs we skipped ourselves (a missed slot, a run already in progress) are passed over, since
 // they never asked the API. An operator's resume (a `resumed` row in schedule_events) starts a new count, so a resumed schedule
 // gets its full allowance again instead of pausing on its next failure.
+import { FINISHED_WORKFLOW_STATES } from '../runtime/dbosInternals.js';
 import type pg from 'pg';
 import { z } from 'zod';
 import { redact, type Logger } from '../logger.js';
@@ -48,7 +49,6 @@ where s.name = 'trigger' and s.class_name = 'EvaluationBatch' and s.created_at >
 order by s.created_at desc, s.workflow_uuid desc
 limit $2`;
 
-const FINISHED = ['SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED'];
 
 /** When the current count started: the latest operator resume, or the beginning of time. */
 async function countStart(appDb: Queryable, scheduleName: string): Promise<Date | null> {
@@ -63,7 +63,7 @@ export async function consecutiveFailures(systemDb: Queryable, appDb: Queryable,
   let failures = 0;
   for (const raw of rows) {
     const run = streakRowSchema.parse(raw);
-    const finished = FINISHED.includes(run.workflow_status);
+    const finished = (FINISHED_WORKFLOW_STATES as readonly string[]).includes(run.workflow_status);
     if (run.status === 'failed') failures += 1;
     else if (run.status === 'completed') break;
     // The API's own skip says it is healthy; our skips (missed slot, run in progress) say nothing about it.

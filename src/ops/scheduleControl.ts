@@ -12,6 +12,7 @@ import { manualWorkflowIdOf, type SlotContext } from '../evaluation/slotContext.
 import { BATCH_STATUS_EVENT, batchStatusSchema, type BatchStatus } from '../evaluation/status.js';
 import { ScheduleNotFoundError } from '../errors.js';
 import type { Queryable } from '../runtime/databases.js';
+import { FINISHED_WORKFLOW_STATES } from '../runtime/dbosInternals.js';
 
 export interface ScheduleState {
   name: string;
@@ -109,7 +110,7 @@ export async function waitForOutcome(client: DBOSClient, workflowId: string, tim
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const status = await handle.getStatus();
-    if (status && !['ENQUEUED', 'PENDING', 'DELAYED'].includes(status.status)) break;
+    if (status && (FINISHED_WORKFLOW_STATES as readonly string[]).includes(status.status)) break;
     if (Date.now() > deadline) return null;
     await new Promise((r) => setTimeout(r, 200));
   }
