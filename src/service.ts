@@ -17,6 +17,7 @@ import { dbosLogger, registerSecret, type Logger } from './logger.js';
 import { createApi } from './ops/api.js';
 import { startHttpServer, type HttpServer } from './ops/httpServer.js';
 import { applyRetentionSchedule, configureRetention } from './ops/retention.js';
+import { seedScheduleMetrics } from './ops/scheduleMetrics.js';
 import { dropOpsViews, installOpsViews } from './ops/views.js';
 import { configurePipeline, registerPipelineQueue } from './pipeline/service.js';
 import { XyraSimulator } from './simulator/server.js';
@@ -231,6 +232,10 @@ export async function startService(config: Config, logger: Logger, options: Serv
     checkpoint();
     if (options.schedule !== false) {
       await applyEvaluationSchedule(config);
+      // The gauges an alert reads, from the history (best effort: metrics never stop a start-up).
+      await seedScheduleMetrics({ systemDb: systemPool, appDb: appPool, scheduleName: SCHEDULE_NAME }).catch((e: unknown) =>
+        logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'metrics: could not seed the schedule gauges'),
+      );
       const firing = startSlotFiring({ schedule, systemPool, logger: logger.child({ component: 'firing' }) });
       cleanups.push(() => firing.stop()); // stops first: no new slot starts during the drain
     }

@@ -130,7 +130,7 @@ export class EvaluationBatch {
     if (!gate.run) {
       const status: BatchStatus = { ...base, status: 'skipped', processed: 0, succeeded: 0, failed: 0, message: gate.message };
       await DBOS.setEvent(BATCH_STATUS_EVENT, status);
-      await EvaluationBatch.recordOutcome(status);
+      await EvaluationBatch.recordOutcome(status, gate.reason);
       await EvaluationBatch.enforceFailurePolicy(status, gate.reason);
       return { status, skipped_reason: gate.reason };
     }
@@ -171,7 +171,7 @@ export class EvaluationBatch {
   @DBOS.step()
   static async recordActualStart(scheduledIso: string): Promise<string> {
     const now = new Date();
-    recordScheduleLag(now.getTime() - Date.parse(scheduledIso));
+    recordScheduleLag(SCHEDULE_NAME, now.getTime() - Date.parse(scheduledIso));
     return now.toISOString();
   }
 
@@ -233,8 +233,8 @@ export class EvaluationBatch {
   }
 
   @DBOS.step()
-  static async recordOutcome(status: BatchStatus): Promise<void> {
-    recordBatchRun(status.status);
+  static async recordOutcome(status: BatchStatus, skippedBy?: Gate['reason']): Promise<void> {
+    recordBatchRun(SCHEDULE_NAME, status.status, new Date(status.scheduled_time), skippedBy);
     current().logger.info(
       {
         workflowId: status.workflow_id,

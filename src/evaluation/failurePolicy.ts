@@ -138,7 +138,7 @@ export async function applyFailurePolicy(status: BatchStatus, skippedBy?: BatchR
   const s = settings;
   if (skippedBy) return { consecutiveFailures: -1, paused: false }; // our own skip: no news about the API
   if (status.status === 'completed' || status.status === 'skipped') {
-    recordConsecutiveFailures(0);
+    recordConsecutiveFailures(s.scheduleName, 0, new Date(status.scheduled_time));
     return { consecutiveFailures: 0, paused: false };
   }
   if (status.status !== 'failed') return { consecutiveFailures: -1, paused: false }; // 202: no outcome yet
@@ -149,7 +149,7 @@ export async function applyFailurePolicy(status: BatchStatus, skippedBy?: BatchR
     // Two replicas finishing failed runs at once must not both pause (nor record two pauses).
     await lockClient.query('select pg_advisory_xact_lock(hashtext($1))', [POLICY_LOCK]);
     const failures = await consecutiveFailures(lockClient, s.appDb, s.scheduleName);
-    recordConsecutiveFailures(failures);
+    recordConsecutiveFailures(s.scheduleName, failures, new Date(status.scheduled_time));
     let paused = false;
     if (s.pauseAfterFailures > 0 && failures >= s.pauseAfterFailures) {
       const before = await alreadyPausedBy(s.appDb, s.scheduleName, status.workflow_id);

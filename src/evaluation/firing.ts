@@ -7,6 +7,7 @@
 import { DBOS } from '@dbos-inc/dbos-sdk';
 import type pg from 'pg';
 import type { Logger } from '../logger.js';
+import { recordNextSlot, recordSchedulePaused } from '../telemetry/metrics.js';
 import { advanceLastFiredAt, markScheduledRun, readScheduleRow } from '../runtime/dbosInternals.js';
 import type { CronSchedule } from './cron.js';
 import { EvaluationBatch, SCHEDULE_NAME } from './evaluationBatch.js';
@@ -35,6 +36,7 @@ export const FIRE_LEAD_MS = 50;
 
 /** Starts the slot's run unless the schedule is paused. */
 export async function fireSlot(deps: FiringDeps, slot: Date, paused: boolean): Promise<void> {
+  recordSchedulePaused(SCHEDULE_NAME, paused);
   if (paused) {
     deps.logger.debug({ slot: slot.toISOString() }, 'schedule paused: slot not fired');
     return;
@@ -55,6 +57,7 @@ export function startSlotFiring(deps: FiringDeps): SlotFirer<boolean> {
     // A pause that lands in the last 100 ms is still honoured: each run's gate checks again.
     prepare: async () => (await readScheduleRow(deps.systemPool, SCHEDULE_NAME))?.status === 'PAUSED',
     fire: (slot, paused) => fireSlot(deps, slot, paused ?? false),
+    onNext: (slot) => recordNextSlot(SCHEDULE_NAME, slot, deps.schedule.next(slot)),
     onError: (slot, e) =>
       deps.logger.warn({ slot: slot.toISOString(), err: e instanceof Error ? e.message : String(e) }, 'precise firing failed; DBOS scheduler fires the slot'),
   });

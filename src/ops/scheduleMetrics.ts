@@ -1,0 +1,37 @@
+// Seeds a schedule's gauges from what is on record when a process starts, so a restarted replica exports
+// the last completed slot, the failure streak and the pause state at once instead of nothing until its
+// next run (an alert on "no completed run for 3 intervals" must not go quiet because a replica restarted).
+import { z } from 'zod';
+import { consecutiveFailures } from '../evaluation/failurePolicy.js';
+import type { Queryable } from '../runtime/databases.js';
+import { readScheduleRow } from '../runtime/dbosInternals.js';
+import { initScheduleMetrics, recordConsecutiveFailures, recordLastCompleted, recordSchedulePaused } from '../telemetry/metrics.js';
+import { BATCH_RUNS_SELECT } from './batchRunsSql.js';
+
+const seedSchema = z.object({ last_completed: z.date().nullable(), last_outcome: z.date().nullable() });
+
+// `last_outcome`: the newest run the failure streak counts (an outcome of the API), like failurePolicy.ts.
+const SEED_SQL = `
+select
+  max(scheduled_time) filter (where status in ('completed', 'triggered')) as last_completed,
+  max(scheduled_time) filter (where workflow_status in ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
+    and skipped_reason is null and status in ('completed', 'triggered', 'failed', 'skipped')) as last_outcome
+from (${BATCH_RUNS_SELECT}) runs`;
+
+export interface ScheduleMetricsSeed {
+  systemDb: Queryable;
+  appDb: Queryable;
+  scheduleName: string;
+}
+
+/** Today every batch run belongs to the one schedule; the schedules engine seeds each of its schedules. */
+export async function seedScheduleMetrics({ systemDb, appDb, scheduleName }: ScheduleMetricsSeed): Promise<void> {
+  initScheduleMetrics(scheduleName);
+  const seed = seedSchema.parse((await systemDb.query(SEED_SQL)).rows[0]);
+  if (seed.last_completed) recordLastCompleted(scheduleName, seed.last_completed);
+  if (seed.last_outcome) {
+    recordConsecutiveFailures(scheduleName, await consecutiveFailures(systemDb, appDb, scheduleName), seed.last_outcome);
+  }
+  const row = await readScheduleRow(systemDb, scheduleName);
+  if (row) recordSchedulePaused(scheduleName, row.status === 'PAUSED');
+}
