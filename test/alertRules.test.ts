@@ -5,8 +5,10 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createTestDatabase } from './support/database.js';
-import { ensurePrometheus, promtool, startPrometheus, type PrometheusServer, type Vector } from './support/prometheus.js';
+import { CronSchedule } from '../src/evaluation/cron.js';
+import { XyraSimulator } from '../src/simulator/server.js';
+import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+import { ensurePrometheus, freePort, promtool, startPrometheus, type PrometheusServer, type Vector } from './support/prometheus.js';
 import { isReady, startServiceProcess } from './support/serviceProcess.js';
 import { tempDir } from './pipelineSupport.js';
 
@@ -16,7 +18,7 @@ const RULE_TESTS = path.resolve('deploy/prometheus/xyra-alerts.test.yml');
 const JOB = 'xyra-scheduler';
 
 let workDir = '';
-let prometheus: PrometheusServer | undefined;
+const prometheusServers: PrometheusServer[] = [];
 
 beforeAll(async () => {
   await ensurePrometheus(); // the Debian `prometheus` package brings promtool
@@ -24,11 +26,28 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  await prometheus?.stop();
+  for (const p of prometheusServers) await p.stop();
   if (workDir) await fs.rm(workDir, { recursive: true, force: true });
 });
 
 /** Metric selectors in a PromQL expression (as Prometheus prints it): ours (`xyra_*`) and `up`. */
+/** Polls `probe` until it returns a value (generous bound: the machine is shared). */
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** The value of the one sample of `name` with schedule="evaluation-batch" in a Prometheus text exposition. */
+function sampleOf(exposition: string, name: string): number | undefined {
+  const line = exposition.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes('schedule="evaluation-batch"'));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
 function selectorsOf(expr: string): string[] {
   const found = new Set<string>();
   for (const m of expr.matchAll(/([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?/g)) {
@@ -83,17 +102,8 @@ it('every metric, label value and grouping label the rules use is in a real serv
     let completed = 0;
     await service.waitForLog((l) => l.msg === 'batch completed' && ++completed >= 1, 30_000);
 
-    prometheus = await startPrometheus({ targetPort: port, workDir, jobName: JOB, ruleFiles: [RULES] });
-    const server = prometheus;
-    const until = async <T>(what: string, probe: () => Promise<T | undefined>): Promise<T> => {
-      const deadline = Date.now() + 30_000;
-      for (;;) {
-        const value = await probe();
-        if (value !== undefined) return value;
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    };
+    const server = await startPrometheus({ targetPort: port, workDir: await tempDir('alerts-scrape'), jobName: JOB, ruleFiles: [RULES] });
+    prometheusServers.push(server);
     // A scrape that holds the batch series, then an evaluation of every rule after it.
     await until('a scrape with the batch series', async () => ((await server.query('xyra_batch_last_completed_time')).length > 0 ? true : undefined));
     const scraped = Date.now();
@@ -135,3 +145,75 @@ it('every metric, label value and grouping label the rules use is in a real serv
     expect(await service.stop('SIGTERM')).toBe(0);
   }
 }, 120_000);
+
+it('a failing API fires XyraConsecutiveFailures in a real Prometheus; a restarted replica exports the streak and the last completed slot from the history', async () => {
+  const simulator = new XyraSimulator();
+  const apiUrl = await simulator.start();
+  const appUrl = await createTestDatabase('alertfire');
+  const port = await freePort(); // the same target for Prometheus across the restart
+  const env = {
+    DATABASE_URL: appUrl,
+    XYRA_API_URL: apiUrl,
+    XYRA_MAX_ATTEMPTS: '1',
+    EXECUTOR_ID: 'alert-fire',
+    PORT: String(port),
+    OTEL_METRICS_EXPORTER: 'prometheus',
+  };
+  const server = await startPrometheus({ targetPort: port, workDir: await tempDir('alerts-fire'), jobName: JOB, ruleFiles: [RULES] });
+  prometheusServers.push(server);
+  const failuresFiring = async () =>
+    (await server.alerts()).find((a) => a.labels.alertname === 'XyraConsecutiveFailures' && a.state === 'firing');
+  const first = startServiceProcess({ ...env, BATCH_CRON: '*/2 * * * * *' });
+  try {
+    await first.waitForLog(isReady, 60_000);
+    await first.waitForLog((l) => l.msg === 'batch completed', 30_000);
+    simulator.inject({ type: 'inProgress' }); // the API's own skip: counted under reason="api"
+    await first.waitForLog((l) => l.msg === 'batch skipped', 30_000);
+    simulator.inject({ type: 'status', status: 400, count: 100_000 }); // failed at once, no retry
+    const alert = await until('XyraConsecutiveFailures firing', failuresFiring);
+    expect(alert.labels).toMatchObject({ schedule: 'evaluation-batch', severity: 'critical' });
+    const skipped = await server.query('xyra_batch_skipped_slots_total');
+    expect(Object.fromEntries(skipped.map((s) => [s.metric.reason, s.value[1]]))).toEqual({
+      api: '1',
+      missed: '0',
+      in_progress: '0',
+      paused: '0',
+      not_a_slot: '0',
+    });
+  } finally {
+    expect(await first.stop('SIGTERM')).toBe(0);
+  }
+  // Down: the scrape fails, the old process's series go stale and the alert resolves.
+  await until('the alert to resolve while the service is down', async () => ((await failuresFiring()) === undefined ? true : undefined));
+
+  const runs = await query<{ status: string; skipped_reason: string | null; scheduled_time: Date }>(
+    systemDatabaseUrlOf(appUrl),
+    'select status, skipped_reason, scheduled_time from xyra.batch_runs order by scheduled_time',
+  );
+  const lastCompleted = Math.max(...runs.filter((r) => r.status === 'completed').map((r) => r.scheduled_time.getTime()));
+  const streakStart = Math.max(...runs.filter((r) => r.status === 'completed' || (r.status === 'skipped' && r.skipped_reason === null)).map((r) => r.scheduled_time.getTime()));
+  const streak = runs.filter((r) => r.status === 'failed' && r.scheduled_time.getTime() > streakStart).length;
+  expect(streak).toBeGreaterThanOrEqual(3);
+
+  // Restarted on a cron with no slot for months: whatever it exports about runs comes from the history.
+  const yearly = '0 0 1 1 *';
+  const second = startServiceProcess({ ...env, BATCH_CRON: yearly });
+  try {
+    await second.waitForLog(isReady, 60_000);
+    const exposition = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+    expect(sampleOf(exposition, 'xyra_batch_consecutive_failures')).toBe(streak);
+    expect(sampleOf(exposition, 'xyra_batch_last_completed_time')).toBe(lastCompleted / 1000);
+    expect(sampleOf(exposition, 'xyra_batch_schedule_paused')).toBe(0);
+    const cron = new CronSchedule(yearly, 'UTC');
+    const next = cron.next(new Date());
+    expect(sampleOf(exposition, 'xyra_batch_next_slot_time')).toBe(next.getTime() / 1000);
+    expect(sampleOf(exposition, 'xyra_batch_slot_interval')).toBe((cron.next(next).getTime() - next.getTime()) / 1000);
+    // ... so the alert fires again for the restarted replica, before any run of it.
+    const again = await until('XyraConsecutiveFailures firing after the restart', failuresFiring);
+    expect(again.labels).toMatchObject({ schedule: 'evaluation-batch' });
+    expect(second.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('batch '))).toEqual([]);
+  } finally {
+    expect(await second.stop('SIGTERM')).toBe(0);
+    await simulator.stop();
+  }
+}, 240_000);
