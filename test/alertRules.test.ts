@@ -2,6 +2,7 @@
 // validates them and runs their unit tests (xyra-alerts.test.yml), and a real Prometheus server loads them
 // while scraping a real service process: every metric, label value and grouping label the rule expressions
 // use must exist in what the service exports, so renaming a metric or a label turns this red.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -72,6 +73,21 @@ it('promtool accepts the rules and their unit tests pass', async () => {
   const unit = await promtool(['test', 'rules', RULE_TESTS]);
   expect(unit.code, unit.output).toBe(0);
   expect(unit.output).toContain('SUCCESS');
+});
+
+it('the shipped Prometheus config loads the rules under the job name they expect; its compose overlay passes dclint', async () => {
+  const config = path.resolve('deploy/prometheus/prometheus.yml');
+  const check = await promtool(['check', 'config', config]);
+  expect(check.code, check.output).toBe(0);
+  expect(check.output).toContain('SUCCESS: 1 rule files found');
+  expect(await fs.readFile(config, 'utf8')).toMatch(new RegExp(`^  - job_name: ${JOB}$`, 'm'));
+  const overlay = spawnSync(path.resolve('node_modules/.bin/dclint'), ['deploy/compose.prometheus.yml'], { encoding: 'utf8' });
+  expect(overlay.status, overlay.stdout + overlay.stderr).toBe(0);
+  // Compose resolves an overlay's paths from the project directory: the mounts name files that exist from there.
+  const overlayText = await fs.readFile('deploy/compose.prometheus.yml', 'utf8');
+  const mounts = [...overlayText.matchAll(/^\s+- (\.\/[^:]+):/gm)].map((m) => m[1]!);
+  expect(mounts).toEqual(['./deploy/prometheus/prometheus.yml', './deploy/prometheus/xyra-alerts.yml']);
+  for (const m of mounts) await fs.access(m);
 });
 
 it('promtool test rules goes red when a rule is broken (a lower failure threshold fires too early)', async () => {
