@@ -43,9 +43,10 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
-/** The value of the one sample of `name` with schedule="evaluation-batch" in a Prometheus text exposition. */
-function sampleOf(exposition: string, name: string): number | undefined {
-  const line = exposition.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes('schedule="evaluation-batch"'));
+/** The value of the sample of `name` with schedule="evaluation-batch" (and `labels`) in a Prometheus text exposition. */
+function sampleOf(exposition: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  const wanted = Object.entries({ schedule: 'evaluation-batch', ...labels }).map(([k, v]) => `${k}="${v}"`);
+  const line = exposition.split('\n').find((l) => l.startsWith(`${name}{`) && wanted.every((w) => l.includes(w)));
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
@@ -231,5 +232,55 @@ it('a failing API fires XyraConsecutiveFailures in a real Prometheus; a restarte
   } finally {
     expect(await second.stop('SIGTERM')).toBe(0);
     await simulator.stop();
+  }
+}, 240_000);
+
+it('slots missed in a downtime fire XyraSlotMissed in a real Prometheus, though counted before the first scrape of the restarted replica', async () => {
+  const appUrl = await createTestDatabase('alertmissed');
+  const port = await freePort();
+  // Slots older than 4 s at start-up are summed up (never run); the window's slots are caught up under
+  // `latest` (all but the newest skipped as missed).
+  const env = {
+    DATABASE_URL: appUrl,
+    BATCH_CRON: '*/2 * * * * *',
+    BATCH_CATCH_UP_WINDOW: '4s',
+    EXECUTOR_ID: 'alert-missed',
+    PORT: String(port),
+    OTEL_METRICS_EXPORTER: 'prometheus',
+  };
+  const first = startServiceProcess(env);
+  try {
+    await first.waitForLog(isReady, 60_000);
+    await first.waitForLog((l) => l.msg === 'batch completed', 30_000);
+  } finally {
+    expect(await first.stop('SIGTERM')).toBe(0);
+  }
+  const server = await startPrometheus({ targetPort: port, workDir: await tempDir('alerts-missed'), jobName: JOB, ruleFiles: [RULES] });
+  prometheusServers.push(server);
+  await new Promise((r) => setTimeout(r, 9_000)); // the downtime: 4 or 5 slots, some older than the window
+  const second = startServiceProcess(env);
+  try {
+    await second.waitForLog(isReady, 60_000);
+    const alert = await until('XyraSlotMissed firing', async () =>
+      (await server.alerts()).find((a) => a.labels.alertname === 'XyraSlotMissed' && a.state === 'firing'),
+    );
+    expect(alert.labels).toMatchObject({ schedule: 'evaluation-batch', severity: 'warning' });
+
+    // The counter holds every missed slot on record: the summary's and the runs skipped as missed.
+    const summaries = await query<{ count: number }>(appUrl, `select (details ->> 'count')::int as count from schedule_events where kind = 'missed_summary'`);
+    expect(summaries.length).toBe(1);
+    expect(summaries[0]!.count).toBeGreaterThanOrEqual(1);
+    const onRecord = async () => {
+      const [row] = await query<{ n: number }>(
+        systemDatabaseUrlOf(appUrl),
+        `select count(*)::int as n from xyra.batch_runs where skipped_reason = 'missed'`,
+      );
+      return summaries[0]!.count + row!.n;
+    };
+    const exported = async () => sampleOf(await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()), 'xyra_batch_skipped_slots_total', { reason: 'missed' });
+    await until('the missed counter to match the history', async () => ((await exported()) === (await onRecord()) ? true : undefined));
+    expect(await exported()).toBe(await onRecord());
+  } finally {
+    expect(await second.stop('SIGTERM')).toBe(0);
   }
 }, 240_000);

@@ -10,6 +10,8 @@ import {
   initScheduleMetrics,
   recordBatchRun,
   recordConsecutiveFailures,
+  recordLastMissed,
+  recordMissedSlots,
   recordNextSlot,
   recordScheduleLag,
   recordSchedulePaused,
@@ -115,4 +117,26 @@ it('the next slot, the interval after it, and the pause state, per schedule', as
   });
   expect(await samples('xyra_batch_slot_interval')).toEqual({ 'schedule="nightly"': 86_400, 'schedule="smoke"': 120 });
   expect(await samples('xyra_batch_schedule_paused')).toEqual({ 'schedule="nightly"': 1, 'schedule="smoke"': 0 });
+});
+
+it('when a slot was last recorded as missed: 0 (never) from start-up, then the newest of a missed run and a summary beyond the window', async () => {
+  initScheduleMetrics('nightly');
+  initScheduleMetrics('smoke');
+  expect(await samples('xyra_batch_last_missed_time')).toEqual({ 'schedule="nightly"': 0, 'schedule="smoke"': 0 });
+
+  recordMissedSlots('nightly', 40, at('2026-01-05T00:00:00Z')); // summed up at start-up, never run
+  const before = Date.now();
+  recordBatchRun('nightly', 'skipped', at('2026-01-04T23:00:00Z'), 'missed'); // a run skipped by the catch-up policy, now
+  const after = Date.now();
+  recordBatchRun('smoke', 'skipped', at('2026-01-04T23:00:00Z'), 'in_progress'); // not missed
+  recordLastMissed('nightly', at('2026-01-01T00:00:00Z')); // an older time (a seed) never moves it back
+  initScheduleMetrics('nightly'); // nor does a later init
+
+  const missed = await samples('xyra_batch_last_missed_time');
+  expect(missed['schedule="smoke"']).toBe(0);
+  expect(Math.round(missed['schedule="nightly"']! * 1000)).toBeGreaterThanOrEqual(before);
+  expect(Math.round(missed['schedule="nightly"']! * 1000)).toBeLessThanOrEqual(after);
+  const skipped = await samples('xyra_batch_skipped_slots_total');
+  expect(skipped['reason="missed",schedule="nightly"']).toBe(41);
+  expect(skipped['reason="in_progress",schedule="smoke"']).toBe(1);
 });

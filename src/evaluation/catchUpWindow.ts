@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js';
 import { readScheduleRow, replaceLastFiredAt, scheduleTableExists, type Queryable } from '../runtime/dbosInternals.js';
 import type { CronSchedule } from './cron.js';
 import { recordScheduleEvent } from './scheduleEvents.js';
+import { recordMissedSlots } from '../telemetry/metrics.js';
 
 export interface MissedSummary {
   count: number;
@@ -49,5 +50,6 @@ export async function summariseSlotsBeyondWindow(input: CatchUpWindowInput): Pro
     details: { ...summary },
   });
   input.logger.warn(summary, 'missed slots beyond BATCH_CATCH_UP_WINDOW summed up, not run');
+  recordMissedSlots(input.scheduleName, old.count, input.now);
   return summary;
 }

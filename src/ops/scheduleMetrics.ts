@@ -3,19 +3,27 @@
 // next run (an alert on "no completed run for 3 intervals" must not go quiet because a replica restarted).
 import { z } from 'zod';
 import { consecutiveFailures } from '../evaluation/failurePolicy.js';
+import { listScheduleEvents } from '../evaluation/scheduleEvents.js';
 import type { Queryable } from '../runtime/databases.js';
 import { readScheduleRow } from '../runtime/dbosInternals.js';
-import { initScheduleMetrics, recordConsecutiveFailures, recordLastCompleted, recordSchedulePaused } from '../telemetry/metrics.js';
+import {
+  initScheduleMetrics,
+  recordConsecutiveFailures,
+  recordLastCompleted,
+  recordLastMissed,
+  recordSchedulePaused,
+} from '../telemetry/metrics.js';
 import { BATCH_RUNS_SELECT } from './batchRunsSql.js';
 
-const seedSchema = z.object({ last_completed: z.date().nullable(), last_outcome: z.date().nullable() });
+const seedSchema = z.object({ last_completed: z.date().nullable(), last_outcome: z.date().nullable(), last_missed: z.date().nullable() });
 
 // `last_outcome`: the newest run the failure streak counts (an outcome of the API), like failurePolicy.ts.
 const SEED_SQL = `
 select
   max(scheduled_time) filter (where status in ('completed', 'triggered')) as last_completed,
   max(scheduled_time) filter (where workflow_status in ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
-    and skipped_reason is null and status in ('completed', 'triggered', 'failed', 'skipped')) as last_outcome
+    and skipped_reason is null and status in ('completed', 'triggered', 'failed', 'skipped')) as last_outcome,
+  max(actual_time) filter (where skipped_reason = 'missed') as last_missed
 from (${BATCH_RUNS_SELECT}) runs`;
 
 export interface ScheduleMetricsSeed {
@@ -26,8 +34,12 @@ export interface ScheduleMetricsSeed {
 
 /** Today every batch run belongs to the one schedule; the schedules engine seeds each of its schedules. */
 export async function seedScheduleMetrics({ systemDb, appDb, scheduleName }: ScheduleMetricsSeed): Promise<void> {
-  initScheduleMetrics(scheduleName);
   const seed = seedSchema.parse((await systemDb.query(SEED_SQL)).rows[0]);
+  // Missed: a run skipped by the catch-up policy, or a summary of slots beyond the catch-up window.
+  const [summary] = await listScheduleEvents(appDb, { scheduleName, kinds: ['missed_summary'], limit: 1 });
+  if (seed.last_missed) recordLastMissed(scheduleName, seed.last_missed);
+  if (summary) recordLastMissed(scheduleName, new Date(summary.at));
+  initScheduleMetrics(scheduleName);
   if (seed.last_completed) recordLastCompleted(scheduleName, seed.last_completed);
   if (seed.last_outcome) {
     recordConsecutiveFailures(scheduleName, await consecutiveFailures(systemDb, appDb, scheduleName), seed.last_outcome);

@@ -35,6 +35,7 @@ interface Instruments {
   consecutiveFailures: Gauge;
   lastOutcomeTime: Gauge;
   lastCompletedTime: Gauge;
+  lastMissedTime: Gauge;
   nextSlotTime: Gauge;
   slotInterval: Gauge;
   schedulePaused: Gauge;
@@ -45,6 +46,8 @@ let instruments: Instruments | undefined;
 const lastCompleted = new Map<string, number>();
 /** Per schedule, the newest slot whose outcome set the failure gauge (same reason). */
 const lastOutcome = new Map<string, number>();
+/** Per schedule, when a slot was last recorded as missed. */
+const lastMissed = new Map<string, number>();
 
 function get(): Instruments {
   if (!instruments) {
@@ -70,6 +73,11 @@ function get(): Instruments {
       }),
       lastCompletedTime: meter.createGauge('xyra.batch.last_completed_time', {
         description: 'Slot time of the newest run of the schedule that ended completed or triggered (Unix seconds)',
+        unit: 's',
+      }),
+      lastMissedTime: meter.createGauge('xyra.batch.last_missed_time', {
+        description:
+          'When a slot of the schedule was last recorded as missed (Unix seconds; 0: never): a run skipped by the catch-up policy, or slots beyond the catch-up window summed up at start-up',
         unit: 's',
       }),
       nextSlotTime: meter.createGauge('xyra.batch.next_slot_time', {
@@ -100,6 +108,7 @@ export function recordDbOperations(operation: DbOperation, rows: number): void {
  */
 export function initScheduleMetrics(schedule: string): void {
   for (const reason of SKIP_REASONS) get().skippedSlots.add(0, { schedule, reason });
+  if (!lastMissed.has(schedule)) recordLastMissed(schedule, new Date(0));
 }
 
 /**
@@ -110,7 +119,28 @@ export function recordBatchRun(schedule: string, status: string, slot: Date, ski
   const i = get();
   i.batchRuns.add(1, { schedule, status });
   if (status === 'skipped') i.skippedSlots.add(1, { schedule, reason: skippedReason ?? 'api' });
+  if (status === 'skipped' && skippedReason === 'missed') recordLastMissed(schedule, new Date());
   if (COMPLETED_STATUSES.has(status)) recordLastCompleted(schedule, slot);
+}
+
+/**
+ * Slots missed while no replica ran and older than the catch-up window: summed up at start-up, never run.
+ * They count as `missed` skips.
+ */
+export function recordMissedSlots(schedule: string, count: number, at: Date): void {
+  if (count > 0) get().skippedSlots.add(count, { schedule, reason: 'missed' });
+  recordLastMissed(schedule, at);
+}
+
+/**
+ * When a slot was last recorded as missed. A time, not only the counter: slots missed in a downtime are
+ * counted right after start-up, often before the first scrape, where a new counter shows no increase.
+ */
+export function recordLastMissed(schedule: string, at: Date): void {
+  const ms = at.getTime();
+  if (!Number.isFinite(ms) || ms <= (lastMissed.get(schedule) ?? -Infinity)) return;
+  lastMissed.set(schedule, ms);
+  get().lastMissedTime.record(seconds(at), { schedule });
 }
 
 /** The newest completed slot of the schedule (also seeded from the history at start-up). */
@@ -162,6 +192,7 @@ export function startTelemetry(config: Config, logger: Logger, serviceVersion: s
   instruments = undefined; // re-create on the new provider
   lastCompleted.clear();
   lastOutcome.clear();
+  lastMissed.clear();
   if (readers.length > 0) logger.info({ exporters: config.metrics.exporters }, 'metrics: exporters started');
   return {
     shutdown: async () => {
@@ -170,6 +201,7 @@ export function startTelemetry(config: Config, logger: Logger, serviceVersion: s
       instruments = undefined;
       lastCompleted.clear();
       lastOutcome.clear();
+      lastMissed.clear();
     },
     forceFlush: () => provider.forceFlush(),
     metricsHandler: prometheusHandler,
