@@ -32,18 +32,22 @@ export interface ScheduleMetricsSeed {
   scheduleName: string;
 }
 
-/** Today every batch run belongs to the one schedule; the schedules engine seeds each of its schedules. */
+/**
+ * Today every batch run belongs to the one schedule; the schedules engine seeds each of its schedules. Runs
+ * may record while this reads: the time gauges only move forward and the pause state is set only if no slot
+ * has read it yet, so a seed never overwrites what a run recorded meanwhile.
+ */
 export async function seedScheduleMetrics({ systemDb, appDb, scheduleName }: ScheduleMetricsSeed): Promise<void> {
-  const seed = seedSchema.parse((await systemDb.query(SEED_SQL)).rows[0]);
+  initScheduleMetrics(scheduleName);
+  const row = await readScheduleRow(systemDb, scheduleName);
+  if (row) recordSchedulePaused(scheduleName, row.status === 'PAUSED', { unlessKnown: true });
   // Missed: a run skipped by the catch-up policy, or a summary of slots beyond the catch-up window.
   const [summary] = await listScheduleEvents(appDb, { scheduleName, kinds: ['missed_summary'], limit: 1 });
-  if (seed.last_missed) recordLastMissed(scheduleName, seed.last_missed);
   if (summary) recordLastMissed(scheduleName, new Date(summary.at));
-  initScheduleMetrics(scheduleName);
+  const seed = seedSchema.parse((await systemDb.query(SEED_SQL)).rows[0]);
+  if (seed.last_missed) recordLastMissed(scheduleName, seed.last_missed);
   if (seed.last_completed) recordLastCompleted(scheduleName, seed.last_completed);
   if (seed.last_outcome) {
     recordConsecutiveFailures(scheduleName, await consecutiveFailures(systemDb, appDb, scheduleName), seed.last_outcome);
   }
-  const row = await readScheduleRow(systemDb, scheduleName);
-  if (row) recordSchedulePaused(scheduleName, row.status === 'PAUSED');
 }

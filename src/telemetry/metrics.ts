@@ -170,7 +170,13 @@ export function recordNextSlot(schedule: string, next: Date, following: Date): v
   get().slotInterval.record((following.getTime() - next.getTime()) / 1000, { schedule });
 }
 
-export function recordSchedulePaused(schedule: string, paused: boolean): void {
+/** Whether each schedule's pause state has been recorded since start-up. */
+const pauseKnown = new Set<string>();
+
+/** `unlessKnown`: a start-up read, which must not overwrite what a slot read since. */
+export function recordSchedulePaused(schedule: string, paused: boolean, options: { unlessKnown?: boolean } = {}): void {
+  if (options.unlessKnown && pauseKnown.has(schedule)) return;
+  pauseKnown.add(schedule);
   get().schedulePaused.record(paused ? 1 : 0, { schedule });
 }
 
@@ -193,6 +199,7 @@ export function startTelemetry(config: Config, logger: Logger, serviceVersion: s
   lastCompleted.clear();
   lastOutcome.clear();
   lastMissed.clear();
+  pauseKnown.clear();
   if (readers.length > 0) logger.info({ exporters: config.metrics.exporters }, 'metrics: exporters started');
   return {
     shutdown: async () => {
@@ -202,6 +209,8 @@ export function startTelemetry(config: Config, logger: Logger, serviceVersion: s
       lastCompleted.clear();
       lastOutcome.clear();
       lastMissed.clear();
+      pauseKnown.clear();
+  pauseKnown.clear();
     },
     forceFlush: () => provider.forceFlush(),
     metricsHandler: prometheusHandler,
