@@ -14,6 +14,7 @@ import pg from 'pg';
 import { parseDuration } from '../config.js';
 import type { Logger } from '../logger.js';
 import { markScheduledRun } from '../runtime/dbosInternals.js';
+import { forgetScheduleTimer, initScheduleMetrics, recordMissedSlots, recordNextSlot, recordSchedulePaused } from '../telemetry/metrics.js';
 import { EvaluationBatch } from './evaluationBatch.js';
 import { recordScheduleEvent } from './scheduleEvents.js';
 import { SpecSlots } from './scheduleSpec.js';
@@ -46,6 +47,11 @@ export interface EngineDeps {
   appDatabaseUrl: string;
   logger: Logger;
   clock?: Clock;
+  /**
+   * Called once per schedule the first time this engine learns of it (start-up or created at runtime):
+   * service.ts seeds its gauges from the history there (the engine's layer does not read the history).
+   */
+  onScheduleLearned?(name: string): void;
 }
 
 interface Entry {
@@ -136,19 +142,36 @@ export class ScheduleEngine {
       seen.add(row.name);
       this.put(row);
     }
-    for (const name of [...this.entries.keys()]) if (!seen.has(name)) this.entries.delete(name);
+    for (const name of [...this.entries.keys()]) if (!seen.has(name)) this.forget(name);
     this.rearm();
   }
 
   async reloadOne(name: string): Promise<void> {
     const row = await getScheduleRow(this.deps.appPool, name);
     if (row) this.put(row);
-    else this.entries.delete(name);
+    else this.forget(name);
     this.rearm();
+  }
+
+  /** A deleted schedule: out of the plan, and its timer gauges say "no next slot" (no overdue alert). */
+  private forget(name: string): void {
+    if (!this.entries.delete(name)) return;
+    forgetScheduleTimer(name);
   }
 
   private put(row: ScheduleRow): void {
     const known = this.entries.get(row.name);
+    if (!known) {
+      // Every schedule's series exist from the moment this engine knows it (a counter first seen at 1 shows
+      // no increase); the label set is bounded by the schedules in the store.
+      initScheduleMetrics(row.name);
+      try {
+        this.deps.onScheduleLearned?.(row.name);
+      } catch (e) {
+        this.deps.logger.warn({ schedule: row.name, err: String(e) }, 'metrics: schedule not seeded');
+      }
+    }
+    recordSchedulePaused(row.name, row.status === 'PAUSED');
     if (known && known.row.version === row.version) {
       known.row = row; // fired_through moved: nothing to re-plan
       return;
@@ -156,7 +179,19 @@ export class ScheduleEngine {
     const slots = new SpecSlots(row);
     // The new version fires from the first slot after it took effect (and after what was already fired).
     const after = new Date(Math.max(this.planFrom ?? this.clock.now(), Date.parse(row.effective_from), row.fired_through ? Date.parse(row.fired_through) : 0));
-    this.entries.set(row.name, { row, slots, next: row.status === 'ACTIVE' ? safeNext(slots, after) : null });
+    const next = row.status === 'ACTIVE' ? safeNext(slots, after) : null;
+    this.entries.set(row.name, { row, slots, next });
+    this.recordTimer(row.name, slots, next);
+  }
+
+  /** The next slot the timer waits for and the interval after it: the `next_slot_time` / `slot_interval` gauges. */
+  private recordTimer(name: string, slots: SpecSlots, next: Date | null): void {
+    if (next === null) {
+      forgetScheduleTimer(name, { keepInterval: true }); // paused or ended: nothing is due
+      return;
+    }
+    const following = safeNext(slots, next);
+    recordNextSlot(name, next, following);
   }
 
   private rearm(): void {
@@ -185,6 +220,7 @@ export class ScheduleEngine {
         if (!e.next || e.next.getTime() !== due) continue;
         const slot = e.next;
         e.next = safeNext(e.slots, slot);
+        this.recordTimer(e.row.name, e.slots, e.next);
         firing.push(this.fire(e.row, slot, false));
       }
       await Promise.all(firing);
@@ -237,6 +273,7 @@ export class ScheduleEngine {
           details: summary,
         });
         this.deps.logger.warn({ schedule: row.name, ...summary }, 'missed slots beyond the catch-up window summed up, not run');
+        recordMissedSlots(row.name, old.length, now);
       }
       from = windowStart;
     }

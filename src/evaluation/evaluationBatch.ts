@@ -111,7 +111,7 @@ export class EvaluationBatch {
     // durable sleep: a replay after a crash is past the slot and does not wait.
     const early = Date.parse(scheduledIso) - Date.now();
     if (early > 0 && !isManualRun(ctx)) await new Promise((r) => setTimeout(r, Math.min(early, 1_000)));
-    const actualIso = await EvaluationBatch.recordActualStart(scheduledIso);
+    const actualIso = await EvaluationBatch.recordActualStart(scheduledIso, ctx.schedule);
     const base = { workflow_id: workflowId, scheduled_time: scheduledIso, actual_time: actualIso };
 
     // From the decision to `triggered`, whatever throws (even recording the decision) releases the gate.
@@ -127,7 +127,7 @@ export class EvaluationBatch {
     if (!gate.run) {
       const status: BatchStatus = { ...base, status: 'skipped', processed: 0, succeeded: 0, failed: 0, message: gate.message };
       await DBOS.setEvent(BATCH_STATUS_EVENT, status);
-      await EvaluationBatch.recordOutcome(status);
+      await EvaluationBatch.recordOutcome(ctx.schedule, status, gate.reason);
       await EvaluationBatch.enforceFailurePolicy(ctx.schedule, status, gate.reason);
       return { status, skipped_reason: gate.reason };
     }
@@ -155,7 +155,7 @@ export class EvaluationBatch {
     if (outcome.kind === 'retryable') final.error = `${outcome.reason} (gave up after ${attempt} attempts)`;
     const status: BatchStatus = { ...base, ...final };
     await DBOS.setEvent(BATCH_STATUS_EVENT, status);
-    await EvaluationBatch.recordOutcome(status);
+    await EvaluationBatch.recordOutcome(ctx.schedule, status);
     await EvaluationBatch.enforceFailurePolicy(ctx.schedule, status);
     return {
       status,
@@ -172,9 +172,9 @@ export class EvaluationBatch {
 
   /** Checkpointed, so a recovered run keeps its original start time. */
   @DBOS.step()
-  static async recordActualStart(scheduledIso: string): Promise<string> {
+  static async recordActualStart(scheduledIso: string, scheduleName: string): Promise<string> {
     const now = new Date();
-    recordScheduleLag(now.getTime() - Date.parse(scheduledIso));
+    recordScheduleLag(scheduleName, now.getTime() - Date.parse(scheduledIso));
     return now.toISOString();
   }
 
@@ -251,11 +251,12 @@ export class EvaluationBatch {
   }
 
   @DBOS.step()
-  static async recordOutcome(status: BatchStatus): Promise<void> {
-    recordBatchRun(status.status);
+  static async recordOutcome(scheduleName: string, status: BatchStatus, skippedBy?: Gate['reason']): Promise<void> {
+    recordBatchRun(scheduleName, status.status, new Date(status.scheduled_time), skippedBy);
     current().logger.info(
       {
         workflowId: status.workflow_id,
+        schedule: scheduleName,
         status: status.status,
         processed: status.processed,
         succeeded: status.succeeded,

@@ -115,7 +115,7 @@ export async function applyFailurePolicy(
   const s = settings;
   if (skippedBy) return { consecutiveFailures: -1, paused: false }; // our own skip: no news about the API
   if (status.status === 'completed' || status.status === 'skipped') {
-    recordConsecutiveFailures(0);
+    recordConsecutiveFailures(scheduleName, 0, new Date(status.scheduled_time));
     return { consecutiveFailures: 0, paused: false };
   }
   if (status.status !== 'failed') return { consecutiveFailures: -1, paused: false }; // 202: no outcome yet
@@ -126,7 +126,7 @@ export async function applyFailurePolicy(
     // Two replicas finishing failed runs at once must not both pause (nor record two pauses).
     await lockClient.query('select pg_advisory_xact_lock(hashtext($1))', [scheduleName === DEFAULT_SCHEDULE ? POLICY_LOCK : `${POLICY_LOCK}:${scheduleName}`]);
     const failures = await consecutiveFailures(lockClient, s.appPool, scheduleName);
-    recordConsecutiveFailures(failures);
+    recordConsecutiveFailures(scheduleName, failures, new Date(status.scheduled_time));
     let paused = false;
     const row = await getScheduleRow(s.appPool, scheduleName);
     const threshold = row?.pause_after_failures ?? 0;

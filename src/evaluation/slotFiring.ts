@@ -46,6 +46,8 @@ export interface SlotFirerOptions<P = void> {
    */
   fireLeadMs?: number;
   fire(slot: Date, prepared: P | undefined): Promise<void>;
+  /** Called with each slot the loop starts waiting for (the next-slot metric). */
+  onNext?(slot: Date): void;
   clock?: Clock;
   /** Called when `fire` throws; the loop goes on with the next slot (DBOS's own loop is the fallback). */
   onError?(slot: Date, error: unknown): void;
@@ -68,7 +70,7 @@ export class SlotFirer<P = void> {
   }
 
   private async run(): Promise<void> {
-    const { schedule, fire, onError, prepare } = this.options;
+    const { schedule, fire, onError, prepare, onNext } = this.options;
     const fireLeadMs = this.options.fireLeadMs ?? 0;
     const leadMs = prepare ? Math.max(this.options.leadMs ?? 0, fireLeadMs) : 0;
     const clock = this.options.clock ?? systemClock;
@@ -76,6 +78,7 @@ export class SlotFirer<P = void> {
     let last = new Date(clock.now());
     while (!signal.aborted) {
       const slot = schedule.next(last);
+      onNext?.(slot);
       let prepared: Promise<P> | undefined;
       if (prepare) {
         await clock.sleepUntil(slot.getTime() - leadMs, signal);
