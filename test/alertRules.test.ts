@@ -191,8 +191,8 @@ it('a failing API fires XyraConsecutiveFailures in a real Prometheus; a restarte
     expect(alert.labels).toMatchObject({ schedule: 'evaluation-batch', severity: 'critical' });
     const skipped = Object.fromEntries((await server.query('xyra_batch_skipped_slots_total')).map((s) => [s.metric.reason, s.value[1]]));
     // Every reason is exported; on a loaded machine a slow run may make the next slot skip as in_progress.
-    expect(Object.keys(skipped).sort()).toEqual(['api', 'in_progress', 'missed', 'not_a_slot', 'paused']);
-    expect({ ...skipped, in_progress: undefined }).toEqual({ api: '1', missed: '0', paused: '0', not_a_slot: '0', in_progress: undefined });
+    expect(Object.keys(skipped).sort()).toEqual(['api', 'in_progress', 'missed', 'not_a_slot', 'paused', 'superseded']);
+    expect({ ...skipped, in_progress: undefined }).toEqual({ api: '1', missed: '0', paused: '0', not_a_slot: '0', superseded: '0', in_progress: undefined });
   } finally {
     expect(await first.stop('SIGTERM')).toBe(0);
   }

@@ -77,6 +77,7 @@ it('counts runs by schedule and status, and skips by schedule and reason (the AP
     'reason="in_progress",schedule="nightly"': 0,
     'reason="paused",schedule="nightly"': 0,
     'reason="not_a_slot",schedule="nightly"': 0,
+    'reason="superseded",schedule="nightly"': 0,
     'reason="api",schedule="nightly"': 0,
     'reason="api",schedule="smoke"': 1,
   });
