@@ -25,11 +25,16 @@ import { VERSION } from './version.js';
 import { withStartupLock } from './runtime/advisoryLock.js';
 import { APP_NAME } from './runtime/dbosClient.js';
 import { assertExecutorIdFree, warnIfNotLatestVersion } from './runtime/executorGuard.js';
-import { recoverExecutorWorkflows } from './runtime/dbosInternals.js';
+import { currentExecution, DBOS_CONNECTION_NOISE, executionOwnsWorkflow, recoverExecutorWorkflows, setDbRetryMaxBackoff } from './runtime/dbosInternals.js';
+import { DatabaseOutage, isConnectionError } from './runtime/databaseOutage.js';
+import { ExecutionFence, installExecutionFence } from './runtime/executionFence.js';
 import { startFailover, type Failover } from './runtime/failover.js';
 import { resolveDatabases, type DatabaseUrls } from './runtime/databases.js';
 import { createKnex, migrateLatest } from './runtime/migrations.js';
 import { setQueueMaintenanceInterval } from './runtime/dbosInternals.js';
+
+/** DBOS's retry of a workflow's database operation backs off to at most this (its default: 60 s): see dbosInternals. */
+const DBOS_DB_RETRY_MAX_BACKOFF_S = 2;
 
 /** How often DBOS re-reads queue rows and promotes delayed workflows (its default: every second). */
 const QUEUE_MAINTENANCE_MS = 5_000;
@@ -39,7 +44,7 @@ export interface ServiceOptions {
   schedule?: boolean;
   /** Start the HTTP server (health, dashboard, `/api`) on config.port. */
   healthServer?: boolean;
-  /** This replica lost its executor claim for good: stop executing at once (default: exit 1, no drain). */
+  /** FENCE_EXIT: called when the old crash-only rule would stop the process (default with FENCE_EXIT=true: exit 1). */
   onFenced?: (reason: string) => void;
   /**
    * Aborted by a SIGTERM/SIGINT before ready: start-up stops at the next step, undoes what it started (in
@@ -78,6 +83,15 @@ export async function startService(config: Config, logger: Logger, options: Serv
     const telemetry: Telemetry = startTelemetry(config, logger, VERSION);
     cleanups.push(() => telemetry.shutdown());
 
+    // Closed while the executor claim is unconfirmed: every step and the slot firing wait behind it.
+    let fence: ExecutionFence | undefined;
+    const outage = new DatabaseOutage(logger.child({ component: 'database' }));
+    const poolError = (which: string) => (e: Error) => {
+      if (isConnectionError(e)) outage.suspect();
+      if (outage.active) logger.debug({ err: e.message }, `${which} pool error`);
+      else logger.warn({ err: e.message }, `${which} pool error`);
+    };
+
     // First, so a taken PORT fails before any database work, and /healthz answers during a long start-up
     // (recovery, migrations) while /readyz says 503 until DBOS is launched.
     let knexForReadiness: Knex | undefined;
@@ -86,6 +100,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
       health = await startHttpServer(config.port, {
         dashboardToken: config.dashboardToken,
         checkReady: async () => {
+          // Fenced (database unreachable, claim unconfirmed): not ready, whatever else answers.
+          if (fence && !fence.isOpen()) return { ready: false, detail: { fenced: fence.reason ?? 'executor claim unconfirmed' } };
           const launched = DBOS.isInitialized();
           if (!launched || !knexForReadiness) return { ready: false, detail: { dbos: launched } };
           const [app, sys] = await Promise.all([
@@ -115,11 +131,11 @@ export async function startService(config: Config, logger: Logger, options: Serv
     }
 
     const systemPool = new pg.Pool({ connectionString: databases.systemDatabaseUrl, max: 4, application_name: 'xyra-scheduler' });
-    systemPool.on('error', (e) => logger.warn({ err: e.message }, 'system database pool error'));
+    systemPool.on('error', poolError('system database'));
     cleanups.push(() => systemPool.end());
     // Small pool on the app database: pause checks, failover's claims/heartbeats, the failure policy's schedule_events.
     const appPool = new pg.Pool({ connectionString: databases.appDatabaseUrl, max: 4, application_name: 'xyra-scheduler' });
-    appPool.on('error', (e) => logger.warn({ err: e.message }, 'app database pool error'));
+    appPool.on('error', poolError('app database'));
     cleanups.push(() => appPool.end());
 
     // Failover starts after launch; until then every executor counts as alive (runs block, as before).
@@ -152,15 +168,28 @@ export async function startService(config: Config, logger: Logger, options: Serv
     configureRetention({ systemPool, retentionMs: config.historyRetentionMs, logger: logger.child({ component: 'retention' }) });
 
     const schedule = new CronSchedule(config.batch.cron, config.batch.timezone);
-    const knex = createKnex(databases.appDatabaseUrl);
+    const knex = createKnex(databases.appDatabaseUrl, undefined, logger);
     knexForReadiness = knex;
     cleanups.push(() => knex.destroy());
     configurePipeline(config, knex, logger.child({ component: 'pipeline' }));
 
     checkpoint();
     // Before launch: launch starts recovering this executor's workflows at once.
-    const claim = await assertExecutorIdFree(databases.appDatabaseUrl, config.executorId, logger);
+    // A dropped claim connection closes the fence at once; the heartbeat re-takes the claim or declares an outage.
+    const claim = await assertExecutorIdFree(databases.appDatabaseUrl, config.executorId, logger, undefined, (reason) => {
+      outage.suspect();
+      fence?.close(`executor claim connection lost: ${reason}`);
+    });
     cleanups.push(() => claim.release()); // released after DBOS.shutdown (cleanups run in reverse)
+    // Open now (the claim was just taken); failover's heartbeat keeps it open, or closes it.
+    fence = new ExecutionFence({
+      maxUnconfirmedMs: config.failoverAfterMs / 2,
+      currentExecution,
+      ownsWorkflow: (e) => executionOwnsWorkflow(systemPool, e.workflowId, e.ownerXid),
+    });
+    installExecutionFence(fence);
+    cleanups.push(async () => installExecutionFence(undefined));
+    if (!setDbRetryMaxBackoff(DBOS_DB_RETRY_MAX_BACKOFF_S)) logger.warn('DBOS retry settings changed shape: its database retries back off to 60 s');
 
     // Idle cost: DBOS's once-a-second queue maintenance is half of an idle replica's commits (design.md).
     if (!setQueueMaintenanceInterval(QUEUE_MAINTENANCE_MS)) logger.warn('DBOS queue runner changed shape: queue maintenance stays at 1 s');
@@ -169,7 +198,12 @@ export async function startService(config: Config, logger: Logger, options: Serv
       systemDatabaseUrl: databases.systemDatabaseUrl,
       applicationVersion: VERSION,
       executorID: config.executorId,
-      logger: dbosLogger(logger),
+      // Its per-retry and per-poll connection warnings are debug while an outage is on (said once, by `outage`).
+      // A connection error DBOS reports is a first sign (it often comes before our heartbeat notices).
+      logger: dbosLogger(logger, (msg) => {
+        if (isConnectionError(new Error(msg))) outage.suspect();
+        return DBOS_CONNECTION_NOISE.test(msg) || outage.active;
+      }),
       // Pause/resume and schedule edits made by the CLI are picked up within this interval.
       schedulerPollingIntervalMs: 5_000,
     });
@@ -213,7 +247,10 @@ export async function startService(config: Config, logger: Logger, options: Serv
       version: VERSION,
       failoverAfterMs: config.failoverAfterMs,
       recover: recoverExecutorWorkflows,
-      onFenced: options.onFenced ?? (() => process.exit(1)), // no drain: draining would keep executing
+      fence,
+      outage,
+      // FENCE_EXIT=true only: no drain, draining would keep executing.
+      onFenced: options.onFenced ?? (config.fenceExit ? () => process.exit(1) : undefined),
       logger: logger.child({ component: 'failover' }),
     });
     const started = failover;
@@ -231,8 +268,23 @@ export async function startService(config: Config, logger: Logger, options: Serv
     checkpoint();
     if (options.schedule !== false) {
       await applyEvaluationSchedule(config);
-      const firing = startSlotFiring({ schedule, systemPool, logger: logger.child({ component: 'firing' }) });
-      cleanups.push(() => firing.stop()); // stops first: no new slot starts during the drain
+      // Fenced: the firing stops (no slot is started here); once the fence opens it starts again from now, and
+      // DBOS's own scheduler loop (which waited out the outage) enqueues the slots in between, once each.
+      const firingDeps = { schedule, systemPool, logger: logger.child({ component: 'firing' }) };
+      let firing: { stop(): Promise<void> } | undefined = startSlotFiring(firingDeps);
+      let firingChange: Promise<void> = Promise.resolve();
+      let stopping = false;
+      fence.onChange((open) => {
+        firingChange = firingChange.then(async () => {
+          await firing?.stop();
+          firing = open && !stopping ? startSlotFiring(firingDeps) : undefined;
+        });
+      });
+      cleanups.push(async () => {
+        stopping = true; // stops first: no new slot starts during the drain
+        await firingChange;
+        await firing?.stop();
+      });
     }
     checkpoint();
     await applyRetentionSchedule(config.historyRetentionMs);
