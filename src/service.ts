@@ -11,7 +11,7 @@ import { CronSchedule } from './evaluation/cron.js';
 import { configureEvaluationBatch, SCHEDULE_NAME } from './evaluation/evaluationBatch.js';
 import './evaluation/backfill.js'; // registers the backfill workflow before launch
 import { configureFailurePolicy } from './evaluation/failurePolicy.js';
-import { startSlotFiring } from './evaluation/firing.js';
+import { fireBehindFence } from './evaluation/firingFence.js';
 import { applyEvaluationSchedule } from './evaluation/schedule.js';
 import { dbosLogger, registerSecret, type Logger } from './logger.js';
 import { createApi } from './ops/api.js';
@@ -268,23 +268,9 @@ export async function startService(config: Config, logger: Logger, options: Serv
     checkpoint();
     if (options.schedule !== false) {
       await applyEvaluationSchedule(config);
-      // Fenced: the firing stops (no slot is started here); once the fence opens it starts again from now, and
-      // DBOS's own scheduler loop (which waited out the outage) enqueues the slots in between, once each.
-      const firingDeps = { schedule, systemPool, logger: logger.child({ component: 'firing' }) };
-      let firing: { stop(): Promise<void> } | undefined = startSlotFiring(firingDeps);
-      let firingChange: Promise<void> = Promise.resolve();
-      let stopping = false;
-      fence.onChange((open) => {
-        firingChange = firingChange.then(async () => {
-          await firing?.stop();
-          firing = open && !stopping ? startSlotFiring(firingDeps) : undefined;
-        });
-      });
-      cleanups.push(async () => {
-        stopping = true; // stops first: no new slot starts during the drain
-        await firingChange;
-        await firing?.stop();
-      });
+      // Fenced: the firing stops (no slot is started here), and catches up the slots in between when it opens.
+      const firing = fireBehindFence(fence, { schedule, systemPool, logger: logger.child({ component: 'firing' }) });
+      cleanups.push(() => firing.stop()); // stops first: no new slot starts during the drain
     }
     checkpoint();
     await applyRetentionSchedule(config.historyRetentionMs);
