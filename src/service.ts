@@ -86,6 +86,10 @@ export async function startService(config: Config, logger: Logger, options: Serv
     // Closed while the executor claim is unconfirmed: every step and the slot firing wait behind it.
     let fence: ExecutionFence | undefined;
     const outage = new DatabaseOutage(logger.child({ component: 'database' }));
+    // pg-pool listens for errors only on idle clients: a connection that drops while we hold a client (the
+    // overlap guard's gate, a transaction) would emit 'error' with no listener and end the process. Its
+    // query in flight rejects anyway; the next user of a dead client finds out and reconnects.
+    const guardPool = (p: pg.Pool) => p.on('connect', (client) => client.on('error', (e) => poolError('held client')(e)));
     const poolError = (which: string) => (e: Error) => {
       if (isConnectionError(e)) outage.suspect();
       if (outage.active) logger.debug({ err: e.message }, `${which} pool error`);
@@ -132,10 +136,12 @@ export async function startService(config: Config, logger: Logger, options: Serv
 
     const systemPool = new pg.Pool({ connectionString: databases.systemDatabaseUrl, max: 4, application_name: 'xyra-scheduler' });
     systemPool.on('error', poolError('system database'));
+    guardPool(systemPool);
     cleanups.push(() => systemPool.end());
     // Small pool on the app database: pause checks, failover's claims/heartbeats, the failure policy's schedule_events.
     const appPool = new pg.Pool({ connectionString: databases.appDatabaseUrl, max: 4, application_name: 'xyra-scheduler' });
     appPool.on('error', poolError('app database'));
+    guardPool(appPool);
     cleanups.push(() => appPool.end());
 
     // Failover starts after launch; until then every executor counts as alive (runs block, as before).
@@ -212,6 +218,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
       if (!launched) return;
       logger.info({ waitMs: config.shutdownTimeoutMs }, 'draining: waiting for in-flight workflows');
       await DBOS.shutdown({ workflowCompletionTimeoutMS: config.shutdownTimeoutMs });
+      // Heartbeats go on through the drain: the fence stays open for the runs finishing, and closes if it must.
+      await failover?.stop();
     });
     checkpoint();
     await withStartupLock(databases.appDatabaseUrl, async () => {
@@ -253,13 +261,13 @@ export async function startService(config: Config, logger: Logger, options: Serv
       onFenced: options.onFenced ?? (config.fenceExit ? () => process.exit(1) : undefined),
       logger: logger.child({ component: 'failover' }),
     });
-    const started = failover;
-    cleanups.push(() => started.stop());
+    // Stopped after DBOS's drain (see its cleanup above), not before it.
 
     if (health) {
       // The dashboard's API: read-only, its own small pools so a slow page never starves the workflows.
       const dashboardPool = new pg.Pool({ connectionString: databases.appDatabaseUrl, max: 2, application_name: 'xyra-dashboard' });
-      dashboardPool.on('error', (e) => logger.warn({ err: e.message }, 'app database pool error'));
+      dashboardPool.on('error', poolError('app database'));
+      guardPool(dashboardPool);
       cleanups.push(() => dashboardPool.end());
       health.attachApi(createApi({ config, systemPool, appPool: dashboardPool }));
     }
