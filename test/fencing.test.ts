@@ -16,7 +16,7 @@ describe('fencing: a replica whose claim connection is cut', () => {
     `select l.pid from pg_locks l where l.locktype = 'advisory' and l.granted and l.objsubid = 2
         and l.classid = hashtext('xyra-scheduler:executor')::oid and l.objid = hashtext('${id}')::oid`;
 
-  it('re-takes its claim at once when it can; stops before any takeover when it cannot', async () => {
+  it('re-takes its claim at once when it can; is fenced (stays up, runs nothing) while it cannot', async () => {
     const appUrl = await createTestDatabase('failover_fence');
     const env = { DATABASE_URL: appUrl, XYRA_API_URL: simulator.url, BATCH_CRON: '*/2 * * * * *' };
     const a = start({ ...env, EXECUTOR_ID: 'fence-a' });
