@@ -19,6 +19,8 @@ interface Instruments {
   batchRuns: Counter;
   scheduleLag: Histogram;
   consecutiveFailures: Gauge;
+  dbOutages: Counter;
+  dbOutageDuration: Histogram;
 }
 
 let instruments: Instruments | undefined;
@@ -37,6 +39,13 @@ function get(): Instruments {
       }),
       consecutiveFailures: meter.createGauge('xyra.batch.consecutive_failures', {
         description: 'Consecutive failed batch runs, as of the latest finished run (see BATCH_PAUSE_AFTER_FAILURES)',
+      }),
+      dbOutages: meter.createCounter('xyra.db.outages', {
+        description: 'Times this replica lost its database (its executor claim unconfirmed: fenced until it is back)',
+      }),
+      dbOutageDuration: meter.createHistogram('xyra.db.outage_duration', {
+        description: 'How long each database outage lasted, from the first failed to the next confirmed claim',
+        unit: 'ms',
       }),
     };
   }
@@ -57,6 +66,15 @@ export function recordScheduleLag(ms: number): void {
 
 export function recordConsecutiveFailures(count: number): void {
   get().consecutiveFailures.record(count);
+}
+
+/** A database outage began (counted at its start, so a long one shows while it lasts). */
+export function recordDbOutageStarted(): void {
+  get().dbOutages.add(1);
+}
+
+export function recordDbOutageEnded(ms: number): void {
+  get().dbOutageDuration.record(Math.max(0, ms));
 }
 
 export interface Telemetry {
