@@ -237,7 +237,7 @@ export class ScheduleEngine {
       this.wake = new AbortController();
       const signal = AbortSignal.any([stop, this.wake.signal]);
       if (!this.fenceOpen()) {
-        if (!this.catchUpPending) this.deps.logger.info('fenced: no slot fires until the executor claim is confirmed');
+        if (!this.catchUpPending) this.deps.logger.info('slot firing held behind the execution fence until the executor claim is confirmed');
         this.catchUpPending = true;
         await this.clock.sleepUntil(this.clock.now() + FENCED_POLL_MS, signal);
         continue;
@@ -248,7 +248,7 @@ export class ScheduleEngine {
         const at = new Date(this.clock.now());
         try {
           this.catchUpPending = false; // a slot that fails to start below sets it again
-          const n = await this.catchUp(at);
+          const n = await this.catchUp(at, true);
           if (this.catchUpPending) throw new Error('a missed slot could not be started');
           this.planFrom = at.getTime();
           try {
@@ -284,11 +284,11 @@ export class ScheduleEngine {
   }
 
   /** Starts the slot's run (on the batch queue when caught up, at once otherwise) and moves fired_through. */
-  async fire(row: ScheduleRow, slot: Date, catchUp: boolean): Promise<void> {
+  async fire(row: ScheduleRow, slot: Date, catchUp: boolean, viaQueue = catchUp): Promise<void> {
     const workflowID = slotWorkflowIdOf(row.name, slot);
     const context: SlotContext = { schedule: row.name, version: row.version, ...(catchUp ? { catchUp: true } : {}) };
     try {
-      if (catchUp) {
+      if (viaQueue) {
         await DBOS.startWorkflow(EvaluationBatch.trigger, { workflowID, queueName: BATCH_QUEUE })(slot, context);
       } else {
         await DBOS.startWorkflow(EvaluationBatch.trigger, { workflowID })(slot, context);
@@ -307,16 +307,16 @@ export class ScheduleEngine {
    * Missed slots of every ACTIVE schedule, by our rules: those in (fired_through, now] get a run each (the
    * run's catch-up policy decides), those older than the schedule's window one `missed_summary` event.
    */
-  async catchUp(now: Date = new Date(this.clock.now())): Promise<number> {
+  async catchUp(now: Date = new Date(this.clock.now()), afterFence = false): Promise<number> {
     let fired = 0;
     for (const row of await listScheduleRows(this.deps.appPool)) {
       if (row.status !== 'ACTIVE' || !row.fired_through) continue;
-      fired += await this.catchUpOne(row, now);
+      fired += await this.catchUpOne(row, now, afterFence);
     }
     return fired;
   }
 
-  private async catchUpOne(row: ScheduleRow, now: Date): Promise<number> {
+  private async catchUpOne(row: ScheduleRow, now: Date, afterFence: boolean): Promise<number> {
     const slots = new SpecSlots(row);
     let from = new Date(row.fired_through!);
     const windowStart = new Date(now.getTime() - parseDuration(row.catch_up_window));
@@ -335,7 +335,11 @@ export class ScheduleEngine {
       from = windowStart;
     }
     const missed = slots.between(from, now, MAX_CATCH_UP_SLOTS);
-    for (const slot of missed) await this.fire(row, slot, true);
+    // After a fence (an outage of this running process) the slots start at once, as the timer would have
+    // started them, unless policy `all` needs the queue to run them one at a time: a queued run waits for
+    // the next queue poll (BATCH_QUEUE_POLL_MS), which a drain may never reach.
+    const viaQueue = !afterFence || row.catch_up === 'all';
+    for (const slot of missed) await this.fire(row, slot, true, viaQueue);
     if (missed.length > 0) this.deps.logger.info({ schedule: row.name, slots: missed.length }, 'missed slots caught up');
     return missed.length;
   }
