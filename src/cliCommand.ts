@@ -38,6 +38,8 @@ export class UsageError extends Error {
 /** Run `fn` with a short-lived connection (a CLI command's whole life), closed whatever happens. */
 export async function withDb<T>(url: string, fn: (db: pg.Client) => Promise<T>): Promise<T> {
   const db = new pg.Client({ connectionString: url, application_name: 'xyra-cli' });
+  // A connection dropped while idle (a database restart) must not crash the command: its next query fails instead.
+  db.on('error', () => undefined);
   await db.connect();
   try {
     return await fn(db);

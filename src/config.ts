@@ -126,6 +126,9 @@ const envSchema = z.object({
   BATCH_CATCH_UP_WINDOW: duration('24h', 0),
   BATCH_PAUSE_AFTER_FAILURES: int(0, 0, 1_000_000),
   FAILOVER_AFTER: duration('30s', 1_000),
+  FENCE_EXIT: optionalString
+    .pipe(z.enum(['true', 'false'], { message: 'must be true or false' }).optional())
+    .transform((v) => v === 'true'),
   HISTORY_RETENTION: duration('30d', 1_000),
   DASHBOARD_TOKEN: optionalString,
   ADMIN_TOKEN: optionalString,
@@ -203,6 +206,8 @@ export interface Config {
   executorId: string;
   /** A replica whose executor claim has been free this long (ms) is dead: its unfinished workflows are taken over. */
   failoverAfterMs: number;
+  /** FENCE_EXIT: exit (code 1) when fenced, for crash-only operation under a supervisor; off by default. */
+  fenceExit: boolean;
   /** Finished workflows older than this (ms) are deleted from the DBOS system tables. */
   historyRetentionMs: number;
   /** When set, `/` and `/api/*` require `Authorization: Bearer <token>`. */
@@ -264,6 +269,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     executorId: e.EXECUTOR_ID,
     failoverAfterMs: e.FAILOVER_AFTER,
+    fenceExit: e.FENCE_EXIT,
     historyRetentionMs: e.HISTORY_RETENTION,
     dashboardToken: e.DASHBOARD_TOKEN,
     adminToken: e.ADMIN_TOKEN,

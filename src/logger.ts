@@ -91,14 +91,26 @@ function describe(entry: unknown): string {
   return redact(typeof entry === 'string' ? entry : JSON.stringify(entry));
 }
 
-/** DBOS logs through our pino instance, so all output is one JSON stream with one redaction policy. */
-export function dbosLogger(logger: Logger): DLogger {
+/**
+ * DBOS logs through our pino instance, so all output is one JSON stream with one redaction policy.
+ * `quiet(message)` true demotes a warning or error to debug: during a database outage DBOS logs a line per
+ * retry and per queue poll, and the outage itself is said once (runtime/databaseOutage.ts).
+ */
+export function dbosLogger(logger: Logger, quiet: (message: string) => boolean = () => false): DLogger {
   const child = logger.child({ component: 'dbos' });
   return {
     info: (entry) => child.info(describe(entry)),
     debug: (entry) => child.debug(describe(entry)),
-    warn: (entry) => child.warn(describe(entry)),
-    error: (entry) =>
-      child.error(entry instanceof Error ? { err: { message: redact(entry.message), name: entry.name } } : {}, describe(entry)),
+    warn: (entry) => {
+      const msg = describe(entry);
+      if (quiet(msg)) child.debug(msg);
+      else child.warn(msg);
+    },
+    error: (entry) => {
+      const msg = describe(entry);
+      const err = entry instanceof Error ? { err: { message: redact(entry.message), name: entry.name } } : {};
+      if (quiet(msg)) child.debug(err, msg);
+      else child.error(err, msg);
+    },
   };
 }

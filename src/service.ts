@@ -6,7 +6,7 @@ import type { Knex } from 'knex';
 import pg from 'pg';
 import type { Config } from './config.js';
 import { StartupAbortedError } from './errors.js';
-import { configureEvaluationBatch } from './evaluation/evaluationBatch.js';
+import { configureEvaluationBatch, firingResumedAt } from './evaluation/evaluationBatch.js';
 import './evaluation/backfill.js'; // registers the backfill workflow before launch
 import { ScheduleEngine } from './evaluation/engine.js';
 import { reconcileEnvSchedule } from './evaluation/envSchedule.js';
@@ -26,11 +26,16 @@ import { VERSION } from './version.js';
 import { withStartupLock } from './runtime/advisoryLock.js';
 import { APP_NAME } from './runtime/dbosClient.js';
 import { assertExecutorIdFree, warnIfNotLatestVersion } from './runtime/executorGuard.js';
-import { recoverExecutorWorkflows } from './runtime/dbosInternals.js';
+import { currentExecution, DBOS_CONNECTION_NOISE, executionOwnsWorkflow, recoverExecutorWorkflows, setDbRetryMaxBackoff } from './runtime/dbosInternals.js';
+import { DatabaseOutage, isConnectionError } from './runtime/databaseOutage.js';
+import { ExecutionFence, installExecutionFence } from './runtime/executionFence.js';
 import { startFailover, type Failover } from './runtime/failover.js';
 import { resolveDatabases, type DatabaseUrls } from './runtime/databases.js';
 import { createKnex, migrateLatest } from './runtime/migrations.js';
 import { setQueueMaintenanceInterval } from './runtime/dbosInternals.js';
+
+/** DBOS's retry of a workflow's database operation backs off to at most this (its default: 60 s): see dbosInternals. */
+const DBOS_DB_RETRY_MAX_BACKOFF_S = 2;
 
 /** How often DBOS re-reads queue rows and promotes delayed workflows (its default: every second). */
 const QUEUE_MAINTENANCE_MS = 5_000;
@@ -40,7 +45,7 @@ export interface ServiceOptions {
   schedule?: boolean;
   /** Start the HTTP server (health, dashboard, `/api`) on config.port. */
   healthServer?: boolean;
-  /** This replica lost its executor claim for good: stop executing at once (default: exit 1, no drain). */
+  /** FENCE_EXIT: called when the old crash-only rule would stop the process (default with FENCE_EXIT=true: exit 1). */
   onFenced?: (reason: string) => void;
   /**
    * Aborted by a SIGTERM/SIGINT before ready: start-up stops at the next step, undoes what it started (in
@@ -80,6 +85,19 @@ export async function startService(config: Config, logger: Logger, options: Serv
     const telemetry: Telemetry = startTelemetry(config, logger, VERSION);
     cleanups.push(() => telemetry.shutdown());
 
+    // Closed while the executor claim is unconfirmed: every step and the slot firing wait behind it.
+    let fence: ExecutionFence | undefined;
+    const outage = new DatabaseOutage(logger.child({ component: 'database' }));
+    // pg-pool listens for errors only on idle clients: a connection that drops while we hold a client (the
+    // overlap guard's gate, a transaction) would emit 'error' with no listener and end the process. Its
+    // query in flight rejects anyway; the next user of a dead client finds out and reconnects.
+    const guardPool = (p: pg.Pool) => p.on('connect', (client) => client.on('error', (e) => poolError('held client')(e)));
+    const poolError = (which: string) => (e: Error) => {
+      if (isConnectionError(e)) outage.suspect();
+      if (outage.active) logger.debug({ err: e.message }, `${which} pool error`);
+      else logger.warn({ err: e.message }, `${which} pool error`);
+    };
+
     // First, so a taken PORT fails before any database work, and /healthz answers during a long start-up
     // (recovery, migrations) while /readyz says 503 until DBOS is launched.
     let knexForReadiness: Knex | undefined;
@@ -88,6 +106,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
       health = await startHttpServer(config.port, {
         dashboardToken: config.dashboardToken,
         checkReady: async () => {
+          // Fenced (database unreachable, claim unconfirmed): not ready, whatever else answers.
+          if (fence && !fence.isOpen()) return { ready: false, detail: { fenced: fence.reason ?? 'executor claim unconfirmed' } };
           const launched = DBOS.isInitialized();
           if (!launched || !knexForReadiness) return { ready: false, detail: { dbos: launched } };
           const [app, sys] = await Promise.all([
@@ -117,11 +137,13 @@ export async function startService(config: Config, logger: Logger, options: Serv
     }
 
     const systemPool = new pg.Pool({ connectionString: databases.systemDatabaseUrl, max: 4, application_name: 'xyra-scheduler' });
-    systemPool.on('error', (e) => logger.warn({ err: e.message }, 'system database pool error'));
+    systemPool.on('error', poolError('system database'));
+    guardPool(systemPool);
     cleanups.push(() => systemPool.end());
     // Small pool on the app database: pause checks, failover's claims/heartbeats, the failure policy's schedule_events.
     const appPool = new pg.Pool({ connectionString: databases.appDatabaseUrl, max: 4, application_name: 'xyra-scheduler' });
-    appPool.on('error', (e) => logger.warn({ err: e.message }, 'app database pool error'));
+    appPool.on('error', poolError('app database'));
+    guardPool(appPool);
     cleanups.push(() => appPool.end());
 
     // Failover starts after launch; until then every executor counts as alive (runs block, as before).
@@ -144,15 +166,28 @@ export async function startService(config: Config, logger: Logger, options: Serv
     configureFailurePolicy({ systemPool, appPool, logger: logger.child({ component: 'failure-policy' }) });
     configureRetention({ systemPool, retentionMs: config.historyRetentionMs, logger: logger.child({ component: 'retention' }) });
 
-    const knex = createKnex(databases.appDatabaseUrl);
+    const knex = createKnex(databases.appDatabaseUrl, undefined, logger);
     knexForReadiness = knex;
     cleanups.push(() => knex.destroy());
     configurePipeline(config, knex, logger.child({ component: 'pipeline' }));
 
     checkpoint();
     // Before launch: launch starts recovering this executor's workflows at once.
-    const claim = await assertExecutorIdFree(databases.appDatabaseUrl, config.executorId, logger);
+    // A dropped claim connection closes the fence at once; the heartbeat re-takes the claim or declares an outage.
+    const claim = await assertExecutorIdFree(databases.appDatabaseUrl, config.executorId, logger, undefined, (reason) => {
+      outage.suspect();
+      fence?.close(`executor claim connection lost: ${reason}`);
+    });
     cleanups.push(() => claim.release()); // released after DBOS.shutdown (cleanups run in reverse)
+    // Open now (the claim was just taken); failover's heartbeat keeps it open, or closes it.
+    fence = new ExecutionFence({
+      maxUnconfirmedMs: config.failoverAfterMs / 2,
+      currentExecution,
+      ownsWorkflow: (e) => executionOwnsWorkflow(systemPool, e.workflowId, e.ownerXid),
+    });
+    installExecutionFence(fence);
+    cleanups.push(async () => installExecutionFence(undefined));
+    if (!setDbRetryMaxBackoff(DBOS_DB_RETRY_MAX_BACKOFF_S)) logger.warn('DBOS retry settings changed shape: its database retries back off to 60 s');
 
     // Idle cost: DBOS's once-a-second queue maintenance is half of an idle replica's commits (design.md).
     if (!setQueueMaintenanceInterval(QUEUE_MAINTENANCE_MS)) logger.warn('DBOS queue runner changed shape: queue maintenance stays at 1 s');
@@ -161,7 +196,12 @@ export async function startService(config: Config, logger: Logger, options: Serv
       systemDatabaseUrl: databases.systemDatabaseUrl,
       applicationVersion: VERSION,
       executorID: config.executorId,
-      logger: dbosLogger(logger),
+      // Its per-retry and per-poll connection warnings are debug while an outage is on (said once, by `outage`).
+      // A connection error DBOS reports is a first sign (it often comes before our heartbeat notices).
+      logger: dbosLogger(logger, (msg) => {
+        if (isConnectionError(new Error(msg))) outage.suspect();
+        return DBOS_CONNECTION_NOISE.test(msg) || outage.active;
+      }),
       // Pause/resume and schedule edits made by the CLI are picked up within this interval.
       schedulerPollingIntervalMs: 5_000,
     });
@@ -170,6 +210,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
       if (!launched) return;
       logger.info({ waitMs: config.shutdownTimeoutMs }, 'draining: waiting for in-flight workflows');
       await DBOS.shutdown({ workflowCompletionTimeoutMS: config.shutdownTimeoutMs });
+      // Heartbeats go on through the drain: the fence stays open for the runs finishing, and closes if it must.
+      await failover?.stop();
     });
     checkpoint();
     await withStartupLock(databases.appDatabaseUrl, async () => {
@@ -193,16 +235,19 @@ export async function startService(config: Config, logger: Logger, options: Serv
       version: VERSION,
       failoverAfterMs: config.failoverAfterMs,
       recover: recoverExecutorWorkflows,
-      onFenced: options.onFenced ?? (() => process.exit(1)), // no drain: draining would keep executing
+      fence,
+      outage,
+      // FENCE_EXIT=true only: no drain, draining would keep executing.
+      onFenced: options.onFenced ?? (config.fenceExit ? () => process.exit(1) : undefined),
       logger: logger.child({ component: 'failover' }),
     });
-    const started = failover;
-    cleanups.push(() => started.stop());
+    // Stopped after DBOS's drain (see its cleanup above), not before it.
 
     if (health) {
       // The dashboard's API: read-only, its own small pools so a slow page never starves the workflows.
       const dashboardPool = new pg.Pool({ connectionString: databases.appDatabaseUrl, max: 2, application_name: 'xyra-dashboard' });
-      dashboardPool.on('error', (e) => logger.warn({ err: e.message }, 'app database pool error'));
+      dashboardPool.on('error', poolError('app database'));
+      guardPool(dashboardPool);
       cleanups.push(() => dashboardPool.end());
       health.attachApi(createApi({ config, systemPool, appPool: dashboardPool }));
       health.attachRoutes(createSchedulesApi({ config, systemPool, appPool: dashboardPool, logger: logger.child({ component: 'schedules-api' }) }));
@@ -225,12 +270,19 @@ export async function startService(config: Config, logger: Logger, options: Serv
       };
       // One engine owns the slots (docs/design.md, "One engine"): missed slots first, by the spec they belong
       // to (a changed BATCH_* is an edit that takes effect after them), then the declaration, then firing.
+      // Fenced: it fires nothing, and catches up every schedule's slots in between when the fence opens.
       const engine = new ScheduleEngine({
         appPool,
         systemPool,
         appDatabaseUrl: databases.appDatabaseUrl,
         logger: logger.child({ component: 'engine' }),
         onScheduleLearned: seed,
+        fence,
+        connectionLost: (e) => {
+          if (isConnectionError(e)) outage.suspect();
+          return outage.active;
+        },
+        onResumed: firingResumedAt,
       });
       const now = new Date();
       await engine.catchUp(now);

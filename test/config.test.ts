@@ -61,6 +61,8 @@ describe('loadConfig', () => {
     expect(c.metrics.exporters).toEqual(['console', 'otlp']);
     expect(c.metrics.otlpEndpoint).toBe('http://collector:4318/v1/metrics');
     expect(c.executorId).toBe('replica-1');
+    expect(c.fenceExit).toBe(false);
+    expect(loadConfig({ FENCE_EXIT: 'true' }).fenceExit).toBe(true);
   });
 
   it('treats empty strings as unset', () => {
@@ -81,6 +83,7 @@ describe('loadConfig', () => {
     ['BATCH_TIMEZONE', 'Mars/Olympus', /IANA/],
     ['BATCH_CATCH_UP_WINDOW', '24 hours', /duration/],
     ['FAILOVER_AFTER', '10ms', /at least/],
+    ['FENCE_EXIT', 'yes', /true or false/],
     ['HISTORY_RETENTION', 'forever', /duration/],
     ['BATCH_PAUSE_AFTER_FAILURES', '-1', /BATCH_PAUSE_AFTER_FAILURES/],
     ['PORT', '70000', /PORT/],

@@ -1,6 +1,7 @@
 // Fencing with real service processes on one database: a replica whose claim connection is cut re-takes
-// its claim, or stops before anyone takes it over; every connection of two replicas dropped at once (what a
-// Postgres restart does to them) still runs every slot once.
+// its claim, or is fenced (stays up, runs nothing) until it can (FENCE_EXIT=true: exits before any
+// takeover); every connection of two replicas dropped at once (what a Postgres restart does to them) still
+// runs every slot once.
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { CronSchedule } from '../src/evaluation/cron.js';
@@ -15,7 +16,7 @@ describe('fencing: a replica whose claim connection is cut', () => {
     `select l.pid from pg_locks l where l.locktype = 'advisory' and l.granted and l.objsubid = 2
         and l.classid = hashtext('xyra-scheduler:executor')::oid and l.objid = hashtext('${id}')::oid`;
 
-  it('re-takes its claim at once when it can; stops before any takeover when it cannot', async () => {
+  it('re-takes its claim at once when it can; is fenced (stays up, runs nothing) while it cannot', async () => {
     const appUrl = await createTestDatabase('failover_fence');
     const env = { DATABASE_URL: appUrl, XYRA_API_URL: simulator.url, BATCH_CRON: '*/2 * * * * *' };
     const a = start({ ...env, EXECUTOR_ID: 'fence-a' });
@@ -29,13 +30,47 @@ describe('fencing: a replica whose claim connection is cut', () => {
     expect(a.child.exitCode).toBeNull();
     expect(b.logs.filter(tookOver)).toEqual([]);
 
-    // 2. Dropped connection and someone else holds A's lock (as if it could not be re-taken): A fences
-    //    itself (exits) before B may take it over, and B takes over only once the claim is free.
+    // 2. Dropped connection and someone else holds A's lock (as if it could not be re-taken): A is fenced —
+    //    it stays up, /readyz 503 — and nobody takes it over while its claim is held; once the lock is
+    //    free A re-takes it (same generation: nobody adopted anything) and is ready again, well before B
+    //    could judge it gone.
+    const port = Number(a.logs.find(isReady)?.healthPort);
     const thief = new pg.Client({ connectionString: appUrl });
     await thief.connect();
     try {
       await thief.query(`select pg_terminate_backend(pid) from (${claimBackend('fence-a')}) c`);
       await thief.query(`select pg_advisory_lock(hashtext('xyra-scheduler:executor'), hashtext('fence-a'))`);
+      const fenced = await a.waitForLog((l) => String(l.msg).startsWith('database unreachable'), FAILOVER_AFTER_MS + 2_000);
+      expect(fenced.level).toBe('error');
+      await sleep(FAILOVER_AFTER_MS + 1_000);
+      expect(a.child.exitCode).toBeNull();
+      expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(503);
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+      expect(b.logs.filter(tookOver)).toEqual([]);
+    } finally {
+      await thief.end();
+    }
+    await a.waitForLog((l) => String(l.msg).startsWith('database reachable again'), FAILOVER_AFTER_MS + 5_000);
+    for (let i = 0; i < 100 && (await fetch(`http://127.0.0.1:${port}/readyz`)).status !== 200; i++) await sleep(100);
+    expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+    await sleep(FAILOVER_AFTER_MS + 1_000);
+    expect(b.logs.filter(tookOver)).toEqual([]);
+    expect(a.logs.filter((l) => String(l.msg).startsWith('taken over while fenced'))).toEqual([]);
+    expect(a.child.exitCode).toBeNull();
+    await Promise.all([a.stop('SIGTERM'), b.stop('SIGTERM')]);
+  }, 60_000);
+
+  it('FENCE_EXIT=true keeps the crash-only rule: exits before any takeover, which follows once the claim is free', async () => {
+    const appUrl = await createTestDatabase('failover_fence_exit');
+    const env = { DATABASE_URL: appUrl, XYRA_API_URL: simulator.url, BATCH_CRON: '*/2 * * * * *' };
+    const a = start({ ...env, EXECUTOR_ID: 'fence-exit-a', FENCE_EXIT: 'true' });
+    const b = start({ ...env, EXECUTOR_ID: 'fence-exit-b' });
+    await Promise.all([a.waitForLog(isReady, 60_000), b.waitForLog(isReady, 60_000)]);
+    const thief = new pg.Client({ connectionString: appUrl });
+    await thief.connect();
+    try {
+      await thief.query(`select pg_terminate_backend(pid) from (${claimBackend('fence-exit-a')}) c`);
+      await thief.query(`select pg_advisory_lock(hashtext('xyra-scheduler:executor'), hashtext('fence-exit-a'))`);
       const fenced = await a.waitForLog((l) => l.level === 'fatal', FAILOVER_AFTER_MS + 2_000);
       expect(String(fenced.msg)).toMatch(/^fenced/);
       const { code } = await a.exited;
@@ -45,7 +80,7 @@ describe('fencing: a replica whose claim connection is cut', () => {
     } finally {
       await thief.end();
     }
-    const gone = await b.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('failover: executor fence-a is gone') || tookOver(l), FAILOVER_AFTER_MS + 10_000);
+    const gone = await b.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('failover: executor fence-exit-a is gone') || tookOver(l), FAILOVER_AFTER_MS + 10_000);
     expect(Date.parse(String(gone.time))).toBeGreaterThan(Date.parse(String(a.logs.find((l) => String(l.msg).startsWith('fenced'))?.time)));
     await b.stop('SIGTERM');
   }, 60_000);

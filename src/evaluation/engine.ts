@@ -9,6 +9,11 @@
 // (fired_through, now] of each ACTIVE schedule gets a run, enqueued on the batch queue, and each run's gate
 // applies the schedule's catch-up policy. Slots older than the schedule's catch_up_window are summed up in
 // one `missed_summary` event instead (one replica wins the compare-and-set of fired_through).
+//
+// Behind the execution fence (runtime/executionFence.ts): while this replica's claim is unconfirmed (a
+// database outage, a partition) the engine fires nothing. When the fence opens it runs the same catch-up over
+// (fired_through, now] of every schedule (each slot by its fixed ID, so whoever starts it first runs it), then
+// plans from that instant: every slot that fell inside the outage gets exactly one run, under its policy.
 import { DBOS } from '@dbos-inc/dbos-sdk';
 import pg from 'pg';
 import { parseDuration } from '../config.js';
@@ -40,6 +45,18 @@ export const FIRE_LEAD_MS = 50;
 /** At most this many missed slots of one schedule are created one by one at start-up. */
 const MAX_CATCH_UP_SLOTS = 10_000;
 
+/** What the engine needs of the execution fence: is it open, and a nudge on every transition. */
+export interface EngineFence {
+  isOpen(): boolean;
+  onChange(listener: (open: boolean) => void): void;
+}
+
+/** Fenced and waiting to open: how often the engine looks again (the fence can also close by time, silently). */
+const FENCED_POLL_MS = 250;
+/** LISTEN connection lost: first retry after this, doubling up to RELISTEN_MAX_MS. */
+const RELISTEN_MIN_MS = 250;
+const RELISTEN_MAX_MS = 2_000;
+
 export interface EngineDeps {
   appPool: pg.Pool;
   systemPool: pg.Pool;
@@ -52,6 +69,12 @@ export interface EngineDeps {
    * service.ts seeds its gauges from the history there (the engine's layer does not read the history).
    */
   onScheduleLearned?(name: string): void;
+  /** Nothing fires while it is closed; when it opens the slots in between are caught up. */
+  fence?: EngineFence;
+  /** A connection of the engine's failed: true when an outage is already known (then said at debug only). */
+  connectionLost?: (e: Error) => boolean;
+  /** The engine resumed firing after a fence at this instant (slots before it were missed). */
+  onResumed?: (at: Date) => void;
 }
 
 interface Entry {
@@ -66,6 +89,9 @@ export class ScheduleEngine {
   private readonly stopController = new AbortController();
   private wake = new AbortController();
   private listener: pg.Client | undefined;
+  private relistening = false;
+  /** Fenced, or a slot failed to start: (fired_through, now] is caught up once the fence is open. */
+  private catchUpPending = false;
   private loop: Promise<void> | undefined;
   private reloadTimer: NodeJS.Timeout | undefined;
   private readonly clock: Clock;
@@ -83,12 +109,13 @@ export class ScheduleEngine {
    * `from`; slots up to `from` are catchUp(from)'s (call it with the same instant).
    */
   async start(from: Date = new Date(this.clock.now())): Promise<void> {
+    this.deps.fence?.onChange(() => this.rearm());
     await this.listen();
     this.planFrom = from.getTime();
     await this.reloadAll();
     this.planFrom = undefined;
     this.reloadTimer = setInterval(() => {
-      this.reloadAll().catch((e: unknown) => this.deps.logger.warn({ err: String(e) }, 'schedule reload failed'));
+      this.reloadAll().catch((e: unknown) => this.connectionTrouble(e, {}, 'schedule reload failed'));
     }, RELOAD_MS);
     this.reloadTimer.unref();
     this.loop = this.run();
@@ -99,7 +126,9 @@ export class ScheduleEngine {
     this.wake.abort();
     if (this.reloadTimer) clearInterval(this.reloadTimer);
     await this.loop;
-    await this.listener?.end().catch(() => undefined);
+    const listener = this.listener;
+    this.listener = undefined;
+    await listener?.end().catch(() => undefined);
   }
 
   /** The schedules as this engine sees them (name → version), for tests. */
@@ -107,40 +136,69 @@ export class ScheduleEngine {
     return new Map([...this.entries].map(([k, e]) => [k, e.row.version]));
   }
 
+  /** Warn, or debug while an outage is known (said once, by runtime/databaseOutage.ts). */
+  private connectionTrouble(e: unknown, fields: Record<string, unknown>, msg: string): void {
+    const err = e instanceof Error ? e : new Error(String(e));
+    const known = this.deps.connectionLost?.(err) ?? false;
+    this.deps.logger[known ? 'debug' : 'warn']({ ...fields, err: err.message }, msg);
+  }
+
   private async listen(): Promise<void> {
     const client = new pg.Client({ connectionString: this.deps.appDatabaseUrl, application_name: 'xyra-schedules-listen' });
-    client.on('error', (e) => {
-      this.deps.logger.warn({ err: e.message }, 'schedule LISTEN connection lost: reconnecting');
+    // Always listened to: an 'error' with no listener would end the process.
+    const lost = (e?: Error) => {
+      if (this.listener !== client) return; // not (or no longer) the live connection
       this.listener = undefined;
+      client.end().catch(() => undefined);
+      if (this.stopController.signal.aborted) return;
+      this.connectionTrouble(e ?? new Error('connection ended'), {}, 'schedule LISTEN connection lost: re-listening');
       void this.relisten();
-    });
+    };
+    client.on('error', lost);
+    client.on('end', () => lost());
     client.on('notification', (n) => {
       if (n.channel !== SCHEDULES_CHANNEL || !n.payload) return;
-      this.reloadOne(n.payload).catch((e: unknown) => this.deps.logger.warn({ err: String(e), schedule: n.payload }, 'schedule re-read failed'));
+      this.reloadOne(n.payload).catch((e: unknown) => this.connectionTrouble(e, { schedule: n.payload }, 'schedule re-read failed'));
     });
-    await client.connect();
-    await client.query(`listen ${SCHEDULES_CHANNEL}`);
+    try {
+      await client.connect();
+      await client.query(`listen ${SCHEDULES_CHANNEL}`);
+    } catch (e) {
+      await client.end().catch(() => undefined);
+      throw e;
+    }
     this.listener = client;
   }
 
+  /** Re-LISTEN with backoff, then re-read every schedule (notifications sent while it was down are lost). */
   private async relisten(): Promise<void> {
-    while (!this.stopController.signal.aborted && !this.listener) {
-      try {
-        await this.listen();
-        await this.reloadAll();
-        return;
-      } catch {
-        await new Promise((r) => setTimeout(r, 1_000));
+    if (this.relistening) return;
+    this.relistening = true;
+    let delay = RELISTEN_MIN_MS;
+    try {
+      while (!this.stopController.signal.aborted && !this.listener) {
+        try {
+          await this.listen();
+          await this.reloadAll();
+          this.deps.logger.info('schedule LISTEN connection re-established; schedules re-read');
+          return;
+        } catch (e) {
+          this.deps.logger.debug({ err: e instanceof Error ? e.message : String(e) }, 're-LISTEN failed: retrying');
+          await this.clock.sleepUntil(this.clock.now() + delay, this.stopController.signal);
+          delay = Math.min(delay * 2, RELISTEN_MAX_MS);
+        }
       }
+    } finally {
+      this.relistening = false;
     }
   }
 
-  async reloadAll(): Promise<void> {
+  async reloadAll(replan = false): Promise<void> {
     const rows = await listScheduleRows(this.deps.appPool);
     const seen = new Set<string>();
     for (const row of rows) {
       seen.add(row.name);
-      this.put(row);
+      this.put(row, replan);
     }
     for (const name of [...this.entries.keys()]) if (!seen.has(name)) this.forget(name);
     this.rearm();
@@ -159,7 +217,7 @@ export class ScheduleEngine {
     forgetScheduleTimer(name);
   }
 
-  private put(row: ScheduleRow): void {
+  private put(row: ScheduleRow, replan = false): void {
     const known = this.entries.get(row.name);
     if (!known) {
       // Every schedule's series exist from the moment this engine knows it (a counter first seen at 1 shows
@@ -172,7 +230,7 @@ export class ScheduleEngine {
       }
     }
     recordSchedulePaused(row.name, row.status === 'PAUSED');
-    if (known && known.row.version === row.version) {
+    if (!replan && known && known.row.version === row.version) {
       known.row = row; // fired_through moved: nothing to re-plan
       return;
     }
@@ -204,17 +262,51 @@ export class ScheduleEngine {
     return min;
   }
 
+  private fenceOpen(): boolean {
+    return this.deps.fence?.isOpen() ?? true;
+  }
+
   private async run(): Promise<void> {
     const stop = this.stopController.signal;
     while (!stop.aborted) {
       this.wake = new AbortController();
-      const due = this.nextDue();
       const signal = AbortSignal.any([stop, this.wake.signal]);
+      if (!this.fenceOpen()) {
+        if (!this.catchUpPending) this.deps.logger.info('slot firing held behind the execution fence until the executor claim is confirmed');
+        this.catchUpPending = true;
+        await this.clock.sleepUntil(this.clock.now() + FENCED_POLL_MS, signal);
+        continue;
+      }
+      if (this.catchUpPending) {
+        // Open again: every slot of every schedule in (fired_through, now] by our catch-up rules, then plan
+        // from now. Retried until it gets through (the database may still be flaky).
+        const at = new Date(this.clock.now());
+        try {
+          this.catchUpPending = false; // a slot that fails to start below sets it again
+          const n = await this.catchUp(at, true);
+          if (this.catchUpPending) throw new Error('a missed slot could not be started');
+          this.planFrom = at.getTime();
+          try {
+            await this.reloadAll(true);
+          } finally {
+            this.planFrom = undefined;
+          }
+          this.deps.onResumed?.(at);
+          this.deps.logger.info({ slots: n, at: at.toISOString() }, 'fence open: firing resumed, slots that fell while fenced caught up');
+        } catch (e) {
+          this.catchUpPending = true;
+          this.connectionTrouble(e, {}, 'catch-up after the fence failed: retrying');
+          await this.clock.sleepUntil(this.clock.now() + 1_000, stop);
+        }
+        continue;
+      }
+      const due = this.nextDue();
       // Nothing scheduled: sleep until a change wakes us (an hour at most, then look again).
       const target = due === Infinity ? this.clock.now() + 3_600_000 : due - FIRE_LEAD_MS;
       await this.clock.sleepUntil(target, signal);
       if (stop.aborted) break;
       if (this.wake.signal.aborted || due === Infinity || this.clock.now() < due - FIRE_LEAD_MS) continue;
+      if (!this.fenceOpen()) continue; // closed (by time) while sleeping: this slot is the catch-up's
       const firing: Promise<void>[] = [];
       for (const e of this.entries.values()) {
         if (!e.next || e.next.getTime() !== due) continue;
@@ -228,11 +320,11 @@ export class ScheduleEngine {
   }
 
   /** Starts the slot's run (on the batch queue when caught up, at once otherwise) and moves fired_through. */
-  async fire(row: ScheduleRow, slot: Date, catchUp: boolean): Promise<void> {
+  async fire(row: ScheduleRow, slot: Date, catchUp: boolean, viaQueue = catchUp): Promise<void> {
     const workflowID = slotWorkflowIdOf(row.name, slot);
     const context: SlotContext = { schedule: row.name, version: row.version, ...(catchUp ? { catchUp: true } : {}) };
     try {
-      if (catchUp) {
+      if (viaQueue) {
         await DBOS.startWorkflow(EvaluationBatch.trigger, { workflowID, queueName: BATCH_QUEUE })(slot, context);
       } else {
         await DBOS.startWorkflow(EvaluationBatch.trigger, { workflowID })(slot, context);
@@ -241,7 +333,9 @@ export class ScheduleEngine {
       await advanceFiredThrough(this.deps.appPool, row.name, row.version, slot);
       this.firedCount += 1;
     } catch (e) {
-      this.deps.logger.warn({ schedule: row.name, slot: slot.toISOString(), err: e instanceof Error ? e.message : String(e) }, 'slot not fired');
+      // fired_through stays before it: the next catch-up (when the fence is open) fires it.
+      this.catchUpPending = true;
+      this.connectionTrouble(e, { schedule: row.name, slot: slot.toISOString() }, 'slot not fired');
     }
   }
 
@@ -249,16 +343,16 @@ export class ScheduleEngine {
    * Missed slots of every ACTIVE schedule, by our rules: those in (fired_through, now] get a run each (the
    * run's catch-up policy decides), those older than the schedule's window one `missed_summary` event.
    */
-  async catchUp(now: Date = new Date(this.clock.now())): Promise<number> {
+  async catchUp(now: Date = new Date(this.clock.now()), afterFence = false): Promise<number> {
     let fired = 0;
     for (const row of await listScheduleRows(this.deps.appPool)) {
       if (row.status !== 'ACTIVE' || !row.fired_through) continue;
-      fired += await this.catchUpOne(row, now);
+      fired += await this.catchUpOne(row, now, afterFence);
     }
     return fired;
   }
 
-  private async catchUpOne(row: ScheduleRow, now: Date): Promise<number> {
+  private async catchUpOne(row: ScheduleRow, now: Date, afterFence: boolean): Promise<number> {
     const slots = new SpecSlots(row);
     let from = new Date(row.fired_through!);
     const windowStart = new Date(now.getTime() - parseDuration(row.catch_up_window));
@@ -278,7 +372,11 @@ export class ScheduleEngine {
       from = windowStart;
     }
     const missed = slots.between(from, now, MAX_CATCH_UP_SLOTS);
-    for (const slot of missed) await this.fire(row, slot, true);
+    // After a fence (an outage of this running process) the slots start at once, as the timer would have
+    // started them, unless policy `all` needs the queue to run them one at a time: a queued run waits for
+    // the next queue poll (BATCH_QUEUE_POLL_MS), which a drain may never reach.
+    const viaQueue = !afterFence || row.catch_up === 'all';
+    for (const slot of missed) await this.fire(row, slot, true, viaQueue);
     if (missed.length > 0) this.deps.logger.info({ schedule: row.name, slots: missed.length }, 'missed slots caught up');
     return missed.length;
   }

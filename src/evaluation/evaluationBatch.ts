@@ -5,6 +5,7 @@
 // making them again. Each API attempt is its own step and the backoff between attempts is a durable
 // DBOS.sleep, so a crash mid-retry resumes at the next attempt with the same idempotency key.
 import { DBOS } from '@dbos-inc/dbos-sdk';
+import { fenced, passFence } from '../runtime/executionFence.js';
 import type pg from 'pg';
 import { redact } from '../logger.js';
 import type { Logger } from '../logger.js';
@@ -54,6 +55,14 @@ let upSince: Date | undefined;
 export function configureEvaluationBatch(s: EvaluationSettings): void {
   settings = s;
   upSince = new Date(performance.timeOrigin);
+}
+
+/**
+ * The engine fired nothing while fenced (a database outage): slots before the instant it resumed were missed
+ * like slots before start-up, so catch-up policy "latest" runs only the newest of them.
+ */
+export function firingResumedAt(at: Date): void {
+  if (!upSince || at.getTime() > upSince.getTime()) upSince = at;
 }
 
 function current(): EvaluationSettings {
@@ -173,6 +182,7 @@ export class EvaluationBatch {
   /** Checkpointed, so a recovered run keeps its original start time. */
   @DBOS.step()
   static async recordActualStart(scheduledIso: string, scheduleName: string): Promise<string> {
+    await passFence(); // every step first waits for a confirmed executor claim (runtime/executionFence.ts)
     const now = new Date();
     recordScheduleLag(scheduleName, now.getTime() - Date.parse(scheduledIso));
     return now.toISOString();
@@ -185,6 +195,10 @@ export class EvaluationBatch {
    */
   @DBOS.step()
   static async checkGate(workflowId: string, scheduledIso: string, actualIso: string, ctx: SlotContext): Promise<Gate> {
+    return fenced(() => EvaluationBatch.decide(workflowId, scheduledIso, actualIso, ctx));
+  }
+
+  private static async decide(workflowId: string, scheduledIso: string, actualIso: string, ctx: SlotContext): Promise<Gate> {
     const s = current();
     // A backfilled slot was asked for by an operator: like a manual run, it is never "missed" nor held by a pause.
     const manual = isManualRun(ctx) || ctx.backfill === true;
@@ -228,6 +242,7 @@ export class EvaluationBatch {
   /** One attempt against the Xyra Analytics API; never throws for HTTP trouble, it classifies it. */
   @DBOS.step()
   static async callApi(request: XyraRequest, attempt: number): Promise<AttemptRecord> {
+    await passFence(); // never an API call while this replica's claim is unconfirmed
     const s = current();
     const outcome = await callEvaluationBatch(
       { baseUrl: s.apiUrl, token: s.apiToken, timeoutMs: s.timeoutMs, connectTimeoutMs: s.connectTimeoutMs },
@@ -247,11 +262,12 @@ export class EvaluationBatch {
   /** BATCH_PAUSE_AFTER_FAILURES: a step, so the count and the pause happen once per run, replay or not. */
   @DBOS.step({ retriesAllowed: true, maxAttempts: 5, intervalSeconds: 1 })
   static async enforceFailurePolicy(scheduleName: string, status: BatchStatus, skippedBy?: Gate['reason']): Promise<void> {
-    await applyFailurePolicy(scheduleName, status, skippedBy);
+    await fenced(() => applyFailurePolicy(scheduleName, status, skippedBy));
   }
 
   @DBOS.step()
   static async recordOutcome(scheduleName: string, status: BatchStatus, skippedBy?: Gate['reason']): Promise<void> {
+    await passFence();
     recordBatchRun(scheduleName, status.status, new Date(status.scheduled_time), skippedBy);
     current().logger.info(
       {

@@ -5,6 +5,7 @@ import { DBOS, type ScheduledWorkflowFn } from '@dbos-inc/dbos-sdk';
 import type pg from 'pg';
 import type { Logger } from '../logger.js';
 import { deleteFinishedWorkflows } from '../runtime/dbosInternals.js';
+import { fenced } from '../runtime/executionFence.js';
 
 export const RETENTION_SCHEDULE = 'history-retention';
 /** Rows per delete statement: one short transaction each, so no long lock on DBOS's tables. */
@@ -71,12 +72,15 @@ export class HistoryRetention {
   /** Idempotent: a retried batch deletes what is still there. */
   @DBOS.step()
   static async deleteBatch(cutoffIso: string): Promise<number> {
-    const client = await configured().systemPool.connect();
-    try {
-      return await deleteFinishedWorkflows(client, new Date(cutoffIso), RETENTION_BATCH_SIZE);
-    } finally {
-      client.release();
-    }
+    // Every step first waits for a confirmed executor claim, and waits out a database outage (executionFence.ts).
+    return fenced(async () => {
+      const client = await configured().systemPool.connect();
+      try {
+        return await deleteFinishedWorkflows(client, new Date(cutoffIso), RETENTION_BATCH_SIZE);
+      } finally {
+        client.release();
+      }
+    });
   }
 }
 

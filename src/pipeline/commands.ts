@@ -7,6 +7,8 @@ import { resolveDatabasesForClient } from '../runtime/databases.js';
 import { withDbosClient } from '../runtime/dbosClient.js';
 import { listDatasets, type DatasetReport } from './datasetsReport.js';
 import { writeDataset, type GeneratedFormat } from './generator.js';
+import pg from 'pg';
+import { setDbRetryMaxBackoff } from '../runtime/dbosInternals.js';
 import { enqueueDataset, waitForDataset, type Accounting, type DatasetProgress, type IngestPlan, type Rerun } from './ingest.js';
 
 const PROGRESS_LINE_EVERY_MS = 5_000;
@@ -122,11 +124,22 @@ async function ingest(args: string[], ctx: CliContext): Promise<number> {
       if (!values.wait) return 0;
 
       const reporter = progressReporter(ctx, values.json, startedAt);
-      const accounting = await waitForDataset(client, db, plan, {
+      // Waiting reads through a pool: it reconnects after a database outage, which the one client cannot.
+      const waitDb = new pg.Pool({ connectionString: databases.appDatabaseUrl, max: 1, application_name: 'xyra-cli' });
+      waitDb.on('error', () => undefined); // an idle connection dropped by an outage: the next read reconnects
+      setDbRetryMaxBackoff(2); // the DBOS client's reads retry every ≤ 3 s, not ≤ 90 s, once the database is back
+      const accounting = await waitForDataset(client, waitDb, plan, {
         pollMs: 500,
         timeoutMs,
         onProgress: (p) => reporter.update(p),
-      }).finally(() => reporter.finish());
+        onUnreachable: (error) =>
+          process.stderr.write(
+            error === undefined ? 'xyra ingest: database reachable again, still waiting\n' : `xyra ingest: database unreachable (${error}): still waiting\n`,
+          ),
+      }).finally(() => {
+        reporter.finish();
+        void waitDb.end().catch(() => undefined);
+      });
       const out = summaryObject(plan, accounting, Date.now() - startedAt);
       if (values.json) ctx.out(JSON.stringify(out));
       else {

@@ -12,6 +12,7 @@
 import type { DBOSClient, WorkflowStatus } from '@dbos-inc/dbos-sdk';
 import type pg from 'pg';
 import { DatasetError } from '../errors.js';
+import { isConnectionError } from '../runtime/databaseOutage.js';
 import { VERSION } from '../version.js';
 import type { ChunkInput } from './chunk.js';
 import { ChunkDigest, readElements, scanDataset, type DatasetScan } from './dataset.js';
@@ -315,16 +316,38 @@ export async function waitForDataset(
   client: DBOSClient,
   db: Db,
   plan: IngestPlan,
-  options: { pollMs: number; timeoutMs?: number; onProgress?: (p: DatasetProgress) => void },
+  options: {
+    pollMs: number;
+    timeoutMs?: number;
+    onProgress?: (p: DatasetProgress) => void;
+    /** Called once when the database stops answering (with the error) and once when it is back (undefined). */
+    onUnreachable?: (error: string | undefined) => void;
+  },
 ): Promise<Accounting> {
   const deadline = options.timeoutMs ? Date.now() + options.timeoutMs : Infinity;
+  // A database outage (a failover, a restart) is waited out like slow chunks: the reads are retried, with a
+  // backoff bounded at 5 s, until they answer or the --timeout is reached.
+  let unreachable = 0;
   for (;;) {
-    const progress = await datasetProgress(client, plan);
-    options.onProgress?.(progress);
-    if (progress.done >= plan.chunks) return accountFor(client, db, plan);
-    if (Date.now() > deadline) {
-      throw new Error(`timed out: ${progress.done} of ${plan.chunks} chunks finished (is the service running?)`);
+    try {
+      const progress = await datasetProgress(client, plan);
+      options.onProgress?.(progress);
+      if (progress.done >= plan.chunks) {
+        const accounting = await accountFor(client, db, plan);
+        if (unreachable > 0) options.onUnreachable?.(undefined);
+        return accounting;
+      }
+      if (unreachable > 0) options.onUnreachable?.(undefined);
+      unreachable = 0;
+      if (Date.now() > deadline) {
+        throw new Error(`timed out: ${progress.done} of ${plan.chunks} chunks finished (is the service running?)`);
+      }
+    } catch (e) {
+      if (!isConnectionError(e)) throw e;
+      if (unreachable === 0) options.onUnreachable?.(e instanceof Error ? e.message : String(e));
+      unreachable += 1;
+      if (Date.now() > deadline) throw new Error(`timed out: the database is unreachable (${e instanceof Error ? e.message : String(e)})`);
     }
-    await new Promise((r) => setTimeout(r, options.pollMs));
+    await new Promise((r) => setTimeout(r, unreachable === 0 ? options.pollMs : Math.min(5_000, options.pollMs * 2 ** Math.min(unreachable, 4))));
   }
 }

@@ -4,6 +4,7 @@
 import { DBOS, type StepConfig } from '@dbos-inc/dbos-sdk';
 import type { Knex } from 'knex';
 import type { Logger } from '../logger.js';
+import { fenced, passFence } from '../runtime/executionFence.js';
 import {
   errorRow,
   originalRecord,
@@ -97,20 +98,23 @@ export class TaskPipeline {
     const policy = retryPolicy(s, s.stepMaxAttempts);
     // One transaction writes the chunk's tasks, errors and counts: a chunk is all done or not done at all.
     const outcome = await DBOS.runStep(
+      // Every step first waits for a confirmed executor claim, and waits out a database outage (executionFence.ts).
       () =>
-        writeChunk(
-          s.knex,
-          {
-            ingestion: chunk.ingestion,
-            chunk: chunk.chunk,
-            records: chunk.elements.length,
-            tasksJson,
-            taskCount,
-            errors,
-            originalRecord: (position) => originalRecord(chunk, position),
-            errorKeyOf: (position) => errorKey(chunk.dataset, chunk.fileSha, position),
-          },
-          s,
+        fenced(() =>
+          writeChunk(
+            s.knex,
+            {
+              ingestion: chunk.ingestion,
+              chunk: chunk.chunk,
+              records: chunk.elements.length,
+              tasksJson,
+              taskCount,
+              errors,
+              originalRecord: (position) => originalRecord(chunk, position),
+              errorKeyOf: (position) => errorKey(chunk.dataset, chunk.fileSha, position),
+            },
+            s,
+          ),
         ),
       { name: 'writeChunk', ...policy },
     );
@@ -120,6 +124,7 @@ export class TaskPipeline {
   /** Validate and transform the chunk's records; failures are returned, never thrown. */
   @DBOS.step()
   static async transform(chunk: Chunk): Promise<TransformOutput> {
+    await passFence();
     const prepared: PreparedChunk = prepareChunk(chunk, current().failIds);
     return {
       tasksJson: JSON.stringify(prepared.tasks),
@@ -141,6 +146,7 @@ export class TaskPipeline {
     }
     return DBOS.runStep(
       async () => {
+        await passFence();
         const attempt = DBOS.stepStatus?.currentAttempt ?? 1;
         const last = attempt >= (DBOS.stepStatus?.maxAttempts ?? 1);
         const out: RetriedTransforms = { tasks: [], errors: [] };

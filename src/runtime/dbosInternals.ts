@@ -128,3 +128,47 @@ export function setQueueMaintenanceInterval(ms: number): boolean {
   runnerClass.transitionIntervalMs = ms;
   return true;
 }
+
+// The execution fence (src/runtime/executionFence.ts) needs to know which execution reaches it. DBOS 5.3 keeps
+// each execution's owner token in its async context (`currentOwnerXid`, set by every path that runs a
+// workflow: start, dequeue, recovery) and checks it in the system database before recording a step or an
+// outcome. A stale execution (its workflow re-enqueued by a takeover, then dequeued with a new token) is
+// refused there; the fence uses the same token to refuse it a step before it does anything.
+import { currentOwnerXid } from '@dbos-inc/dbos-sdk/internal/context';
+import { DBOS } from '@dbos-inc/dbos-sdk';
+import { dbRetryConfig } from '@dbos-inc/dbos-sdk/internal/utils';
+
+/** The calling workflow execution (ID, owner token), or undefined outside a workflow. */
+export function currentExecution(): { workflowId: string; ownerXid: string } | undefined {
+  const workflowId = DBOS.workflowID;
+  if (workflowId === undefined) return undefined;
+  const ownerXid = currentOwnerXid(workflowId);
+  return ownerXid === undefined || ownerXid === null ? undefined : { workflowId, ownerXid };
+}
+
+/** Does the execution with `ownerXid` still own `workflowId` (PENDING under that token)? */
+export async function executionOwnsWorkflow(db: Queryable, workflowId: string, ownerXid: string): Promise<boolean> {
+  const { rows } = await db.query(
+    `select status = 'PENDING' and owner_xid = $2 as owns from dbos.workflow_status where workflow_uuid = $1`,
+    [workflowId, ownerXid],
+  );
+  return (rows[0] as { owns?: boolean } | undefined)?.owns === true;
+}
+
+/**
+ * DBOS retries every system-database operation of a workflow on a connection error, forever, with a backoff
+ * that doubles up to `dbRetryConfig.maxBackoffSec` (60 s): after a 90 s outage a blocked step could wait up to
+ * another 90 s before its next try. It is read on every retry, so lowering it bounds how late work resumes.
+ */
+export function setDbRetryMaxBackoff(seconds: number): boolean {
+  if (typeof dbRetryConfig?.maxBackoffSec !== 'number') return false;
+  dbRetryConfig.maxBackoffSec = seconds;
+  return true;
+}
+
+/**
+ * DBOS's log lines for each such retry ("Database connection failed: … Retrying in …", one per try) and for
+ * each idle pooled connection a restarting server closes ("Unexpected error in pool: …"): noise that says
+ * nothing an outage's one line does not (runtime/databaseOutage.ts).
+ */
+export const DBOS_CONNECTION_NOISE = /^(Database connection failed: |Unexpected error in pool: )/;

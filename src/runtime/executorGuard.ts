@@ -81,6 +81,8 @@ export async function assertExecutorIdFree(
   executorId: string,
   logger: Logger,
   queryTimeoutMs = 5_000,
+  /** Called at once when the claim connection drops (instead of logging it): the service fences then. */
+  onLost?: (reason: string) => void,
 ): Promise<ExecutorClaim> {
   let client: pg.Client | undefined;
   for (let attempt = 1; attempt <= START_ATTEMPTS && !client; attempt++) {
@@ -99,7 +101,9 @@ export async function assertExecutorIdFree(
       current = undefined;
       c.end().catch(() => undefined);
       // The claim is gone with the connection: until it is re-taken, peers may judge this replica dead.
-      if (!released) logger.error({ err: reason, executorId }, 'lost the executor claim connection');
+      if (released) return;
+      if (onLost) onLost(reason);
+      else logger.error({ err: reason, executorId }, 'lost the executor claim connection');
     };
     c.removeAllListeners('error');
     c.on('error', (e) => lost(e.message));
@@ -117,7 +121,7 @@ export async function assertExecutorIdFree(
       throw new ClaimLostError(executorId, 'released');
     }
     adopt(c);
-    logger.warn({ executorId }, 're-took the executor claim on a new connection');
+    logger.info({ executorId }, 're-took the executor claim on a new connection');
     return c;
   };
 

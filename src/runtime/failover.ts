@@ -3,11 +3,14 @@
 // 1. Heartbeat: `executor_claims.heartbeat_at = now()` for its own row, written *through its claim
 //    connection* and only if the row's generation is still the one it registered. A heartbeat that lands
 //    proves the claim was held at that instant; a generation that moved means a peer took this executor
-//    over, so this process must not execute anything more (fenced at once).
-// 2. Fencing: a replica that has not confirmed its claim for FAILOVER_AFTER / 2 stops (onFenced): peers can
-//    only judge it dead after its claim has been seen free for a full FAILOVER_AFTER, so it is gone before
-//    any takeover — two processes never execute one workflow. A dropped claim connection is re-taken
-//    on the next beat, well within that.
+//    over, so what this process was running is stale (see 2).
+// 2. Fencing: the first heartbeat that does not land closes the execution fence (executionFence.ts): no step
+//    starts and no slot fires until a heartbeat lands again. The process stays up and keeps trying, with a
+//    backoff bounded well below FAILOVER_AFTER. Peers can only judge it dead after its claim has been seen
+//    free for a full FAILOVER_AFTER, so nothing runs here that a peer may adopt. A heartbeat that lands under
+//    the same generation opens the fence again (nobody adopted anything); one that finds the generation
+//    moved drops the executions running here (a peer adopted them) and registers a fresh generation.
+//    FENCE_EXIT=true keeps the old crash-only rule (onFenced: exit once unconfirmed for FAILOVER_AFTER / 2).
 // 3. Watch peers: for each other executor whose claim is free (pg_locks, never a probe that takes it),
 //    `free_since` records when that was first seen (database clock, so every observer agrees); once it is
 //    FAILOVER_AFTER old, one replica (under a transaction lock) takes the dead executor's lock for the
@@ -20,7 +23,9 @@ import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
 import { z } from 'zod';
 import type { Logger } from '../logger.js';
+import type { DatabaseOutage } from './databaseOutage.js';
 import { CLAIM_HELD_SQL, CLAIM_LOCK_NAMESPACE, type ExecutorClaim } from './executorGuard.js';
+import type { ExecutionFence } from './executionFence.js';
 
 const TAKEOVER_LOCK = 'xyra-scheduler:failover';
 
@@ -35,8 +40,14 @@ export interface FailoverOptions {
   failoverAfterMs: number;
   /** Re-enqueue a dead executor's PENDING workflows of our version (dbosInternals.recoverExecutorWorkflows). */
   recover: (executorId: string) => Promise<string[]>;
-  /** Called once when this replica must stop executing workflows (the caller stops the process). */
-  onFenced: (reason: string) => void;
+  /** Closed while the claim is unconfirmed; opened again once it is. */
+  fence: ExecutionFence;
+  outage: DatabaseOutage;
+  /**
+   * FENCE_EXIT=true: called once when the claim has been unconfirmed for FAILOVER_AFTER / 2 or was taken over
+   * (the caller exits, crash-only). Unset: the replica stays up, fenced, and recovers by itself.
+   */
+  onFenced?: (reason: string) => void;
   logger: Logger;
 }
 
@@ -58,20 +69,36 @@ export function beatIntervalMs(failoverAfterMs: number): number {
   return Math.min(2_000, Math.max(200, Math.floor(failoverAfterMs / 10)));
 }
 
+/**
+ * The next heartbeat after `failures` failed ones in a row: from 250 ms (or the beat, if shorter) doubling up to
+ * min(2 s, FAILOVER_AFTER / 4), so a replica whose database is back re-takes its claim within ~2 s, long before
+ * a peer may judge it gone, and a long outage costs one connection attempt every 2 s, not a storm.
+ * (Measured: with a 5 s cap the claim came back 3.2 s after a 25 s outage, bench/RESULTS.md.)
+ */
+export function retryDelayMs(beatMs: number, failoverAfterMs: number, failures: number): number {
+  if (failures === 0) return beatMs;
+  const first = Math.min(beatMs, 250);
+  const cap = Math.max(first, Math.min(2_000, Math.floor(failoverAfterMs / 4)));
+  return Math.min(cap, first * 2 ** Math.min(failures - 1, 20));
+}
+
 export async function startFailover(o: FailoverOptions): Promise<Failover> {
   const self = o.claim.executorId;
   const log = o.logger;
-  const generation = await register(o);
+  let generation = await register(o);
   let lastConfirmed = performance.now();
-  let fenced = false;
+  o.fence.confirm();
+  let failures = 0;
+  let exitReported = false;
   let stopped = false;
   const reportedOtherVersions = new Set<string>();
   const reported = new Set<string>();
 
-  const fence = (reason: string) => {
-    if (fenced || stopped) return;
-    fenced = true;
-    log.fatal({ executorId: self, reason }, 'fenced: this replica stops executing workflows (another replica may take over its work)');
+  // FENCE_EXIT only: the old crash-only rule, reported once.
+  const crashOnly = (reason: string) => {
+    if (!o.onFenced || exitReported || stopped) return;
+    exitReported = true;
+    log.fatal({ executorId: self, reason }, 'fenced: FENCE_EXIT is set, exiting (another replica may take over its work)');
     o.onFenced(reason);
   };
 
@@ -84,14 +111,32 @@ export async function startFailover(o: FailoverOptions): Promise<Failover> {
         );
         return (r.rowCount ?? 0) > 0;
       });
-      if (!landed) return fence('another replica took over this executor ID (its generation moved)');
+      if (!landed) {
+        // A peer adopted this executor while it was fenced: what runs here is stale; start again.
+        const reason = 'another replica took over this executor ID (its generation moved)';
+        o.fence.close(reason);
+        o.fence.abandon();
+        crashOnly(reason);
+        log.warn(
+          { executorId: self, generation },
+          'taken over while fenced: dropping the executions running here (their new owner finishes them), registering a fresh claim',
+        );
+        generation = await register(o);
+      }
       lastConfirmed = performance.now();
+      failures = 0;
+      o.fence.confirm();
+      o.outage.up({ executorId: self });
     } catch (e) {
-      log.warn({ executorId: self, err: e instanceof Error ? e.message : String(e) }, 'could not confirm the executor claim');
-    }
-    const unconfirmedMs = performance.now() - lastConfirmed;
-    if (unconfirmedMs > o.failoverAfterMs / 2) {
-      fence(`executor claim not confirmed for ${Math.round(unconfirmedMs)} ms (FAILOVER_AFTER is ${o.failoverAfterMs} ms)`);
+      failures += 1;
+      const err = e instanceof Error ? e.message : String(e);
+      o.fence.close(`executor claim not confirmed: ${err}`);
+      o.outage.down(err);
+      log.debug({ executorId: self, err, failures }, 'could not confirm the executor claim');
+      const unconfirmedMs = performance.now() - lastConfirmed;
+      if (unconfirmedMs > o.failoverAfterMs / 2) {
+        crashOnly(`executor claim not confirmed for ${Math.round(unconfirmedMs)} ms (FAILOVER_AFTER is ${o.failoverAfterMs} ms)`);
+      }
     }
   };
 
@@ -174,19 +219,21 @@ export async function startFailover(o: FailoverOptions): Promise<Failover> {
   const tick = () => {
     running = (async () => {
       await heartbeat();
-      if (fenced || stopped) return;
+      // A fenced replica judges nobody: its own view of the database is the one in doubt.
+      if (stopped || failures > 0) return;
       await watchPeers().catch((e: unknown) =>
         log.warn({ err: e instanceof Error ? e.message : String(e) }, 'failover: could not check the other replicas'),
       );
     })().finally(() => {
-      if (!stopped && !fenced) timer = setTimeout(tick, interval);
+      if (!stopped && !(exitReported && o.onFenced)) timer = setTimeout(tick, retryDelayMs(interval, o.failoverAfterMs, failures));
     });
   };
   timer = setTimeout(tick, interval);
 
   return {
     async isExecutorAlive(executorId) {
-      if (executorId === self) return !fenced;
+      // This process is up: its runs are finished here once the fence opens, or by a peer that adopts them.
+      if (executorId === self) return true;
       const { rows } = await o.appPool.query<{ alive: boolean }>(
         `select ${CLAIM_HELD_SQL}
              or coalesce((select heartbeat_at > now() - make_interval(secs => $2::double precision / 1000)

@@ -4,6 +4,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import knexFactory, { type Knex } from 'knex';
+import type { Logger } from '../logger.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** `migrations/` at the project root, from src/runtime (source) or dist/src/runtime (compiled). */
@@ -27,11 +28,14 @@ const migrationSource: Knex.MigrationSource<string> = {
   },
 };
 
-export function createKnex(databaseUrl: string, poolMax = 10): Knex {
+export function createKnex(databaseUrl: string, poolMax = 10, logger?: Logger): Knex {
   return knexFactory({
     client: 'pg',
     connection: { connectionString: databaseUrl, application_name: 'xyra-scheduler' },
     pool: { min: 0, max: poolMax },
+    // knex prints "Connection Error: …" to the console for each pooled connection a restarting server closes;
+    // the next query reconnects, and an outage is said once elsewhere (runtime/databaseOutage.ts).
+    ...(logger ? { log: { warn: (m: string) => logger.debug({ component: 'knex' }, m), debug: () => undefined } } : {}),
   });
 }
 

@@ -40,6 +40,8 @@ interface Instruments {
   nextSlotTime: Gauge;
   slotInterval: Gauge;
   schedulePaused: Gauge;
+  dbOutages: Counter;
+  dbOutageDuration: Histogram;
 }
 
 let instruments: Instruments | undefined;
@@ -91,6 +93,13 @@ function get(): Instruments {
       }),
       schedulePaused: meter.createGauge('xyra.batch.schedule_paused', {
         description: '1 while the schedule is paused, 0 while active (as last read by this process)',
+      }),
+      dbOutages: meter.createCounter('xyra.db.outages', {
+        description: 'Times this replica lost its database (its executor claim unconfirmed: fenced until it is back)',
+      }),
+      dbOutageDuration: meter.createHistogram('xyra.db.outage_duration', {
+        description: 'How long each database outage lasted, from the first failed to the next confirmed claim',
+        unit: 'ms',
       }),
     };
   }
@@ -190,6 +199,15 @@ export function recordSchedulePaused(schedule: string, paused: boolean, options:
   if (options.unlessKnown && pauseKnown.has(schedule)) return;
   pauseKnown.add(schedule);
   get().schedulePaused.record(paused ? 1 : 0, { schedule });
+}
+
+/** A database outage began (counted at its start, so a long one shows while it lasts). */
+export function recordDbOutageStarted(): void {
+  get().dbOutages.add(1);
+}
+
+export function recordDbOutageEnded(ms: number): void {
+  get().dbOutageDuration.record(Math.max(0, ms));
 }
 
 export interface Telemetry {
