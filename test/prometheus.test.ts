@@ -1,17 +1,14 @@
-// OTEL_METRICS_EXPORTER=prometheus: a real Prometheus server (the Debian package, installed by
-// scripts/ensure-prometheus.sh when missing) scrapes the service's /metrics every second, and a PromQL query
+// OTEL_METRICS_EXPORTER=prometheus: a real Prometheus server (the Debian package, installed by the test
+// run's global setup, scripts/ensure-test-tools.sh, when missing) scrapes the service's /metrics every second, and a PromQL query
 // answers the same numbers as the rows in tasks/errors, by operation.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createTestDatabase } from './support/database.js';
 import { ingest, rowCounts, startPipelineService, tempDir } from './pipelineSupport.js';
-
-const run = promisify(execFile);
 
 const vectorSchema = z.object({
   status: z.literal('success'),
@@ -76,10 +73,8 @@ async function promQuery(expr: string): Promise<z.infer<typeof vectorSchema>['da
 }
 
 beforeAll(async () => {
-  // Installs the Debian package on a fresh machine (apt-get); a no-op when /usr/bin/prometheus exists.
-  await run('bash', [path.resolve('scripts/ensure-prometheus.sh')], { timeout: 280_000 });
   workDir = await tempDir('prometheus');
-}, 300_000);
+});
 
 afterAll(async () => {
   if (prometheus && prometheus.exitCode === null) {
