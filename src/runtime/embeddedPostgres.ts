@@ -397,7 +397,13 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
  * Survives restarts (data persists), and recovers from a stale postmaster.pid left by a killed run.
  * An aborted `signal` stops the start before the server is started (and stops a server started meanwhile).
  */
-export async function startEmbeddedPostgres(dataDir: string, logger: Logger, signal?: AbortSignal): Promise<EmbeddedPostgres> {
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  logger: Logger,
+  signal?: AbortSignal,
+  /** max_connections of a server this call starts (the test run's shared server needs more than a service). */
+  maxConnections = 200,
+): Promise<EmbeddedPostgres> {
   await fs.mkdir(dataDir, { recursive: true });
   const stateFile = path.join(dataDir, 'postgres.json');
 
@@ -468,7 +474,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger, sig
         '-l',
         logFile,
         '-o',
-        `-p ${state.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200`,
+        `-p ${state.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=${maxConnections}`,
       ],
       ids,
     );

@@ -26,7 +26,8 @@ export async function setup(): Promise<void> {
     process.env.XYRA_TEST_SERVER_URL = given;
     return;
   }
-  embedded = await startEmbeddedPostgres(path.resolve('.test-data'), createLogger('warn'));
+  // Files run in parallel, each with its own services (a few dozen connections each): room for all of them.
+  embedded = await startEmbeddedPostgres(path.resolve('.test-data'), createLogger('warn'), undefined, 600);
   process.env.XYRA_TEST_SERVER_URL = embedded.url;
 }
 
