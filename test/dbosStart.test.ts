@@ -104,6 +104,9 @@ describe('npx dbos migrate / dbos start', () => {
     expect(code, start.output().slice(-3000)).toBe(0);
     expect(start.output()).toMatch(/"msg":"draining: waiting for in-flight workflows"/);
     expect(start.output()).toMatch(/"msg":"stopped"/);
+    // A clean stop reads as one: the CLI's success line, no SIGKILL and no stack trace (patches/, dbosPatch.test.ts).
+    expect(start.output()).toMatch(/Process exited successfully with code 0/);
+    expect(start.output()).not.toMatch(/signal SIGKILL|Process exited with code|\n\s+at /);
     expect(await connectionsLeft()).toBe(0);
   }, 60_000);
 
@@ -115,6 +118,9 @@ describe('npx dbos migrate / dbos start', () => {
     expect(code, term.output().slice(-3000)).toBe(0);
     expect(term.output()).toMatch(/"msg":"stopped"/);
     expect(term.output()).not.toMatch(/second signal/);
+    // A clean stop reads as one: the CLI's success line, no SIGKILL and no stack trace (patches/, dbosPatch.test.ts).
+    expect(term.output()).toMatch(/Process exited successfully with code 0/);
+    expect(term.output()).not.toMatch(/signal SIGKILL|Process exited with code|\n\s+at /);
     expect(servicePid('dbos-start-ctrl-c')).toBeUndefined();
     expect(await connectionsLeft()).toBe(0);
   }, 60_000);
