@@ -18,7 +18,10 @@ const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8')) as 
 /** `dbos start` with one start command, in a directory of its own: its exit code, or 'still running'. */
 async function dbosStart(command: string): Promise<{ code: number | null | 'still running'; output: string }> {
   const dir = fs.mkdtempSync(path.join(tmp, 'app-'));
-  fs.writeFileSync(path.join(dir, 'dbos-config.yaml'), `name: patch-check\nlanguage: node\nruntimeConfig:\n  start:\n    - ${command}\n`);
+  fs.writeFileSync(
+    path.join(dir, 'dbos-config.yaml'),
+    `name: patch-check\nlanguage: node\nruntimeConfig:\n  start:\n    - ${command}\n`,
+  );
   const child = spawn(process.execPath, [path.resolve(SDK, 'dist/src/cli/cli.js'), 'start'], {
     cwd: dir,
     env: { PATH: process.env.PATH ?? '', HOME: dir },
@@ -28,7 +31,7 @@ async function dbosStart(command: string): Promise<{ code: number | null | 'stil
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr.on('data', (c: Buffer) => (output += c.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-  const bound = <T,>(p: Promise<T>, ms: number) =>
+  const bound = <T>(p: Promise<T>, ms: number) =>
     Promise.race([p, new Promise<'still running'>((r) => setTimeout(() => r('still running'), ms))]);
   // First the CLI's own success line (however slowly a loaded machine gets there), then its exit: without the
   // patch it never exits after that line; 60 s is only a bound for a loaded machine, not a measurement.
@@ -73,7 +76,9 @@ describe('the DBOS SDK patch', () => {
     const df = fs.readFileSync('Dockerfile', 'utf8');
     expect(df).toMatch(/^COPY patches \.\/patches$/m);
     // The production install skips scripts (so postinstall too): the patch must be applied explicitly after it.
-    expect(df).toMatch(/npm ci --omit=dev --omit=optional --ignore-scripts \\\n\s+&& node_modules\/\.bin\/patch-package --error-on-fail/);
+    expect(df).toMatch(
+      /npm ci --omit=dev --omit=optional --ignore-scripts \\\n\s+&& node_modules\/\.bin\/patch-package --error-on-fail/,
+    );
     const lock = readJson('package-lock.json') as { packages: Record<string, { dev?: boolean; optional?: boolean }> };
     expect(lock.packages['node_modules/patch-package']).toMatchObject({ version: expect.any(String) });
     expect(lock.packages['node_modules/patch-package']?.dev).toBeUndefined();

@@ -65,7 +65,11 @@ async function clusterOf(clone: string): Promise<string> {
   return state.pgData;
 }
 
-const exists = (p: string) => fs.access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  fs.access(p).then(
+    () => true,
+    () => false,
+  );
 
 describe.runIf(isRoot)('as root, from a clone under a directory only root may enter', () => {
   let firstClone = '';
@@ -80,8 +84,13 @@ describe.runIf(isRoot)('as root, from a clone under a directory only root may en
     cleanup.push(path.dirname(firstCluster));
     expect(firstCluster).toMatch(/^\/var\/lib\/xyra-scheduler\/[0-9a-f]{16}\/pg$/);
     // The running postmaster is the relocated copy, not the clone's binary.
-    const pid = Number.parseInt((await fs.readFile(path.join(firstCluster, 'postmaster.pid'), 'utf8')).split('\n')[0]!, 10);
-    expect(await fs.readlink(`/proc/${pid}/exe`)).toMatch(/^\/var\/lib\/xyra-scheduler\/postgres-[^/]+\/bin\/postgres$/);
+    const pid = Number.parseInt(
+      (await fs.readFile(path.join(firstCluster, 'postmaster.pid'), 'utf8')).split('\n')[0]!,
+      10,
+    );
+    expect(await fs.readlink(`/proc/${pid}/exe`)).toMatch(
+      /^\/var\/lib\/xyra-scheduler\/postgres-[^/]+\/bin\/postgres$/,
+    );
     // The CLI of that clone joins the same server.
     const migrate = await runCli(['migrate'], { XYRA_DATA_DIR: path.join(clone, '.data'), LOG_LEVEL: 'info' });
     expect(migrate.code, migrate.stderr).toBe(0);
@@ -105,7 +114,9 @@ describe.runIf(isRoot)('as root, from a clone under a directory only root may en
     const p = start(other, 'private-other');
     await p.waitForLog(isReady, 120_000);
     cleanup.push(path.dirname(await clusterOf(other)));
-    const removed = p.logs.filter((l) => l.msg === 'embedded Postgres: removed a relocated cluster its data directory no longer uses');
+    const removed = p.logs.filter(
+      (l) => l.msg === 'embedded Postgres: removed a relocated cluster its data directory no longer uses',
+    );
     expect(removed.map((l) => l.cluster)).toContain(path.dirname(firstCluster));
     expect(await exists(path.dirname(firstCluster))).toBe(false);
     expect(await exists(path.join(keptCluster, 'PG_VERSION'))).toBe(true);
@@ -124,7 +135,9 @@ describe('binaries that cannot be run', () => {
     expect(code, p.output()).toBe(1);
     const fatal = p.logs.filter((l) => l.level === 'fatal');
     expect(fatal).toHaveLength(1);
-    expect(fatal[0]!.msg).toMatch(/^start-up failed: embedded Postgres: cannot run \S+\/bin\/initdb( as the postgres OS user)? \(EACCES\)/);
+    expect(fatal[0]!.msg).toMatch(
+      /^start-up failed: embedded Postgres: cannot run \S+\/bin\/initdb( as the postgres OS user)? \(EACCES\)/,
+    );
     expect(p.output()).not.toMatch(/Unhandled 'error' event|Emitted 'error' event/);
   });
 });

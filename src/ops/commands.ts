@@ -13,7 +13,7 @@ import type { ScheduleEvent } from '../evaluation/scheduleEvents.js';
 import { pauseSchedule, resumeSchedule, scheduleState, triggerNow, waitForOutcome, type ScheduleState } from './scheduleControl.js';
 import { scheduleNext } from './scheduleNext.js';
 import { parseDuration } from '../config.js';
-import { batchStats, type BatchStats } from './stats.js';
+import { type BatchStats } from './stats.js';
 import { statsReport } from './statsReport.js';
 
 const json = (ctx: CliContext, value: unknown) => ctx.out(JSON.stringify(value, null, 2));

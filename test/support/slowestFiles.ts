@@ -8,7 +8,10 @@ export default class SlowestFiles implements Reporter {
     const rows = modules
       .map((m) => {
         const d = m.diagnostic();
-        return { file: path.relative(process.cwd(), m.moduleId), ms: d.prepareDuration + d.setupDuration + d.collectDuration + d.duration };
+        return {
+          file: path.relative(process.cwd(), m.moduleId),
+          ms: d.prepareDuration + d.setupDuration + d.collectDuration + d.duration,
+        };
       })
       .sort((a, b) => b.ms - a.ms)
       .slice(0, 10);
