@@ -4,7 +4,8 @@
 #
 # A replica's process tree: tini (PID 1: forwards signals, reaps) → `dbos start` (the DBOS CLI runs
 # dbos-config.yaml's start commands) → the service. On `docker stop`, SIGTERM goes tini → dbos CLI → service;
-# the service drains in-flight workflows and exits 0, and `dbos start` then exits 0 too (see dbos-config.yaml).
+# the service drains in-flight workflows and exits 0, and `dbos start` then exits 0 too (its telemetry timer is
+# unref'd by patches/@dbos-inc+dbos-sdk+5.3.0.patch; see dbos-config.yaml).
 # No npm/npx in the tree: each is a whole Node process (~60-80 MB RSS) and npm exits on SIGTERM at once.
 
 FROM node:20-bookworm-slim AS build
@@ -18,9 +19,14 @@ RUN npm run build
 FROM node:20-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY patches ./patches
 # embedded-postgres (and its per-platform binary package) is an optionalDependency: --omit=optional leaves
-# it out (--ignore-scripts alone would still install the binaries).
-RUN npm ci --omit=dev --omit=optional --ignore-scripts && npm cache clean --force
+# it out (--ignore-scripts alone would still install the binaries). --ignore-scripts also skips postinstall,
+# so the dependency patches (patches/, see the README) are applied here explicitly: patch-package is a
+# production dependency for that reason, and fails the build when a patch no longer applies.
+RUN npm ci --omit=dev --omit=optional --ignore-scripts \
+    && node_modules/.bin/patch-package --error-on-fail --error-on-warn \
+    && npm cache clean --force
 
 FROM node:20-bookworm-slim
 RUN apt-get update \

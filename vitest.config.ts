@@ -1,14 +1,20 @@
 import { defineConfig } from 'vitest/config';
 
+// Test files run in parallel: each creates its own databases (test/support/database.ts), starts its services on
+// PORT=0 and uses its own data directories, and every wait is on a condition with a generous bound, so a
+// loaded machine makes a file slower, not red. Most of a file's time is spent waiting on real processes
+// (services, Postgres, Chromium), so more files than cores run at once. XYRA_TEST_WORKERS overrides.
+const workers = Number.parseInt(process.env.XYRA_TEST_WORKERS ?? '', 10);
+
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/support/globalSetup.ts'],
     pool: 'forks',
-    // Tests start real service processes and Postgres work; on 2 cores, files run one at a time so
-    // their timing-sensitive parts (cron slots, SIGKILL windows) are not starved by each other.
-    fileParallelism: false,
+    fileParallelism: true,
+    maxWorkers: Number.isInteger(workers) && workers > 0 ? workers : 4,
     testTimeout: 60_000,
     hookTimeout: 120_000,
+    reporters: ['default', './test/support/slowestFiles.ts'],
   },
 });

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CronSchedule } from '../src/evaluation/cron.js';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
-import { ensurePrometheus, freePort, promtool, startPrometheus, type PrometheusServer, type Vector } from './support/prometheus.js';
+import { freePort, promtool, startPrometheus, type PrometheusServer, type Vector } from './support/prometheus.js';
 import { isReady, startServiceProcess } from './support/serviceProcess.js';
 import { tempDir } from './pipelineSupport.js';
 
@@ -22,7 +22,6 @@ let workDir = '';
 const prometheusServers: PrometheusServer[] = [];
 
 beforeAll(async () => {
-  await ensurePrometheus(); // the Debian `prometheus` package brings promtool
   workDir = await tempDir('alerts');
 }, 300_000);
 

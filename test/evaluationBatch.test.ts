@@ -256,12 +256,12 @@ describe('EvaluationBatch.trigger', () => {
 
   it('treats a timeout as retryable and fails when attempts run out', async () => {
     simulator.inject({ type: 'hang', count: MAX_ATTEMPTS });
-    const started = Date.now();
+    // A hang never answers: that the batch ends at all, failed with the timeout as its reason, shows each
+    // attempt was cut off by the client's timeout (no stopwatch: a loaded machine only makes it slower).
     const { id, event } = await runBatch();
     expect(callsFor(id)).toHaveLength(MAX_ATTEMPTS);
     expect(event.status).toBe('failed');
     expect(event.error).toMatch(/time/i);
-    expect(Date.now() - started).toBeLessThan(MAX_ATTEMPTS * 1000 + 5_000);
   });
 
   it('reports 202 as triggered (the evaluation runs remotely)', async () => {

@@ -60,7 +60,8 @@ export async function ingest(
   file: string,
   args: string[] = ['--wait', '--json', '--timeout', '90'],
 ): Promise<{ code: number | null; stdout: string; stderr: string; summary?: IngestSummary }> {
-  const result = await runCli(['ingest', file, ...args], serviceEnv(appUrl), 120_000);
+  // The CLI's own --timeout is the bound a test sets; this one only stops a CLI that hangs past any of them.
+  const result = await runCli(['ingest', file, ...args], serviceEnv(appUrl), 300_000);
   const last = result.stdout.trim().split('\n').pop() ?? '';
   const parsed = last.startsWith('{') ? summarySchema.safeParse(JSON.parse(last)) : undefined;
   return { ...result, summary: parsed?.success ? parsed.data : undefined };

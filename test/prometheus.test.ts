@@ -1,10 +1,10 @@
 // OTEL_METRICS_EXPORTER=prometheus: a real Prometheus server (the Debian package, installed by
-// scripts/ensure-prometheus.sh when missing) scrapes the service's /metrics every second, and a PromQL query
+// the test run's global setup (scripts/ensure-test-tools.sh) when missing) scrapes the service's /metrics every second, and a PromQL query
 // answers the same numbers as the rows in tasks/errors, by operation.
 import fs from 'node:fs/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase } from './support/database.js';
-import { ensurePrometheus, startPrometheus, type PrometheusServer } from './support/prometheus.js';
+import { startPrometheus, type PrometheusServer } from './support/prometheus.js';
 import { ingest, rowCounts, startPipelineService, tempDir } from './pipelineSupport.js';
 
 let prometheus: PrometheusServer | undefined;
@@ -12,7 +12,6 @@ let workDir = '';
 
 beforeAll(async () => {
   // Installs the Debian package on a fresh machine (apt-get); a no-op when /usr/bin/prometheus exists.
-  await ensurePrometheus();
   workDir = await tempDir('prometheus');
 }, 300_000);
 

@@ -115,11 +115,10 @@ describe('service processes', () => {
     expect(simulator.calls).toHaveLength(1); // a run is now in flight, waiting on the API
     p.child.kill('SIGTERM');
     await p.waitForLog((l) => l.msg === 'draining: waiting for in-flight workflows', 10_000);
-    const second = Date.now();
+    // The drain would wait up to 60 s for the hung call and then exit 0: 130 means the second signal cut it short.
     p.child.kill('SIGTERM');
     const { code } = await p.exited;
     expect(code).toBe(130);
-    expect(Date.now() - second).toBeLessThan(5_000);
     expect(p.logs.some((l) => l.msg === 'second signal: exiting at once')).toBe(true);
   });
 

@@ -195,8 +195,9 @@ describe('callEvaluationBatch: contract rows', () => {
     const out = await callEvaluationBatch({ ...opts, timeoutMs: 300 }, batch());
     const elapsed = Date.now() - t0;
     expect(out).toMatchObject({ kind: 'retryable', statusCode: null, reason: 'timeout after 300 ms' });
-    expect(elapsed).toBeGreaterThanOrEqual(280);
-    expect(elapsed).toBeLessThan(1_500);
+    expect(elapsed).toBeGreaterThanOrEqual(280); // a lower bound: a loaded machine cannot make it early
+    // A hang never answers: returning at all is the timeout; the bound only tells 300 ms from a default of minutes.
+    expect(elapsed).toBeLessThan(30_000);
   });
 
   it('a body trickling in forever → retryable timeout (the overall timeout covers the body read)', async () => {
@@ -212,7 +213,7 @@ describe('callEvaluationBatch: contract rows', () => {
     ).finally(() => timers.forEach(clearInterval));
     expect(out).toMatchObject({ kind: 'retryable', statusCode: 200, reason: 'timeout after 300 ms' });
     expect(out.bodyBytes).toBeGreaterThan(0);
-    expect(Date.now() - t0).toBeLessThan(1_500);
+    expect(Date.now() - t0).toBeLessThan(30_000); // the body never ends: returning at all is the overall timeout
   });
 
   it('connection refused → retryable', async () => {

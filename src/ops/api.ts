@@ -1,7 +1,6 @@
 // `/api/*`: the dashboard's JSON, from the same functions as the CLI's `--json` (one SQL source). Every
 // answer is bounded: a LIMIT on every list, a window on the stats.
 import type pg from 'pg';
-import { z } from 'zod';
 import { parseDuration, type Config } from '../config.js';
 import { ApiRequestError } from '../errors.js';
 import { listDatasets } from '../pipeline/datasetsReport.js';

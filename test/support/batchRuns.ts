@@ -36,7 +36,7 @@ export async function startPopulatedService(label: string, extraEnv: Record<stri
     ...extraEnv,
   };
   const service = startServiceProcess(env);
-  await service.waitForLog(isReady, 30_000);
+  await service.waitForLog(isReady, 120_000); // generous: a loaded machine can take tens of seconds to start a process
   return { appUrl, systemUrl: systemDatabaseUrlOf(appUrl), env, simulator, service };
 }
 

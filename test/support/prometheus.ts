@@ -1,4 +1,4 @@
-// A real Prometheus server (the Debian package, installed by scripts/ensure-prometheus.sh when missing) that
+// A real Prometheus server (the Debian package, installed by the test run's global setup, scripts/ensure-test-tools.sh, when missing) that
 // scrapes one service every second and, optionally, evaluates rule files every second; and promtool.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -8,11 +8,6 @@ import { promisify } from 'node:util';
 import { z } from 'zod';
 
 const run = promisify(execFile);
-
-/** Installs the Debian package on a fresh machine (apt-get); a no-op when prometheus and promtool exist. */
-export async function ensurePrometheus(): Promise<void> {
-  await run('bash', [path.resolve('scripts/ensure-prometheus.sh')], { timeout: 280_000 });
-}
 
 export interface PromtoolResult {
   code: number;
