@@ -64,6 +64,16 @@ export function redactValue<T>(value: T): T {
   return value;
 }
 
+/** An error's stack (or message), redacted: what goes to the log beside an error id, never to a client. */
+export function errorDetail(e: unknown): string {
+  if (e instanceof Error) return redact(e.stack ?? e.message);
+  try {
+    return redact(typeof e === 'string' ? e : JSON.stringify(e) ?? String(e));
+  } catch {
+    return redact(String(e));
+  }
+}
+
 /** `destination`: a file descriptor (1 = stdout, 2 = stderr; written synchronously so nothing is lost on
  * exit) or any stream (tests capture logs this way). */
 export function createLogger(level: string, destination: number | NodeJS.WritableStream = 1): Logger {

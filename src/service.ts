@@ -13,9 +13,9 @@ import './evaluation/backfill.js'; // registers the backfill workflow before lau
 import { configureFailurePolicy } from './evaluation/failurePolicy.js';
 import { startSlotFiring } from './evaluation/firing.js';
 import { applyEvaluationSchedule } from './evaluation/schedule.js';
-import { dbosLogger, registerSecret, type Logger } from './logger.js';
+import { dbosLogger, redact, registerSecret, type Logger } from './logger.js';
 import { createApi } from './ops/api.js';
-import { startHttpServer, type HttpServer } from './ops/httpServer.js';
+import { isLoopbackAddress, startHttpServer, type HttpServer } from './ops/httpServer.js';
 import { applyRetentionSchedule, configureRetention } from './ops/retention.js';
 import { dropOpsViews, installOpsViews } from './ops/views.js';
 import { configurePipeline, registerPipelineQueue } from './pipeline/service.js';
@@ -30,6 +30,9 @@ import { startFailover, type Failover } from './runtime/failover.js';
 import { resolveDatabases, type DatabaseUrls } from './runtime/databases.js';
 import { createKnex, migrateLatest } from './runtime/migrations.js';
 import { setQueueMaintenanceInterval } from './runtime/dbosInternals.js';
+
+/** Every `/api` statement is cancelled after this: a page never holds a connection longer. */
+const API_STATEMENT_TIMEOUT_MS = 5_000;
 
 /** How often DBOS re-reads queue rows and promotes delayed workflows (its default: every second). */
 const QUEUE_MAINTENANCE_MS = 5_000;
@@ -85,6 +88,9 @@ export async function startService(config: Config, logger: Logger, options: Serv
     if (options.healthServer !== false) {
       health = await startHttpServer(config.port, {
         dashboardToken: config.dashboardToken,
+        host: config.host,
+        allowedHosts: config.allowedHosts,
+        logger: logger.child({ component: 'http' }),
         checkReady: async () => {
           const launched = DBOS.isInitialized();
           if (!launched || !knexForReadiness) return { ready: false, detail: { dbos: launched } };
@@ -97,6 +103,12 @@ export async function startService(config: Config, logger: Logger, options: Serv
       });
       const server = health;
       cleanups.push(() => server.close());
+      if (config.dashboardToken === undefined && !isLoopbackAddress(config.host)) {
+        logger.warn(
+          { host: config.host, port: server.port },
+          'SECURITY: /api is served on a non-loopback address without DASHBOARD_TOKEN: anyone who reaches this port reads the schedule, runs and datasets (dataset records are withheld). Set DASHBOARD_TOKEN, or HOST=127.0.0.1',
+        );
+      }
       if (telemetry.metricsHandler) server.attachMetrics(telemetry.metricsHandler);
     }
 
@@ -220,11 +232,21 @@ export async function startService(config: Config, logger: Logger, options: Serv
     cleanups.push(() => started.stop());
 
     if (health) {
-      // The dashboard's API: read-only, its own small pools so a slow page never starves the workflows.
-      const dashboardPool = new pg.Pool({ connectionString: databases.appDatabaseUrl, max: 2, application_name: 'xyra-dashboard' });
-      dashboardPool.on('error', (e) => logger.warn({ err: e.message }, 'app database pool error'));
-      cleanups.push(() => dashboardPool.end());
-      health.attachApi(createApi({ config, systemPool, appPool: dashboardPool }));
+      // The dashboard's API: read-only, its own small pools so a slow page never starves the workflows (the
+      // system pool fires slots and gates batches), and every statement bounded by a timeout.
+      const apiPool = (connectionString: string) => {
+        const pool = new pg.Pool({
+          connectionString,
+          max: 2,
+          application_name: 'xyra-dashboard',
+          statement_timeout: API_STATEMENT_TIMEOUT_MS,
+          connectionTimeoutMillis: API_STATEMENT_TIMEOUT_MS,
+        });
+        pool.on('error', (e) => logger.warn({ err: redact(e.message) }, 'dashboard database pool error'));
+        cleanups.push(() => pool.end());
+        return pool;
+      };
+      health.attachApi(createApi({ config, systemPool: apiPool(databases.systemDatabaseUrl), appPool: apiPool(databases.appDatabaseUrl) }));
     }
 
     await registerPipelineQueue(config);

@@ -19,6 +19,12 @@ export interface ApiDeps {
   appPool: pg.Pool;
 }
 
+/** What stands in for a dataset record in `/api/errors` when no DASHBOARD_TOKEN is configured. */
+export const RECORD_WITHHELD = '[withheld: records are served only with DASHBOARD_TOKEN set]';
+
+/** `/api/stats?since=` is capped at HISTORY_RETENTION, but never below this. */
+const STATS_MIN_CAP_MS = 24 * 3_600_000;
+
 export const RUNS_LIMIT = { default: 100, max: 1_000 };
 export const ERRORS_LIMIT = { default: 20, max: 500 };
 export const DATASETS_LIMIT = { default: 10, max: 100 };
@@ -55,11 +61,18 @@ export function createApi(deps: ApiDeps): ApiHandler {
         } catch (e) {
           throw new ApiRequestError(400, `since: ${(e as Error).message}`);
         }
+        // Runs older than HISTORY_RETENTION are deleted anyway: a longer window only costs work (the scan, the
+        // cron walk). The answer's `since` shows the window actually used. At least 24 h, the page's own window.
+        windowMs = Math.min(windowMs, Math.max(deps.config.historyRetentionMs, STATS_MIN_CAP_MS));
         return withClient(deps.systemPool, (sys) => statsReport(sys, deps.appPool, windowMs, deps.config.historyRetentionMs));
       }
       case 'errors': {
         const limit = limitParam(query, ERRORS_LIMIT);
-        return withClient(deps.appPool, (db) => latestErrors(db, limit));
+        const rows = await withClient(deps.appPool, (db) => latestErrors(db, limit));
+        // Without a token anyone who reaches the port reads this: the dataset records (data, possibly personal)
+        // stay out of the answer, and the answer says so. With a token every caller holds it.
+        if (deps.config.dashboardToken !== undefined) return rows;
+        return rows.map((r) => ({ ...r, message: { ...r.message, record: RECORD_WITHHELD }, record_withheld: true }));
       }
       case 'datasets': {
         const limit = limitParam(query, DATASETS_LIMIT);
