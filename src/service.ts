@@ -13,7 +13,7 @@ import './evaluation/backfill.js'; // registers the backfill workflow before lau
 import { configureFailurePolicy } from './evaluation/failurePolicy.js';
 import { startSlotFiring } from './evaluation/firing.js';
 import { applyEvaluationSchedule } from './evaluation/schedule.js';
-import { dbosLogger, errorDetail, redact, registerSecret, registerUrlSecrets, type Logger } from './logger.js';
+import { dbosLogger, redact, registerSecret, registerUrlSecrets, type Logger } from './logger.js';
 import { createApi } from './ops/api.js';
 import { isLoopbackAddress, startHttpServer, type HttpServer } from './ops/httpServer.js';
 import { applyRetentionSchedule, configureRetention } from './ops/retention.js';
@@ -33,6 +33,18 @@ import { setQueueMaintenanceInterval } from './runtime/dbosInternals.js';
 
 /** Every `/api` statement is cancelled after this: a page never holds a connection longer. */
 const API_STATEMENT_TIMEOUT_MS = 5_000;
+
+/**
+ * Postgres's JIT compiles the dashboard's short reads for seconds (its cost estimate for a created_at bound it
+ * cannot see at plan time is high): /api/schedule took 2.8 s, of which 2.2 s JIT and 63 ms execution. Added to
+ * the URL's own `options` parameter (the system database URL carries one, and it would win over a pool option).
+ */
+function withJitOff(url: string): string {
+  const u = new URL(url);
+  const options = u.searchParams.get('options');
+  u.searchParams.set('options', `${options ? `${options} ` : ''}-c jit=off`);
+  return u.toString();
+}
 
 /** How often DBOS re-reads queue rows and promotes delayed workflows (its default: every second). */
 const QUEUE_MAINTENANCE_MS = 5_000;
@@ -236,19 +248,13 @@ export async function startService(config: Config, logger: Logger, options: Serv
     if (health) {
       // The dashboard's API: read-only, its own small pools so a slow page never starves the workflows (the
       // system pool fires slots and gates batches), and every statement bounded by a timeout.
-      const apiPool = (connectionString: string) => {
+      const apiPool = (url: string) => {
         const pool = new pg.Pool({
-          connectionString,
+          connectionString: withJitOff(url),
           max: 2,
           application_name: 'xyra-dashboard',
           statement_timeout: API_STATEMENT_TIMEOUT_MS,
           connectionTimeoutMillis: API_STATEMENT_TIMEOUT_MS,
-        });
-        // Postgres's JIT compiles these short reads for seconds (its cost estimate for a created_at bound it
-        // cannot see at plan time is high): /api/schedule took 2.8 s, of which 2.2 s JIT, 63 ms execution. A SET
-        // on connect, not `options`: the system database URL carries its own `options` parameter, which wins.
-        pool.on('connect', (client) => {
-          client.query('set jit = off').catch((e: unknown) => logger.warn({ err: errorDetail(e) }, 'dashboard pool: set jit = off failed'));
         });
         pool.on('error', (e) => logger.warn({ err: redact(e.message) }, 'dashboard database pool error'));
         cleanups.push(() => pool.end());
