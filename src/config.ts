@@ -108,6 +108,32 @@ const secretToken = optionalString.refine(
   `must be at least ${MIN_TOKEN_LENGTH} characters (e.g. openssl rand -hex 24)`,
 );
 
+/** HOST: an IP literal or a host name to listen on. */
+const host = optionalString.transform((v, ctx) => {
+  const address = v ?? '127.0.0.1';
+  // An IP literal or a host name: no scheme, port, path or spaces.
+  if (!/^[A-Za-z0-9.:-]+$/.test(address)) {
+    ctx.addIssue({ code: 'custom', message: `must be an address to listen on (e.g. 127.0.0.1 or 0.0.0.0), got "${address}"` });
+    return z.NEVER;
+  }
+  return address;
+});
+
+/** ALLOWED_HOSTS: Host header names, lower case, without port or brackets. */
+const allowedHosts = optionalString.transform((v, ctx) => {
+  if (v === undefined) return undefined;
+  const names = v
+    .split(',')
+    .map((s) => s.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1'))
+    .filter((s) => s !== '');
+  const bad = names.find((n) => !/^[a-z0-9.:-]+$/.test(n));
+  if (bad !== undefined || names.length === 0) {
+    ctx.addIssue({ code: 'custom', message: `must be a comma list of host names without port (e.g. scheduler.example.com,localhost), got "${v}"` });
+    return z.NEVER;
+  }
+  return names;
+});
+
 const otlpProtocol = optionalString.pipe(z.enum(OTLP_PROTOCOLS, { message: `must be one of ${OTLP_PROTOCOLS.join(', ')}` }).optional());
 
 const cron = optionalString.transform((v, ctx) => {
@@ -141,28 +167,8 @@ const envSchema = z.object({
   FAILOVER_AFTER: duration('30s', 1_000),
   HISTORY_RETENTION: duration('30d', 1_000),
   DASHBOARD_TOKEN: secretToken,
-  HOST: optionalString.transform((v, ctx) => {
-    const host = v ?? '127.0.0.1';
-    // An IP literal or a host name: no scheme, port, path or spaces.
-    if (!/^[A-Za-z0-9.:-]+$/.test(host)) {
-      ctx.addIssue({ code: 'custom', message: `must be an address to listen on (e.g. 127.0.0.1 or 0.0.0.0), got "${host}"` });
-      return z.NEVER;
-    }
-    return host;
-  }),
-  ALLOWED_HOSTS: optionalString.transform((v, ctx) => {
-    if (v === undefined) return undefined;
-    const names = v
-      .split(',')
-      .map((s) => s.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1'))
-      .filter((s) => s !== '');
-    const bad = names.find((n) => !/^[a-z0-9.:-]+$/.test(n));
-    if (bad !== undefined || names.length === 0) {
-      ctx.addIssue({ code: 'custom', message: `must be a comma list of host names without port (e.g. scheduler.example.com,localhost), got "${v}"` });
-      return z.NEVER;
-    }
-    return names;
-  }),
+  HOST: host,
+  ALLOWED_HOSTS: allowedHosts,
   XYRA_TIMEOUT_MS: int(10_000, 1, 600_000),
   XYRA_CONNECT_TIMEOUT_MS: int(5_000, 1, 600_000),
   XYRA_MAX_ATTEMPTS: int(5, 1, 100),
