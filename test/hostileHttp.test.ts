@@ -167,6 +167,35 @@ describe('answers that leak nothing', () => {
   });
 });
 
+describe('every /api answer is bounded', () => {
+  it('caps since at HISTORY_RETENTION (a huge since was a 500) and limit at its maximum', async () => {
+    for (const since of ['36500d', '99999999999999999999d']) {
+      const r = await get(`/api/stats?since=${since}`);
+      expect({ since, status: r.status }).toEqual({ since, status: 200 });
+      const body = (await r.json()) as { since: string; until: string };
+      // HISTORY_RETENTION defaults to 30 d.
+      expect(Date.parse(body.until) - Date.parse(body.since)).toBe(30 * 86_400_000);
+    }
+    const runs = await get('/api/runs?limit=99999999999999999999999');
+    expect(runs.status).toBe(200);
+  });
+});
+
+describe('a non-loopback HOST without DASHBOARD_TOKEN', () => {
+  it('logs a SECURITY warning at start-up', async () => {
+    const other = startServiceProcess({ DATABASE_URL: appUrl, HOST: '0.0.0.0', EXECUTOR_ID: 'hostile-open', BATCH_CRON: '0 0 1 1 *' });
+    try {
+      const warning = await other.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('SECURITY:'), 60_000);
+      expect(warning).toMatchObject({ level: 'warn', host: '0.0.0.0' });
+      expect(warning.msg).toContain('without DASHBOARD_TOKEN');
+    } finally {
+      await other.stop();
+    }
+    // A loopback HOST (this file's service) says nothing of the kind.
+    expect(service.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('SECURITY:'))).toBe(false);
+  });
+});
+
 describe('fuzz: seeded random request lines and headers over raw sockets', () => {
   it('never stops the service and never answers 5xx', async () => {
     let seed = 1234567;
