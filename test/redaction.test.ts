@@ -4,6 +4,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createLogger, MIN_SCRUBBED_SECRET_LENGTH, redact, registerSecret, registerUrlSecrets } from '../src/logger.js';
+import { publicRunError } from '../src/ops/api.js';
 import { oneLine, renderTable } from '../src/ops/format.js';
 
 it('scrubs long secrets by substring, never short ones, and masks URL passwords of any length', () => {
@@ -67,5 +68,21 @@ describe('terminal output', () => {
     const hostile = 'ok\u001b[2J\u001b]0;pwned\u0007\u009b31m\u202eevil';
     expect(oneLine(hostile)).toBe('ok?[2J?]0;pwned??31m?evil');
     expect(renderTable(['key', 'error'], [[`ds:${hostile}`, hostile]]).join('\n')).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/);
+  });
+});
+
+describe('/api/runs errors', () => {
+  it("keep only the name of DBOS's serialised error (no stack, SQL or message); the batch's own messages pass", () => {
+    const serialised = JSON.stringify({
+      name: 'Error',
+      message: 'Step failed: insert into tasks (task_key) values ($1) — password=hunter2hunter2',
+      stack: 'Error: Step failed\n    at /app/dist/src/pipeline/chunk.js:12:3',
+    });
+    for (const error of [serialised, serialised.slice(0, 500), serialised.slice(0, 40)]) {
+      const shown = publicRunError(error);
+      expect(shown).toBe('the workflow failed (Error); details: xyra history --json');
+    }
+    expect(publicRunError('HTTP 400: bad request (gave up after 1 attempts)')).toBe('HTTP 400: bad request (gave up after 1 attempts)');
+    expect(publicRunError(null)).toBeNull();
   });
 });

@@ -45,6 +45,24 @@ async function withClient<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>
   }
 }
 
+/**
+ * A run whose workflow threw has DBOS's serialised error as its `error`: name, message and stack, which can hold
+ * SQL, file paths and data. Only its name leaves the service; `xyra history --json` (an operator with database
+ * access) shows the whole text. The batch's own error messages (from its status event) pass unchanged.
+ */
+export function publicRunError(error: string | null): string | null {
+  if (error === null || !error.startsWith('{"')) return error;
+  let name: string | undefined;
+  try {
+    const parsed = JSON.parse(error) as { name?: unknown };
+    if (typeof parsed.name === 'string') name = parsed.name;
+  } catch {
+    // Cut at 500 characters by the run SQL: read the name from the text.
+    name = /"name":"([^"\\]{1,100})"/.exec(error)?.[1];
+  }
+  return `the workflow failed (${(name ?? 'Error').slice(0, 100)}); details: xyra history --json`;
+}
+
 export function createApi(deps: ApiDeps): ApiHandler {
   return async (name, query) => {
     switch (name) {
@@ -52,7 +70,8 @@ export function createApi(deps: ApiDeps): ApiHandler {
         return withClient(deps.systemPool, (sys) => scheduleStatus(sys, deps.appPool, deps.config));
       case 'runs': {
         const limit = limitParam(query, RUNS_LIMIT);
-        return withClient(deps.systemPool, (db) => listBatchRuns(db, { limit }));
+        const runs = await withClient(deps.systemPool, (db) => listBatchRuns(db, { limit }));
+        return runs.map((r) => ({ ...r, error: publicRunError(r.error) }));
       }
       case 'stats': {
         let windowMs: number;
