@@ -252,3 +252,28 @@ describe('dashboard files', () => {
     await expect(startHttpServer(0, { checkReady: async () => ({ ready: true, detail: {} }), dashboardDir: dir })).rejects.toThrow(/style\.css/);
   });
 });
+
+describe('ALLOWED_HOSTS', () => {
+  it('when set, / and /api answer only those names (any port, any case); health answers every name', async () => {
+    const server = await startHttpServer(0, { checkReady: async () => ({ ready: true, detail: {} }), allowedHosts: ['sched.example.com', '::1'] });
+    try {
+      const status = async (p: string, host: string) => (await rawRequest(server.port, `GET ${p} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)).status;
+      expect(await status('/', 'Sched.Example.com:8443')).toBe(200);
+      expect(await status('/', '[::1]:3000')).toBe(200);
+      expect(await status('/', '127.0.0.1')).toBe(403);
+      expect(await status('/api/runs', 'evil.example')).toBe(403);
+      expect(await status('/healthz', 'evil.example')).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('unset on a non-loopback HOST: every name is accepted (the service cannot know its public name)', async () => {
+    const server = await startHttpServer(0, { checkReady: async () => ({ ready: true, detail: {} }), host: '0.0.0.0' });
+    try {
+      expect((await rawRequest(server.port, 'GET / HTTP/1.1\r\nHost: sched.example.com\r\nConnection: close\r\n\r\n')).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+});
