@@ -134,7 +134,11 @@ export function prepareChunk(chunk: Chunk, failIds: ReadonlySet<string>): Prepar
     const id = element.ok ? recordId(element.value) : undefined;
     const place: RecordPlace = { dataset: chunk.dataset, fileSha: chunk.fileSha, position, key: taskKey(chunk.dataset, position, id) };
     if (!element.ok) {
-      out.errors.push(errorRow(place, 'invalid_record', `not valid JSON: ${element.error}`, truncateText(text)));
+      out.errors.push(
+        element.limit
+          ? errorRow(place, 'invalid_record', `invalid record: ${element.error}`, element.limit.preview)
+          : errorRow(place, 'invalid_record', `not valid JSON: ${element.error}`, truncateText(text)),
+      );
       return;
     }
     const first = firstOf.get(position);

