@@ -227,7 +227,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
       health.attachApi(createApi({ config, systemPool, appPool: dashboardPool }));
     }
 
-    await registerPipelineQueue(config);
+    const stopDispatchSpeed = await registerPipelineQueue(config);
+    cleanups.push(stopDispatchSpeed);
     checkpoint();
     if (options.schedule !== false) {
       await applyEvaluationSchedule(config);

@@ -236,6 +236,8 @@ export async function enqueueDataset(client: DBOSClient, db: Db, file: string, o
             workflowID: chunkWorkflowId(plan, chunk.chunk),
             // Plain JSON: DBOS's default (superjson) costs more CPU than the whole pipeline for big chunks.
             serializationType: 'portable',
+            // This build's chunks: the service's dispatch speed counts the backlog of its own version.
+            appVersion: VERSION,
           },
           chunk,
         )
