@@ -82,7 +82,7 @@ it('SIGKILL mid-dataset, then restart: every record ends as exactly one row', as
   expect(finished.code, finished.stderr).toBe(0);
   await expectExactlyOnce(appUrl, finished.summary);
   expect(await statusCounts(appUrl)).toEqual({ SUCCESS: RECORDS / 25 });
-});
+}, 180_000);
 
 it('two service processes drain the queue together: exactly once, and both did work', async () => {
   const appUrl = await createTestDatabase('two_workers');
@@ -102,7 +102,7 @@ it('two service processes drain the queue together: exactly once, and both did w
   expect(Object.keys(counts).sort()).toEqual(['worker-a', 'worker-b']);
   expect((counts['worker-a'] ?? 0) + (counts['worker-b'] ?? 0)).toBe(RECORDS / 50);
   expect(Math.min(counts['worker-a'] ?? 0, counts['worker-b'] ?? 0)).toBeGreaterThan(0);
-});
+}, 180_000);
 
 it('a fresh process dispatches a backlog it finds waiting at full speed, with no hint but the database', async () => {
   // Idle polling of one minute and one chunk at a time: at the idle speed the 30 chunks below would take half

@@ -6,6 +6,7 @@
 //   - a chunk starting here, or `xyra ingest` announcing new chunks, makes it read the backlog again;
 //   - while fast, it re-reads the backlog every `recheckMs` and goes back to slow once the queue is empty.
 // The speed is written to the queue's row (every replica's queue runner re-reads it) and applied at once here.
+import { AsyncResource } from 'node:async_hooks';
 
 export interface DispatchSpeedOptions {
   idleMs: number;
@@ -25,6 +26,11 @@ export class DispatchSpeed {
   private again = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /**
+   * The context the control was created in (start-up, outside any workflow). A poke comes from inside a chunk
+   * workflow; DBOS would record a DBOS call made in that context as a step of the chunk, shifting its step IDs.
+   */
+  private readonly scope = new AsyncResource('DispatchSpeed');
 
   constructor(private readonly options: DispatchSpeedOptions) {}
 
@@ -53,7 +59,7 @@ export class DispatchSpeed {
   /** Something suggests there is work (a chunk started here, an ingest announced chunks). Cheap when already fast. */
   poke(): void {
     if (this.stopped || this.applied === this.options.busyMs) return;
-    void this.check();
+    this.scope.runInAsyncScope(() => void this.check());
   }
 
   stop(): void {

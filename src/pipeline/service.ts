@@ -19,6 +19,7 @@ export const BUSY_POLL_MS = 50;
 const BACKLOG_RECHECK_MS = 2_000;
 
 let speed: DispatchSpeed | undefined;
+let log: Logger | undefined;
 
 /**
  * True when the tasks queue holds chunks this process may dequeue: of its application version, or of none
@@ -32,6 +33,7 @@ async function tasksBacklog(): Promise<boolean> {
 }
 
 export function configurePipeline(config: Config, knex: Knex, logger: Logger): void {
+  log = logger;
   speed = new DispatchSpeed({
     idleMs: config.pipeline.pollMs,
     busyMs: Math.min(BUSY_POLL_MS, config.pipeline.pollMs),
@@ -65,7 +67,29 @@ export async function registerPipelineQueue(config: Config): Promise<() => Promi
   if (!dispatch) throw new Error('registerPipelineQueue before configurePipeline');
   await dispatch.check();
   if (dispatch.currentMs === undefined) await registerTasksQueue(config, config.pipeline.pollMs); // backlog unreadable: idle
+  await reportOtherVersions();
   return async () => dispatch.stop();
+}
+
+/**
+ * Chunks of another application version are never dequeued here (DBOS runs a workflow only on its own version,
+ * or on any when it has none): say so at start-up, loudly, instead of leaving them waiting in silence. Chunks of
+ * this version enqueued before staging still run (they carry their records; taskPipeline.ts).
+ */
+async function reportOtherVersions(): Promise<void> {
+  const waiting = await DBOS.listWorkflows({ queueName: TASKS_QUEUE, status: ['ENQUEUED', 'PENDING'], limit: 1_000, loadInput: false, loadOutput: false });
+  const others = waiting.filter((w) => w.applicationVersion && w.applicationVersion !== VERSION);
+  if (others.length === 0) return;
+  log?.error(
+    {
+      count: others.length,
+      versions: [...new Set(others.map((w) => w.applicationVersion))],
+      version: VERSION,
+      workflows: others.slice(0, 10).map((w) => w.workflowID),
+    },
+    'pipeline: chunk workflows of another application version wait in the tasks queue and will not run on this version: ' +
+      'run that version until they finish, or cancel them and run `xyra ingest FILE --retry-cancelled` (it forks them onto this version)',
+  );
 }
 
 async function registerTasksQueue(config: Config, pollMs: number): Promise<void> {
