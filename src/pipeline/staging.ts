@@ -77,8 +77,41 @@ interface IngestionRow {
   staging: string | null;
 }
 
-/** Rows of COPY text per write: big enough to keep per-write overhead low, small enough to keep memory flat. */
-const COPY_BATCH_CHARS = 256 * 1024;
+/** Bytes of COPY text per write: big enough to keep per-write overhead low, small enough to keep memory flat. */
+const COPY_BATCH_BYTES = 256 * 1024;
+
+/**
+ * COPY rows gathered as bytes. Each row's text is copied into the batch's buffer at once, so the record's
+ * strings die young: a string batch (a rope over a thousand rows) kept them alive until it was written, V8
+ * promoted them, and the CLI's peak RSS grew by ~60 MB at 100,000 records.
+ */
+class CopyBatch {
+  private buffer = Buffer.allocUnsafe(COPY_BATCH_BYTES);
+  private length = 0;
+
+  /** Adds a row; returns the full batch to send first when the row does not fit. */
+  add(row: string): Buffer | undefined {
+    const bytes = Buffer.byteLength(row);
+    let full: Buffer | undefined;
+    if (this.length + bytes > this.buffer.length && this.length > 0) full = this.take();
+    if (bytes > this.buffer.length) this.buffer = Buffer.allocUnsafe(bytes);
+    this.buffer.write(row, this.length);
+    this.length += bytes;
+    return full;
+  }
+
+  /** The rows so far (a copy: the buffer is reused). */
+  take(): Buffer {
+    const out = Buffer.from(this.buffer.subarray(0, this.length));
+    this.length = 0;
+    if (this.buffer.length > COPY_BATCH_BYTES) this.buffer = Buffer.allocUnsafe(COPY_BATCH_BYTES);
+    return out;
+  }
+
+  get empty(): boolean {
+    return this.length === 0;
+  }
+}
 
 /**
  * Stage the file's records for the ingestion, once: a second `xyra ingest` of the same content (or one running
@@ -113,22 +146,20 @@ export async function stageDataset(db: pg.ClientBase, input: StageInput): Promis
     const hash = createHash('sha256');
     let format: DatasetFormat = 'ndjson';
     let records = 0;
-    async function* rows(): AsyncGenerator<string> {
-      let batch = '';
+    async function* rows(): AsyncGenerator<Buffer> {
+      const batch = new CopyBatch();
       for await (const element of readElements(input.file, { onBytes: (b) => hash.update(b), onFormat: (f) => (format = f) })) {
         assertFirstElementParses(input.file, element, format);
         const parsed = parseElement(element.text);
         const id = parsed.ok ? recordId(parsed.value) : undefined;
-        batch +=
+        const full = batch.add(
           `${element.position}\t${id === undefined ? '\\N' : copyValue(id)}\t` +
-          `${parsed.ok ? '\\N' : copyValue(parsed.error)}\t${copyValue(element.text)}\n`;
+            `${parsed.ok ? '\\N' : copyValue(parsed.error)}\t${copyValue(element.text)}\n`,
+        );
         records++;
-        if (batch.length >= COPY_BATCH_CHARS) {
-          yield batch;
-          batch = '';
-        }
+        if (full) yield full;
       }
-      if (batch) yield batch;
+      if (!batch.empty) yield batch.take();
     }
     await pipeline(Readable.from(rows()), db.query(copyFrom(`copy ${table} (position, record_id, invalid, text) from stdin`)));
     if (hash.digest('hex') !== input.sha256) {
