@@ -173,15 +173,18 @@ export async function stageDataset(db: pg.ClientBase, input: StageInput): Promis
         where t.position = d.position and d.first < d.position`,
     );
     const chunks = Math.ceil(records / input.chunkSize);
+    // An empty dataset has no chunk that would ever drop its table.
+    const staging = records > 0 ? table : null;
+    if (!staging) await db.query(`drop table ${table}`);
     await db.query('update ingestions set format = $2, records = $3, chunks = $4, staging = $5, staged_at = now() where id = $1', [
       ingestionId,
       format,
       records,
       chunks,
-      table,
+      staging,
     ]);
     await db.query('commit');
-    return { ingestionId, format, records, chunks, staging: table, stagedNow: true };
+    return { ingestionId, format, records, chunks, staging, stagedNow: true };
   } catch (e) {
     await db.query('rollback').catch(() => undefined);
     if ((e as { code?: string }).code === '42P01' || (e as { code?: string }).code === '3F000') {
