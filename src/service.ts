@@ -245,7 +245,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
       health.attachRoutes(createSchedulesApi({ config, ...apiPools, logger: logger.child({ component: 'schedules-api' }) }));
     }
 
-    await registerPipelineQueue(config);
+    const stopDispatchSpeed = await registerPipelineQueue(config);
+    cleanups.push(stopDispatchSpeed);
     checkpoint();
     await registerBatchQueue(config);
     if (options.schedule !== false) {

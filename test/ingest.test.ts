@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDataset } from '../src/pipeline/generator.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import type { ServiceProcess } from './support/serviceProcess.js';
-import { ingest, kinds, rowCounts, startPipelineService, tempDir } from './pipelineSupport.js';
+import { ingest, kinds, rowCounts, stagedRecords, startPipelineService, tempDir } from './pipelineSupport.js';
 
 let appUrl: string;
 let service: ServiceProcess;
@@ -54,6 +54,10 @@ describe('xyra ingest', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.summary).toMatchObject({ dataset: 'tasks_100', records: 100, tasks: 99, errors: { total: 1, by_kind: kinds({ transform_failed: 1 }) }, no_outcome: 0, failed_chunks: 0 });
     expect(await rowCounts(appUrl, 'tasks_100')).toEqual({ tasks: 99, errors: 1 });
+    // Every chunk finished: the staged records are gone (the ingestion's staging table was dropped).
+    const [ingestion] = await query<{ staging: string | null; staged_at: Date | null }>(appUrl, "select staging, staged_at from ingestions where dataset = 'tasks_100'");
+    expect(ingestion).toMatchObject({ staging: null, staged_at: expect.any(Date) });
+    expect(await stagedRecords(appUrl, 'tasks_100')).toBeNull();
 
     const original = (JSON.parse(await fs.readFile('data/tasks_100.json', 'utf8')) as Array<Record<string, unknown>>);
     const [error] = await query<{ error_key: string; message: Record<string, unknown> }>(appUrl, 'select error_key, message from errors');
@@ -219,11 +223,13 @@ describe('xyra ingest', () => {
       await release();
     }
     expect(await rowCounts(appUrl, 'outage')).toEqual({ tasks: 0, errors: 0 });
+    expect(await stagedRecords(appUrl, 'outage')).toBe(120); // kept for the re-run
     const again = await ingest(appUrl, file);
     expect(again.code, `${again.stderr}\n${again.stdout}`).toBe(0);
     expect(again.stderr).toMatch(/re-running 1 chunk\(s\) that had failed/);
     expect(again.summary).toMatchObject({ records: 120, tasks: 119, errors: { total: 1 }, no_outcome: 0, failed_chunks: 0 });
     expect(await rowCounts(appUrl, 'outage')).toEqual({ tasks: 119, errors: 1 });
+    expect(await stagedRecords(appUrl, 'outage')).toBeNull(); // the re-run finished the ingestion: dropped
     const rows = await query<{ workflow_uuid: string; status: string; error: string | null; forked_from: string | null }>(
       systemDatabaseUrlOf(appUrl),
       // DBOS 5.3 keeps a workflow's error in workflow_output (older rows: workflow_status.error).
