@@ -4,6 +4,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_RECORD_BYTES, MAX_RECORD_DEPTH, RECORD_PREVIEW_CHARS } from '../src/pipeline/dataset.js';
 import { writeDataset } from '../src/pipeline/generator.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import type { ServiceProcess } from './support/serviceProcess.js';
@@ -205,6 +206,30 @@ describe('xyra ingest', () => {
     expect(row?.message.record.title).toBe('bad\\u0000title');
     expect(await rowCounts(appUrl, 'nul')).toEqual({ tasks: 2, errors: 1 });
   });
+
+  it('through staging, a record over the size or depth limit is one invalid_record row with a preview; the rest are tasks', async () => {
+    const file = path.join(dir, 'limits.ndjson');
+    const deep = `{"id":3,"v":${'['.repeat(10_000)}${']'.repeat(10_000)}}`;
+    const big = `{"id":2,"blob":"${'x'.repeat(MAX_RECORD_BYTES)}"}`;
+    await fs.writeFile(file, [`{"id":1,"title":"a"}`, big, deep, `{"id":4,"title":"d"}`].join('\n') + '\n');
+    const r = await ingest(appUrl, file, ['--wait', '--json', '--chunk-size', '2', '--timeout', '90']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.summary).toMatchObject({ records: 4, tasks: 2, errors: { total: 2, by_kind: kinds({ invalid_record: 2 }) }, no_outcome: 0, failed_chunks: 0 });
+    const rows = await query<{ message: { kind: string; position: number; error: string; record: string } }>(
+      appUrl,
+      "select message from errors where error_key like 'limits@%' order by (message->>'position')::int",
+    );
+    expect(rows.map((x) => [x.message.position, x.message.kind])).toEqual([
+      [2, 'invalid_record'],
+      [3, 'invalid_record'],
+    ]);
+    expect(rows[0]!.message.error).toMatch(/^invalid record: record too large: \d+ bytes \(limit 1048576\)/);
+    expect(rows[0]!.message.record.startsWith('{"id":2,"blob":"xxx')).toBe(true);
+    expect(rows[0]!.message.record).toHaveLength(RECORD_PREVIEW_CHARS);
+    expect(rows[1]!.message.error).toBe(`invalid record: record nested deeper than ${MAX_RECORD_DEPTH} levels`);
+    expect(rows[1]!.message.record).toHaveLength(RECORD_PREVIEW_CHARS);
+    expect(await rowCounts(appUrl, 'limits')).toEqual({ tasks: 2, errors: 2 });
+  }, 150_000);
 
   it('a chunk whose inserts ran out of retries: --wait exits non-zero naming it; re-ingest forks it, the failure stays in DBOS', async () => {
     const file = path.join(dir, 'outage.json');

@@ -64,3 +64,7 @@ it('an empty dataset is staged without a table', async () => {
   const [t] = await query<{ present: boolean }>(appUrl, `select to_regclass('xyra_staging.ingestion_${staged.ingestionId}') is not null as present`);
   expect(t?.present).toBe(false);
 });
+
+it('refuses a device (/dev/zero) before hashing it, instead of reading forever', async () => {
+  await expect(hashFile('/dev/zero')).rejects.toThrow(/not a regular file/);
+});

@@ -214,8 +214,9 @@ export interface ReadOptions {
  * Stream the elements of a dataset file as texts. Throws DatasetError for file-level problems (including an
  * empty file). Elements are not parsed here: see parseElement.
  */
-export async function* readElements(file: string, options: ReadOptions = {}): AsyncGenerator<DatasetElement> {
-  let stream: fs.ReadStream;
+/** DatasetError unless `file` is a readable regular file: a device or pipe (/dev/zero, /dev/stdin) may never end,
+ * and an ingestion reads its file twice (its hash, then the records). */
+export async function assertReadableFile(file: string): Promise<void> {
   let stat: fs.Stats;
   try {
     await fs.promises.access(file, fs.constants.R_OK);
@@ -223,8 +224,12 @@ export async function* readElements(file: string, options: ReadOptions = {}): As
   } catch (e) {
     throw new DatasetError(file, `cannot read file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
   }
-  // A device or pipe (/dev/zero, /dev/stdin) may never end, and an ingestion reads its file twice.
   if (!stat.isFile()) throw new DatasetError(file, 'not a regular file (a device, pipe or directory cannot be a dataset)');
+}
+
+export async function* readElements(file: string, options: ReadOptions = {}): AsyncGenerator<DatasetElement> {
+  let stream: fs.ReadStream;
+  await assertReadableFile(file);
   try {
     stream = fs.createReadStream(file, { highWaterMark: 256 * 1024 });
   } catch (e) {
@@ -300,7 +305,12 @@ export function nestingDepth(text: string, max: number = MAX_RECORD_DEPTH): numb
   return deepest;
 }
 
-export function parseElement(text: string): ParsedElement {
+/**
+ * The record's text breaks a record limit (over MAX_RECORD_BYTES: the splitter's oversize mark; nested deeper than
+ * MAX_RECORD_DEPTH): the parse result saying so, with the preview its `errors` row keeps; undefined otherwise.
+ * Separate from parseElement so a record whose parse error was stored (staging) still gets its limit verdict.
+ */
+export function recordLimitViolation(text: string): (ParsedElement & { ok: false }) | undefined {
   if (text.startsWith(OVERSIZE_MARK)) {
     const rest = text.slice(OVERSIZE_MARK.length);
     const colon = rest.indexOf(':');
@@ -313,6 +323,12 @@ export function parseElement(text: string): ParsedElement {
   if (nestingDepth(text) > MAX_RECORD_DEPTH) {
     return { ok: false, error: `record nested deeper than ${MAX_RECORD_DEPTH} levels`, limit: { preview: text.slice(0, RECORD_PREVIEW_CHARS) } };
   }
+  return undefined;
+}
+
+export function parseElement(text: string): ParsedElement {
+  const overLimit = recordLimitViolation(text);
+  if (overLimit) return overLimit;
   try {
     return { ok: true, value: JSON.parse(text) as unknown };
   } catch (e) {

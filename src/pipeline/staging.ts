@@ -16,7 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { DatasetError } from '../errors.js';
-import { assertFirstElementParses, parseElement, readElements, type DatasetFormat } from './dataset.js';
+import { assertFirstElementParses, assertReadableFile, parseElement, readElements, type DatasetFormat } from './dataset.js';
 import { recordId } from './identity.js';
 
 export const STAGING_SCHEMA = 'xyra_staging';
@@ -29,6 +29,7 @@ export function stagingTable(ingestionId: number): string {
 
 /** sha256 of the file's bytes (the first, cheap pass: no parsing). */
 export async function hashFile(file: string): Promise<string> {
+  await assertReadableFile(file); // /dev/zero would be hashed forever
   const hash = createHash('sha256');
   try {
     for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);

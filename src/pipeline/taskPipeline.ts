@@ -25,7 +25,7 @@ import {
   type PreparedChunk,
   type StagedChunk,
 } from './chunk.js';
-import { parseElement } from './dataset.js';
+import { parseElement, recordLimitViolation } from './dataset.js';
 import { errorKey } from './identity.js';
 import { countInserted, writeChunk, writeChunkIn, type ChunkOutcome, type ErrorKind, type ErrorRow, type TaskRow } from './records.js';
 import { readStagedRecords, stagingTable, type StagedRecord } from './staging.js';
@@ -189,7 +189,9 @@ function stagedElement(r: StagedRecord) {
     position: r.position,
     text: r.text,
     firstPosition: r.first_position ?? undefined,
-    parsed: r.invalid === null ? undefined : { ok: false as const, error: r.invalid },
+    // Staging stored why the text did not parse; a record over a size/depth limit keeps that verdict (and its
+    // preview) from the text itself, which staging holds as the oversize mark or the deep text.
+    parsed: r.invalid === null ? undefined : (recordLimitViolation(r.text) ?? { ok: false as const, error: r.invalid }),
   };
 }
 
