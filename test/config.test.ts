@@ -85,6 +85,7 @@ describe('loadConfig', () => {
     ['BATCH_PAUSE_AFTER_FAILURES', '-1', /BATCH_PAUSE_AFTER_FAILURES/],
     ['PORT', '70000', /PORT/],
     ['DASHBOARD_TOKEN', 'short-tok', /at least 16 characters/],
+    ['ADMIN_TOKEN', 'short-admin', /at least 16 characters/],
     ['HOST', 'http://0.0.0.0', /address to listen on/],
     ['ALLOWED_HOSTS', 'a.example, b example', /host names/],
   ])('rejects %s=%s with one line naming the variable', (variable, value, pattern) => {
