@@ -34,6 +34,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production \
     PORT=3000 \
+    HOST=0.0.0.0 \
     XYRA_DATA_DIR=/tmp/xyra \
     PATH=/app/node_modules/.bin:$PATH
 WORKDIR /app

@@ -1,28 +1,36 @@
-// `npm run bench`: the pipeline end to end through the real service path, on a scratch database.
+// `npm run bench`: the pipeline end to end through the real service path, on scratch databases, against COPY.
 //
-//   node dist/bench/run.js [--records N] [--seed S] [--chunk-size N]
+//   node dist/bench/run.js [--records N,M] [--drain-records N] [--replica-records N] [--seed S] [--chunk-size N] [--only e2e,drain,replicas]
 //
-// Starts the compiled service (dist/src/main.js) against a scratch database on BENCH_DATABASE_URL (default
-// the local Postgres; the embedded one if that is unreachable), feeds it a generated dataset with
-// `xyra ingest --wait`, and prints records/s end to end, Postgres commits per record, and the service's
-// peak RSS. Then it INSERTs the same transformed rows into a scratch table with plain multi-row statements,
-// as the physical reference. Figures are printed, never asserted.
-import { spawn } from 'node:child_process';
+// Starts the compiled service (dist/src/main.js) against scratch databases on BENCH_DATABASE_URL (default the
+// local Postgres; the embedded one if that is unreachable) and prints, figures only (nothing is asserted):
+//   e2e       for each size (default 100,000 and 1,000,000): `xyra ingest --wait` from spawn to exit, the
+//             service's and the CLI's peak RSS, commits per record; then, on the same database, COPY of the same
+//             records (as tasks rows: key, title, transformed data, into a table shaped like `tasks`) as the
+//             physical reference, and the ratio.
+//   drain     one ingestion processed until about 40 % of its records have an outcome, the service SIGKILLed and
+//             restarted with the same executor ID: outcomes/s before the kill (clean) against after the restart.
+//   replicas  two services on one database drain one ingestion: rate against one replica of the same size,
+//             chunks per replica, every record once.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { createLogger } from '../src/logger.js';
 import { parseElement, readElements } from '../src/pipeline/dataset.js';
 import { writeDataset } from '../src/pipeline/generator.js';
+import { recordId, taskKey } from '../src/pipeline/identity.js';
 import { uppercaseDeep, type JsonValue } from '../src/pipeline/transform.js';
 import { startEmbeddedPostgres } from '../src/runtime/embeddedPostgres.js';
 import { PACKAGE_ROOT } from '../src/version.js';
 
 const DEFAULT_URL = 'postgresql://postgres@127.0.0.1:5432/postgres';
-const REFERENCE_BATCH = 1_000;
 
 function withDatabase(url: string, db: string): string {
   const u = new URL(url);
@@ -30,8 +38,8 @@ function withDatabase(url: string, db: string): string {
   return u.toString();
 }
 
-async function adminQuery(serverUrl: string, sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: withDatabase(serverUrl, 'postgres'), connectionTimeoutMillis: 3_000 });
+async function adminQuery(serverUrl: string, sql: string, params: unknown[] = [], db = 'postgres'): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: withDatabase(serverUrl, db), connectionTimeoutMillis: 3_000 });
   await client.connect();
   try {
     return await client.query(sql, params);
@@ -58,7 +66,7 @@ async function commits(serverUrl: string, dbs: string[]): Promise<number> {
   return Number(r.rows[0]?.n);
 }
 
-/** Stats reach pg_stat_database asynchronously; ask the server to flush them, then read. */
+/** Stats reach pg_stat_database asynchronously: wait a moment, then read. */
 async function settledCommits(serverUrl: string, dbs: string[]): Promise<number> {
   await new Promise((r) => setTimeout(r, 1_200));
   return commits(serverUrl, dbs);
@@ -70,143 +78,280 @@ function peakRssMb(pid: number): number {
   return Math.round(kb / 1024);
 }
 
-function startService(env: NodeJS.ProcessEnv): Promise<{ pid: number; stop: () => Promise<number | null> }> {
-  const child = spawn(process.execPath, [path.join(PACKAGE_ROOT, 'dist/src/main.js')], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+interface Service {
+  pid: number;
+  child: ChildProcess;
+  readyAt: number;
+  stop(): Promise<number | null>;
+  kill(): Promise<void>;
+}
+
+/** The V8 flags of the service's start command in dbos-config.yaml: the service runs as it is deployed. */
+const SERVICE_FLAGS = ['--max-semi-space-size=2'];
+
+function startService(env: NodeJS.ProcessEnv): Promise<Service> {
+  const child = spawn(process.execPath, [...SERVICE_FLAGS, path.join(PACKAGE_ROOT, 'dist/src/main.js')], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
   return new Promise((resolve, reject) => {
     let buffered = '';
     const onData = (c: Buffer) => {
       buffered += c.toString();
       if (buffered.includes('"xyra-scheduler ready"')) {
-        child.stdout.off('data', onData);
-        child.stdout.resume(); // keep draining its logs
+        child.stdout?.off('data', onData);
+        child.stdout?.resume(); // keep draining its logs
         resolve({
           pid: child.pid ?? 0,
-          stop: () =>
-            new Promise((done) => {
-              child.once('exit', (code) => done(code));
-              child.kill('SIGTERM');
-            }),
+          child,
+          readyAt: performance.now(),
+          stop: () => {
+            child.kill('SIGTERM');
+            return exited;
+          },
+          kill: async () => {
+            child.kill('SIGKILL');
+            await exited;
+          },
         });
       }
     };
-    child.stdout.on('data', onData);
+    child.stdout?.on('data', onData);
     child.once('exit', (code) => reject(new Error(`service exited (${code}) before it was ready:\n${buffered.slice(-2000)}`)));
   });
 }
 
-/** `xyra ingest --wait --json`, with the CLI's own peak RSS (its first pass holds one Map entry per distinct id). */
-function runIngest(file: string, chunkSize: number | undefined, env: NodeJS.ProcessEnv): Promise<{ ms: number; summary: string; cliRssMb: number }> {
-  const args = [path.join(PACKAGE_ROOT, 'dist/src/cli.js'), 'ingest', file, '--wait', '--json'];
-  if (chunkSize) args.push('--chunk-size', String(chunkSize));
+/** The V8 flags of the `xyra` bin's first line (src/cli.ts): the CLI runs as users run it. */
+const CLI_FLAGS = ['--max-semi-space-size=1'];
+
+/** `xyra ingest FILE …` with the CLI's own peak RSS (sampled while it runs: VmHWM is gone once it exits). */
+function runIngest(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ ms: number; summary: string; cliRssMb: number }> {
   const startedAt = performance.now();
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...CLI_FLAGS, path.join(PACKAGE_ROOT, 'dist/src/cli.js'), 'ingest', file, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   let cliRssMb = 0;
-  // VmHWM is gone once the process exits: sample it while it runs.
   const sampler = setInterval(() => {
     try {
       if (child.pid) cliRssMb = Math.max(cliRssMb, peakRssMb(child.pid));
     } catch {
       // exited between two samples
     }
-  }, 100);
+  }, 50);
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
   return new Promise((resolve, reject) =>
     child.once('exit', (code) => {
       clearInterval(sampler);
-      if (code === 0) resolve({ ms: performance.now() - startedAt, summary: out.trim(), cliRssMb });
-      else reject(new Error(`ingest exited ${code}`));
+      if (code === 0) resolve({ ms: performance.now() - startedAt, summary: out.trim().split('\n').pop() ?? '', cliRssMb });
+      else reject(new Error(`ingest exited ${code}: ${out.slice(-500)}`));
     }),
   );
 }
 
-/** The physical reference: the same transformed rows, multi-row INSERTs on one connection, no framework. */
-async function referenceInsert(dbUrl: string, file: string, name: string): Promise<number> {
+const COPY_SPECIAL = /[\\\n\r\t]/g;
+const copyValue = (s: string) => s.replace(COPY_SPECIAL, (c) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t'));
+
+/**
+ * The physical reference: the same records as tasks rows (key, title, transformed data) streamed with COPY into
+ * a table shaped like `tasks` (bigserial key, unique task_key, JSONB data), on one connection, no framework.
+ * Reading, parsing and transforming the file is part of it, as it is of the pipeline.
+ */
+async function copyReference(dbUrl: string, file: string, name: string): Promise<number> {
   const client = new pg.Client({ connectionString: dbUrl });
   await client.connect();
   try {
     await client.query('create table reference_tasks (id bigserial primary key, task_key text unique, title text, data jsonb not null, created_at timestamptz default now())');
     const startedAt = performance.now();
-    let batch: Array<{ task_key: string; title: string | null; data: JsonValue }> = [];
-    const flush = async () => {
-      if (batch.length === 0) return;
-      await client.query(
-        `insert into reference_tasks (task_key, title, data)
-         select task_key, title, data from jsonb_to_recordset($1::jsonb) as r(task_key text, title text, data jsonb)
-         on conflict (task_key) do nothing`,
-        [JSON.stringify(batch)],
-      );
-      batch = [];
-    };
-    for await (const element of readElements(file)) {
-      const parsed = parseElement(element.text);
-      if (!parsed.ok) continue;
-      const record = parsed.value as { id?: string | number; title?: string };
-      batch.push({ task_key: `${name}:${record.id ?? element.index}`, title: record.title ?? null, data: uppercaseDeep(parsed.value as JsonValue) });
-      if (batch.length === REFERENCE_BATCH) await flush();
+    async function* rows(): AsyncGenerator<string> {
+      let batch = '';
+      for await (const element of readElements(file)) {
+        const parsed = parseElement(element.text);
+        if (!parsed.ok) continue;
+        const record = parsed.value as { title?: string | null };
+        const key = taskKey(name, element.position, recordId(parsed.value));
+        const title = typeof record.title === 'string' ? copyValue(record.title) : '\\N';
+        batch += `${copyValue(key)}\t${title}\t${copyValue(JSON.stringify(uppercaseDeep(parsed.value as JsonValue)))}\n`;
+        if (batch.length >= 256 * 1024) {
+          yield batch;
+          batch = '';
+        }
+      }
+      if (batch) yield batch;
     }
-    await flush();
+    await pipeline(Readable.from(rows()), client.query(copyFrom('copy reference_tasks (task_key, title, data) from stdin')));
     return performance.now() - startedAt;
   } finally {
     await client.end();
   }
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: { records: { type: 'string', default: '100000' }, seed: { type: 'string', default: '42' }, 'chunk-size': { type: 'string' } },
-  });
-  const records = Number(values.records);
-  const seed = Number(values.seed);
-  const chunkSize = values['chunk-size'] ? Number(values['chunk-size']) : undefined;
+interface Scratch {
+  db: string;
+  url: string;
+  env: NodeJS.ProcessEnv;
+}
 
-  const dataDir = path.join(PACKAGE_ROOT, 'data');
-  const file = path.join(dataDir, `generated_${records}_s${seed}.json`);
+async function scratch(server: string, executorId: string): Promise<Scratch> {
+  const db = `xyra_bench_${randomBytes(3).toString('hex')}`;
+  await adminQuery(server, `create database ${db}`);
+  const url = withDatabase(server, db);
+  return {
+    db,
+    url,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      DATABASE_URL: url,
+      EXECUTOR_ID: executorId,
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      XYRA_DATA_DIR: path.join(os.tmpdir(), 'xyra-bench-data'),
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('PIPELINE_'))),
+    },
+  };
+}
+
+async function dropScratch(server: string, s: Scratch): Promise<void> {
+  await adminQuery(server, `drop database if exists ${s.db} with (force)`).catch(() => undefined);
+  await adminQuery(server, `drop database if exists ${s.db}_dbos_sys with (force)`).catch(() => undefined);
+}
+
+async function dataset(records: number, seed: number): Promise<{ file: string; name: string }> {
+  const file = path.join(PACKAGE_ROOT, 'data', `generated_${records}_s${seed}.json`);
   if (!fs.existsSync(file)) {
     console.log(`generating ${file}`);
     await writeDataset(file, records, seed, 'json');
   }
-  const name = path.basename(file, '.json');
+  return { file, name: path.basename(file, '.json') };
+}
 
-  const server = await serverUrl();
-  const db = `xyra_bench_${randomBytes(3).toString('hex')}`;
-  const sysDb = `${db}_dbos_sys`;
-  await adminQuery(server.url, `create database ${db}`);
-  const dbUrl = withDatabase(server.url, db);
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    DATABASE_URL: dbUrl,
-    EXECUTOR_ID: 'bench',
-    PORT: '0',
-    LOG_LEVEL: 'info',
-    XYRA_DATA_DIR: path.join(os.tmpdir(), 'xyra-bench-data'),
-    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('PIPELINE_'))),
-  };
+const chunkArgs = (chunkSize: number | undefined) => (chunkSize ? ['--chunk-size', String(chunkSize)] : []);
+
+async function outcomes(url: string): Promise<number> {
+  const r = await adminQuery(url, 'select (select count(*) from tasks) + (select count(*) from errors) as n', [], new URL(url).pathname.slice(1));
+  return Number(r.rows[0]?.n);
+}
+
+async function e2e(server: string, records: number, seed: number, chunkSize: number | undefined): Promise<number> {
+  const { file, name } = await dataset(records, seed);
+  const s = await scratch(server, 'bench');
   try {
-    const service = await startService(env);
-    const before = await settledCommits(server.url, [db, sysDb]);
-    const ingest = await runIngest(file, chunkSize, env);
-    const after = await settledCommits(server.url, [db, sysDb]);
+    const service = await startService(s.env);
+    const before = await settledCommits(server, [s.db, `${s.db}_dbos_sys`]);
+    const ingest = await runIngest(file, ['--wait', '--json', ...chunkArgs(chunkSize)], s.env);
+    const after = await settledCommits(server, [s.db, `${s.db}_dbos_sys`]);
     const rssMb = peakRssMb(service.pid);
     await service.stop();
-    const referenceMs = await referenceInsert(dbUrl, file, name);
-
-    const e2e = records / (ingest.ms / 1000);
+    const referenceMs = await copyReference(s.url, file, name);
+    const rate = records / (ingest.ms / 1000);
     const reference = records / (referenceMs / 1000);
-    console.log(`\nserver: ${server.kind}, cores: ${os.cpus().length}, node ${process.version}`);
-    console.log(`dataset: ${records} records (${(fs.statSync(file).size / 1e6).toFixed(1)} MB), seed ${seed}`);
-    console.log(`settings: chunk=${chunkSize ?? process.env.PIPELINE_CHUNK_SIZE ?? 'default'} concurrency=${process.env.PIPELINE_CONCURRENCY ?? 'default'} poll_ms=${process.env.PIPELINE_POLL_MS ?? 'default'}`);
-    console.log(`ingest summary: ${ingest.summary}`);
-    console.log(`end to end:       ${Math.round(e2e)} records/s (${(ingest.ms / 1000).toFixed(2)} s, enqueue + processing)`);
-    console.log(`commits/record:   ${((after - before) / records).toFixed(4)} (${after - before} commits, app + system db, incl. idle polling)`);
-    console.log(`service peak RSS: ${rssMb} MB`);
-    console.log(`ingest CLI peak RSS: ${ingest.cliRssMb} MB`);
-    console.log(`reference INSERT: ${Math.round(reference)} records/s (${(referenceMs / 1000).toFixed(2)} s, ${REFERENCE_BATCH} rows/statement)`);
-    console.log(`ratio e2e/reference: ${(e2e / reference).toFixed(2)}`);
+    const summary = JSON.parse(ingest.summary) as { chunks: number; chunk_size: number; tasks: number; errors: { total: number } };
+    console.log(`\n[e2e] ${records} records (${(fs.statSync(file).size / 1e6).toFixed(1)} MB), chunk ${summary.chunk_size} (${summary.chunks} chunks), tasks ${summary.tasks}, errors ${summary.errors.total}`);
+    console.log(`  end to end:          ${Math.round(rate)} records/s (${(ingest.ms / 1000).toFixed(2)} s, xyra ingest --wait from spawn to exit)`);
+    console.log(`  COPY reference:      ${Math.round(reference)} records/s (${(referenceMs / 1000).toFixed(2)} s, same records as tasks rows, same database)`);
+    console.log(`  ratio e2e/COPY:      ${(rate / reference).toFixed(3)}`);
+    console.log(`  service peak RSS:    ${rssMb} MB`);
+    console.log(`  ingest CLI peak RSS: ${ingest.cliRssMb} MB`);
+    console.log(`  commits/record:      ${((after - before) / records).toFixed(4)} (${after - before} commits, app + system database)`);
+    return rate;
   } finally {
-    await adminQuery(server.url, `drop database if exists ${db} with (force)`).catch(() => undefined);
-    await adminQuery(server.url, `drop database if exists ${sysDb} with (force)`).catch(() => undefined);
+    await dropScratch(server, s);
+  }
+}
+
+async function drain(server: string, records: number, seed: number, chunkSize: number | undefined): Promise<void> {
+  const { file } = await dataset(records, seed);
+  const s = await scratch(server, 'bench-drain');
+  try {
+    let service = await startService(s.env);
+    await runIngest(file, chunkArgs(chunkSize), s.env); // enqueue only
+    const t0 = performance.now();
+    const base = await outcomes(s.url);
+    let atKill = base;
+    while (atKill < base + records * 0.4) {
+      await new Promise((r) => setTimeout(r, 50));
+      atKill = await outcomes(s.url);
+    }
+    const tKill = performance.now();
+    await service.kill();
+    const afterKill = await outcomes(s.url);
+    const tSpawn = performance.now();
+    service = await startService(s.env);
+    const tReady = service.readyAt;
+    const atReady = await outcomes(s.url);
+    let done = atReady;
+    while (done < records) {
+      await new Promise((r) => setTimeout(r, 50));
+      done = await outcomes(s.url);
+    }
+    const tDone = performance.now();
+    await service.stop();
+    const clean = (atKill - base) / ((tKill - t0) / 1000);
+    const fromReady = (records - atReady) / ((tDone - tReady) / 1000);
+    const fromSpawn = (records - afterKill) / ((tDone - tSpawn) / 1000);
+    console.log(`\n[drain] ${records} records, SIGKILL at ${atKill} outcomes, restart with the same executor ID`);
+    console.log(`  clean (enqueued → kill):        ${Math.round(clean)} records/s`);
+    console.log(`  after restart (ready → done):   ${Math.round(fromReady)} records/s = ${(fromReady / clean).toFixed(2)} × clean`);
+    console.log(`  after restart (spawn → done):   ${Math.round(fromSpawn)} records/s = ${(fromSpawn / clean).toFixed(2)} × clean (start-up ${((tReady - tSpawn) / 1000).toFixed(2)} s)`);
+  } finally {
+    await dropScratch(server, s);
+  }
+}
+
+async function replicas(server: string, records: number, seed: number, chunkSize: number | undefined, oneReplicaRate: number | undefined): Promise<void> {
+  const { file, name } = await dataset(records, seed);
+  const s = await scratch(server, 'bench-a');
+  try {
+    const a = await startService(s.env);
+    const b = await startService({ ...s.env, EXECUTOR_ID: 'bench-b' });
+    const ingest = await runIngest(file, ['--wait', '--json', ...chunkArgs(chunkSize)], s.env);
+    await Promise.all([a.stop(), b.stop()]);
+    const rate = records / (ingest.ms / 1000);
+    const byExecutor = await adminQuery(
+      server,
+      `select executor_id, count(*)::int as n from dbos.workflow_status where workflow_uuid like 'ingest:%' group by executor_id order by 1`,
+      [],
+      `${s.db}_dbos_sys`,
+    );
+    const once = await adminQuery(
+      server,
+      `select count(*)::int as tasks, count(distinct task_key)::int as keys, (select count(*)::int from errors) as errors from tasks where starts_with(task_key, $1)`,
+      [`${name}:`],
+      s.db,
+    );
+    const row = once.rows[0] as { tasks: number; keys: number; errors: number };
+    console.log(`\n[replicas] 2 replicas, ${records} records`);
+    console.log(`  end to end:     ${Math.round(rate)} records/s${oneReplicaRate ? ` = ${(rate / oneReplicaRate).toFixed(2)} × one replica (${Math.round(oneReplicaRate)} records/s)` : ''}`);
+    console.log(`  chunks:         ${byExecutor.rows.map((r: { executor_id: string; n: number }) => `${r.executor_id} ${r.n}`).join(', ')}`);
+    console.log(`  every record once: tasks ${row.tasks}, distinct keys ${row.keys}, errors ${row.errors} (records ${records})`);
+  } finally {
+    await dropScratch(server, s);
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      records: { type: 'string', default: '100000,1000000' },
+      'drain-records': { type: 'string', default: '200000' },
+      'replica-records': { type: 'string', default: '1000000' },
+      seed: { type: 'string', default: '42' },
+      'chunk-size': { type: 'string' },
+      only: { type: 'string', default: 'e2e,drain,replicas' },
+    },
+  });
+  const sizes = values.records.split(',').map(Number);
+  const seed = Number(values.seed);
+  const chunkSize = values['chunk-size'] ? Number(values['chunk-size']) : undefined;
+  const only = new Set(values.only.split(','));
+  const server = await serverUrl();
+  console.log(`server: ${server.kind}, cores: ${os.cpus().length}, node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`settings: chunk=${chunkSize ?? process.env.PIPELINE_CHUNK_SIZE ?? 'default'} concurrency=${process.env.PIPELINE_CONCURRENCY ?? 'default'} poll_ms=${process.env.PIPELINE_POLL_MS ?? 'default'}`);
+  try {
+    const rates = new Map<number, number>();
+    if (only.has('e2e')) for (const n of sizes) rates.set(n, await e2e(server.url, n, seed, chunkSize));
+    if (only.has('drain')) await drain(server.url, Number(values['drain-records']), seed, chunkSize);
+    const replicaRecords = Number(values['replica-records']);
+    if (only.has('replicas')) await replicas(server.url, replicaRecords, seed, chunkSize, rates.get(replicaRecords));
+    console.log(`\nload average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  } finally {
     await server.stop();
   }
 }

@@ -100,6 +100,40 @@ const timeZone = optionalString.transform((v, ctx) => {
   }
 });
 
+/** Shorter bearer tokens can be guessed; this is also the length from which the log scrubber masks a secret. */
+export const MIN_TOKEN_LENGTH = 16;
+
+const secretToken = optionalString.refine(
+  (v) => v === undefined || v.length >= MIN_TOKEN_LENGTH,
+  `must be at least ${MIN_TOKEN_LENGTH} characters (e.g. openssl rand -hex 24)`,
+);
+
+/** HOST: an IP literal or a host name to listen on. */
+const host = optionalString.transform((v, ctx) => {
+  const address = v ?? '127.0.0.1';
+  // An IP literal or a host name: no scheme, port, path or spaces.
+  if (!/^[A-Za-z0-9.:-]+$/.test(address)) {
+    ctx.addIssue({ code: 'custom', message: `must be an address to listen on (e.g. 127.0.0.1 or 0.0.0.0), got "${address}"` });
+    return z.NEVER;
+  }
+  return address;
+});
+
+/** ALLOWED_HOSTS: Host header names, lower case, without port or brackets. */
+const allowedHosts = optionalString.transform((v, ctx) => {
+  if (v === undefined) return undefined;
+  const names = v
+    .split(',')
+    .map((s) => s.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1'))
+    .filter((s) => s !== '');
+  const bad = names.find((n) => !/^[a-z0-9.:-]+$/.test(n));
+  if (bad !== undefined || names.length === 0) {
+    ctx.addIssue({ code: 'custom', message: `must be a comma list of host names without port (e.g. scheduler.example.com,localhost), got "${v}"` });
+    return z.NEVER;
+  }
+  return names;
+});
+
 const otlpProtocol = optionalString.pipe(z.enum(OTLP_PROTOCOLS, { message: `must be one of ${OTLP_PROTOCOLS.join(', ')}` }).optional());
 
 const cron = optionalString.transform((v, ctx) => {
@@ -130,8 +164,10 @@ const envSchema = z.object({
     .pipe(z.enum(['true', 'false'], { message: 'must be true or false' }).optional())
     .transform((v) => v === 'true'),
   HISTORY_RETENTION: duration('30d', 1_000),
-  DASHBOARD_TOKEN: optionalString,
-  ADMIN_TOKEN: optionalString,
+  DASHBOARD_TOKEN: secretToken,
+  ADMIN_TOKEN: secretToken,
+  HOST: host,
+  ALLOWED_HOSTS: allowedHosts,
   XYRA_TIMEOUT_MS: int(10_000, 1, 600_000),
   XYRA_CONNECT_TIMEOUT_MS: int(5_000, 1, 600_000),
   XYRA_MAX_ATTEMPTS: int(5, 1, 100),
@@ -214,6 +250,10 @@ export interface Config {
   dashboardToken: string | undefined;
   /** Bearer token for HTTP mutations of schedules; unset → refused (403). */
   adminToken: string | undefined;
+  /** The address the HTTP server listens on (default 127.0.0.1). */
+  host: string;
+  /** Host header names `/` and `/api/*` answer to; undefined: see httpServer.ts. */
+  allowedHosts: string[] | undefined;
   port: number;
   logLevel: (typeof LOG_LEVELS)[number];
   shutdownTimeoutMs: number;
@@ -273,6 +313,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     historyRetentionMs: e.HISTORY_RETENTION,
     dashboardToken: e.DASHBOARD_TOKEN,
     adminToken: e.ADMIN_TOKEN,
+    host: e.HOST,
+    allowedHosts: e.ALLOWED_HOSTS,
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,

@@ -31,14 +31,19 @@ export function registerSecret(value: string | undefined): void {
   if (value && value.length >= MIN_SCRUBBED_SECRET_LENGTH) secrets.add(value);
 }
 
-/** Passwords embedded in connection URLs are secrets too. */
+/** Passwords embedded in connection URLs are secrets too (and tokens passed in their query strings). */
 export function registerUrlSecrets(url: string | undefined): void {
   if (!url) return;
   try {
     const u = new URL(url);
-    if (u.password) {
-      registerSecret(u.password);
-      registerSecret(decodeURIComponent(u.password));
+    for (const secret of [u.password, ...[...u.searchParams].filter(([k]) => /token|key|secret|password|auth/i.test(k)).map(([, v]) => v)]) {
+      if (!secret) continue;
+      registerSecret(secret);
+      try {
+        registerSecret(decodeURIComponent(secret));
+      } catch {
+        // not percent-encoded: registered as it is
+      }
     }
   } catch {
     // not a URL: nothing to register
@@ -64,6 +69,39 @@ export function redactValue<T>(value: T): T {
   return value;
 }
 
+/** An error's stack (or message), redacted: what goes to the log beside an error id, never to a client. */
+export function errorDetail(e: unknown): string {
+  if (e instanceof Error) return redact(e.stack ?? e.message);
+  try {
+    return redact(typeof e === 'string' ? e : JSON.stringify(e) ?? String(e));
+  } catch {
+    return redact(String(e));
+  }
+}
+
+/**
+ * A copy of a log argument with every string redacted, deeply. Errors become `{type, message, stack}` (what
+ * pino's own serializer prints, redacted); depth and cycles are bounded so logging never throws or hangs.
+ */
+export function redactForLog(value: unknown, depth = 0, seen: WeakSet<object> = new WeakSet()): unknown {
+  if (typeof value === 'string') return redact(value);
+  if (value === null || typeof value !== 'object') return value;
+  if (seen.has(value)) return '[Circular]';
+  if (depth > 8) return '[Too deep]';
+  seen.add(value);
+  if (value instanceof Error) {
+    const out: Record<string, unknown> = { type: value.name, message: redact(value.message) };
+    if (value.stack !== undefined) out.stack = redact(value.stack);
+    for (const [k, v] of Object.entries(value)) out[k] = redactForLog(v, depth + 1, seen);
+    return out;
+  }
+  if (Array.isArray(value)) return value.map((v) => redactForLog(v, depth + 1, seen));
+  if (value instanceof Date || Buffer.isBuffer(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = redactForLog(v, depth + 1, seen);
+  return out;
+}
+
 /** `destination`: a file descriptor (1 = stdout, 2 = stderr; written synchronously so nothing is lost on
  * exit) or any stream (tests capture logs this way). */
 export function createLogger(level: string, destination: number | NodeJS.WritableStream = 1): Logger {
@@ -75,9 +113,10 @@ export function createLogger(level: string, destination: number | NodeJS.Writabl
       redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
       formatters: { level: (label) => ({ level: label }) },
       hooks: {
-        // Last line of defence: scrub registered secrets from every message string.
+        // Last line of defence: scrub registered secrets and URL passwords from every message string and from
+        // every string inside a logged object (`{err: e.message}`, `{url}`), errors included.
         logMethod(args, method) {
-          const scrubbed = args.map((a) => (typeof a === 'string' ? redact(a) : a)) as typeof args;
+          const scrubbed = args.map((a) => redactForLog(a)) as typeof args;
           method.apply(this, scrubbed);
         },
       },

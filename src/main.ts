@@ -5,7 +5,8 @@
 // ready it drains in-flight workflows and stops. A second signal exits at once (130).
 import { loadConfig } from './config.js';
 import { ConfigError, ExecutorConflictError, StartupAbortedError } from './errors.js';
-import { createLogger, redact } from './logger.js';
+import { randomUUID } from 'node:crypto';
+import { createLogger, errorDetail, redact } from './logger.js';
 import { interceptTerminalInterrupt, restoreTerminal } from './runtime/terminalInterrupt.js';
 import { startService, type Service } from './service.js';
 
@@ -30,11 +31,26 @@ async function main(): Promise<void> {
     restoreTerminal();
     process.exit(code);
   };
-  const stopAndExit = async (svc: Service) => {
+  const stopAndExit = async (svc: Service, code = 0) => {
     await svc.stop();
     logger.info('stopped');
-    exit(0);
+    exit(code);
   };
+
+  // Last line of defence: a bug that lets a promise reject unobserved or an exception escape must not kill
+  // the process mid-workflow. A rejection left nothing half-done on the stack: log it and keep serving. An
+  // uncaught exception may have: log it, drain in-flight workflows as on SIGTERM, and exit 1.
+  process.on('unhandledRejection', (reason: unknown) => {
+    logger.error({ errorId: randomUUID(), err: errorDetail(reason) }, 'unhandled promise rejection (a bug): logged, the service keeps running');
+  });
+  let crashing = false;
+  process.on('uncaughtException', (e: Error) => {
+    logger.fatal({ errorId: randomUUID(), err: errorDetail(e) }, 'uncaught exception (a bug): draining, then exiting 1');
+    if (crashing) return;
+    crashing = true;
+    if (service) void stopAndExit(service, 1).catch(() => exit(1));
+    else startup.abort(); // start-up unwinds what it started; a start-up failure exits 1 below
+  });
 
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;
@@ -60,7 +76,7 @@ async function main(): Promise<void> {
   } catch (e) {
     if (e instanceof StartupAbortedError) {
       logger.info('start-up interrupted: stopped');
-      exit(0);
+      exit(crashing ? 1 : 0);
     }
     if (e instanceof ExecutorConflictError) {
       logger.fatal({ executorId: e.executorId }, e.message);

@@ -12,9 +12,9 @@ import { ScheduleEngine } from './evaluation/engine.js';
 import { reconcileEnvSchedule } from './evaluation/envSchedule.js';
 import { configureFailurePolicy } from './evaluation/failurePolicy.js';
 import { registerBatchQueue } from './evaluation/schedule.js';
-import { dbosLogger, registerSecret, type Logger } from './logger.js';
+import { dbosLogger, redact, registerSecret, registerUrlSecrets, type Logger } from './logger.js';
 import { createApi } from './ops/api.js';
-import { startHttpServer, type HttpServer } from './ops/httpServer.js';
+import { isLoopbackAddress, startHttpServer, type HttpServer } from './ops/httpServer.js';
 import { createSchedulesApi } from './ops/schedulesApi.js';
 import { applyRetentionSchedule, configureRetention } from './ops/retention.js';
 import { seedScheduleMetrics } from './ops/scheduleMetrics.js';
@@ -36,6 +36,21 @@ import { setQueueMaintenanceInterval } from './runtime/dbosInternals.js';
 
 /** DBOS's retry of a workflow's database operation backs off to at most this (its default: 60 s): see dbosInternals. */
 const DBOS_DB_RETRY_MAX_BACKOFF_S = 2;
+
+/** Every `/api` statement is cancelled after this: a page never holds a connection longer. */
+const API_STATEMENT_TIMEOUT_MS = 5_000;
+
+/**
+ * Postgres's JIT compiles the dashboard's short reads for seconds (its cost estimate for a created_at bound it
+ * cannot see at plan time is high): /api/schedule took 2.8 s, of which 2.2 s JIT and 63 ms execution. Added to
+ * the URL's own `options` parameter (the system database URL carries one, and it would win over a pool option).
+ */
+function withJitOff(url: string): string {
+  const u = new URL(url);
+  const options = u.searchParams.get('options');
+  u.searchParams.set('options', `${options ? `${options} ` : ''}-c jit=off`);
+  return u.toString();
+}
 
 /** How often DBOS re-reads queue rows and promotes delayed workflows (its default: every second). */
 const QUEUE_MAINTENANCE_MS = 5_000;
@@ -69,6 +84,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
   registerSecret(config.xyraApiToken);
   registerSecret(config.dashboardToken);
   registerSecret(config.adminToken);
+  // Credentials inside any configured URL (the database ones are registered again once resolved).
+  for (const url of [config.databaseUrl, config.systemDatabaseUrl, config.xyraApiUrl, config.metrics.otlpEndpoint]) registerUrlSecrets(url);
   const cleanups: Array<() => Promise<void>> = [];
   // Between start-up steps: a signal that arrived during a step stops start-up once that step is done.
   const checkpoint = () => {
@@ -105,6 +122,9 @@ export async function startService(config: Config, logger: Logger, options: Serv
     if (options.healthServer !== false) {
       health = await startHttpServer(config.port, {
         dashboardToken: config.dashboardToken,
+        host: config.host,
+        allowedHosts: config.allowedHosts,
+        logger: logger.child({ component: 'http' }),
         checkReady: async () => {
           // Fenced (database unreachable, claim unconfirmed): not ready, whatever else answers.
           if (fence && !fence.isOpen()) return { ready: false, detail: { fenced: fence.reason ?? 'executor claim unconfirmed' } };
@@ -119,6 +139,12 @@ export async function startService(config: Config, logger: Logger, options: Serv
       });
       const server = health;
       cleanups.push(() => server.close());
+      if (config.dashboardToken === undefined && !isLoopbackAddress(config.host)) {
+        logger.warn(
+          { host: config.host, port: server.port },
+          'SECURITY: /api is served on a non-loopback address without DASHBOARD_TOKEN: anyone who reaches this port reads the schedule, runs and datasets (dataset records are withheld). Set DASHBOARD_TOKEN, or HOST=127.0.0.1',
+        );
+      }
       if (telemetry.metricsHandler) server.attachMetrics(telemetry.metricsHandler);
     }
 
@@ -244,16 +270,29 @@ export async function startService(config: Config, logger: Logger, options: Serv
     // Stopped after DBOS's drain (see its cleanup above), not before it.
 
     if (health) {
-      // The dashboard's API: read-only, its own small pools so a slow page never starves the workflows.
-      const dashboardPool = new pg.Pool({ connectionString: databases.appDatabaseUrl, max: 2, application_name: 'xyra-dashboard' });
-      dashboardPool.on('error', poolError('app database'));
-      guardPool(dashboardPool);
-      cleanups.push(() => dashboardPool.end());
-      health.attachApi(createApi({ config, systemPool, appPool: dashboardPool }));
-      health.attachRoutes(createSchedulesApi({ config, systemPool, appPool: dashboardPool, logger: logger.child({ component: 'schedules-api' }) }));
+      // The dashboard's API and /api/schedules: their own small pools so a slow page never starves the workflows
+      // (the system pool fires slots and gates batches), and every statement bounded by a timeout. Schedule
+      // changes are short transactions on the app database (store row + audit + NOTIFY): they run here too.
+      const apiPool = (url: string) => {
+        const pool = new pg.Pool({
+          connectionString: withJitOff(url),
+          max: 2,
+          application_name: 'xyra-dashboard',
+          statement_timeout: API_STATEMENT_TIMEOUT_MS,
+          connectionTimeoutMillis: API_STATEMENT_TIMEOUT_MS,
+        });
+        pool.on('error', poolError('dashboard database'));
+        guardPool(pool);
+        cleanups.push(() => pool.end());
+        return pool;
+      };
+      const apiPools = { systemPool: apiPool(databases.systemDatabaseUrl), appPool: apiPool(databases.appDatabaseUrl) };
+      health.attachApi(createApi({ config, ...apiPools }));
+      health.attachRoutes(createSchedulesApi({ config, ...apiPools, logger: logger.child({ component: 'schedules-api' }) }));
     }
 
-    await registerPipelineQueue(config);
+    const stopDispatchSpeed = await registerPipelineQueue(config);
+    cleanups.push(stopDispatchSpeed);
     checkpoint();
     await registerBatchQueue(config);
     if (options.schedule !== false) {

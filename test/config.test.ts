@@ -87,6 +87,10 @@ describe('loadConfig', () => {
     ['HISTORY_RETENTION', 'forever', /duration/],
     ['BATCH_PAUSE_AFTER_FAILURES', '-1', /BATCH_PAUSE_AFTER_FAILURES/],
     ['PORT', '70000', /PORT/],
+    ['DASHBOARD_TOKEN', 'short-tok', /at least 16 characters/],
+    ['ADMIN_TOKEN', 'short-admin', /at least 16 characters/],
+    ['HOST', 'http://0.0.0.0', /address to listen on/],
+    ['ALLOWED_HOSTS', 'a.example, b example', /host names/],
   ])('rejects %s=%s with one line naming the variable', (variable, value, pattern) => {
     const e = errorOf({ [variable]: value });
     expect(e.variable).toBe(variable);
@@ -94,6 +98,18 @@ describe('loadConfig', () => {
     expect(e.message).toMatch(pattern);
     expect(e.message).not.toContain('\n');
     expect(e.exitCode).toBe(2);
+  });
+
+  it('listens on loopback by default; HOST and ALLOWED_HOSTS as given', () => {
+    expect(loadConfig({})).toMatchObject({ host: '127.0.0.1', allowedHosts: undefined });
+    expect(loadConfig({ HOST: '0.0.0.0', ALLOWED_HOSTS: 'Sched.Example.com, [::1]' })).toMatchObject({
+      host: '0.0.0.0',
+      allowedHosts: ['sched.example.com', '::1'],
+    });
+  });
+
+  it('does not echo a too-short dashboard token in its error', () => {
+    expect(errorOf({ DASHBOARD_TOKEN: 'tok-12345' }).message).not.toContain('tok-12345');
   });
 
   it('does not echo a database password in its error', () => {

@@ -4,10 +4,11 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_RECORD_BYTES, MAX_RECORD_DEPTH, RECORD_PREVIEW_CHARS } from '../src/pipeline/dataset.js';
 import { writeDataset } from '../src/pipeline/generator.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import type { ServiceProcess } from './support/serviceProcess.js';
-import { ingest, kinds, rowCounts, startPipelineService, tempDir } from './pipelineSupport.js';
+import { ingest, kinds, rowCounts, stagedRecords, startPipelineService, tempDir } from './pipelineSupport.js';
 
 let appUrl: string;
 let service: ServiceProcess;
@@ -54,6 +55,10 @@ describe('xyra ingest', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.summary).toMatchObject({ dataset: 'tasks_100', records: 100, tasks: 99, errors: { total: 1, by_kind: kinds({ transform_failed: 1 }) }, no_outcome: 0, failed_chunks: 0 });
     expect(await rowCounts(appUrl, 'tasks_100')).toEqual({ tasks: 99, errors: 1 });
+    // Every chunk finished: the staged records are gone (the ingestion's staging table was dropped).
+    const [ingestion] = await query<{ staging: string | null; staged_at: Date | null }>(appUrl, "select staging, staged_at from ingestions where dataset = 'tasks_100'");
+    expect(ingestion).toMatchObject({ staging: null, staged_at: expect.any(Date) });
+    expect(await stagedRecords(appUrl, 'tasks_100')).toBeNull();
 
     const original = (JSON.parse(await fs.readFile('data/tasks_100.json', 'utf8')) as Array<Record<string, unknown>>);
     const [error] = await query<{ error_key: string; message: Record<string, unknown> }>(appUrl, 'select error_key, message from errors');
@@ -202,6 +207,30 @@ describe('xyra ingest', () => {
     expect(await rowCounts(appUrl, 'nul')).toEqual({ tasks: 2, errors: 1 });
   });
 
+  it('through staging, a record over the size or depth limit is one invalid_record row with a preview; the rest are tasks', async () => {
+    const file = path.join(dir, 'limits.ndjson');
+    const deep = `{"id":3,"v":${'['.repeat(10_000)}${']'.repeat(10_000)}}`;
+    const big = `{"id":2,"blob":"${'x'.repeat(MAX_RECORD_BYTES)}"}`;
+    await fs.writeFile(file, [`{"id":1,"title":"a"}`, big, deep, `{"id":4,"title":"d"}`].join('\n') + '\n');
+    const r = await ingest(appUrl, file, ['--wait', '--json', '--chunk-size', '2', '--timeout', '90']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.summary).toMatchObject({ records: 4, tasks: 2, errors: { total: 2, by_kind: kinds({ invalid_record: 2 }) }, no_outcome: 0, failed_chunks: 0 });
+    const rows = await query<{ message: { kind: string; position: number; error: string; record: string } }>(
+      appUrl,
+      "select message from errors where error_key like 'limits@%' order by (message->>'position')::int",
+    );
+    expect(rows.map((x) => [x.message.position, x.message.kind])).toEqual([
+      [2, 'invalid_record'],
+      [3, 'invalid_record'],
+    ]);
+    expect(rows[0]!.message.error).toMatch(/^invalid record: record too large: \d+ bytes \(limit 1048576\)/);
+    expect(rows[0]!.message.record.startsWith('{"id":2,"blob":"xxx')).toBe(true);
+    expect(rows[0]!.message.record).toHaveLength(RECORD_PREVIEW_CHARS);
+    expect(rows[1]!.message.error).toBe(`invalid record: record nested deeper than ${MAX_RECORD_DEPTH} levels`);
+    expect(rows[1]!.message.record).toHaveLength(RECORD_PREVIEW_CHARS);
+    expect(await rowCounts(appUrl, 'limits')).toEqual({ tasks: 2, errors: 2 });
+  }, 150_000);
+
   it('a chunk whose inserts ran out of retries: --wait exits non-zero naming it; re-ingest forks it, the failure stays in DBOS', async () => {
     const file = path.join(dir, 'outage.json');
     await writeDataset(file, 120, 9, 'json');
@@ -219,11 +248,13 @@ describe('xyra ingest', () => {
       await release();
     }
     expect(await rowCounts(appUrl, 'outage')).toEqual({ tasks: 0, errors: 0 });
+    expect(await stagedRecords(appUrl, 'outage')).toBe(120); // kept for the re-run
     const again = await ingest(appUrl, file);
     expect(again.code, `${again.stderr}\n${again.stdout}`).toBe(0);
     expect(again.stderr).toMatch(/re-running 1 chunk\(s\) that had failed/);
     expect(again.summary).toMatchObject({ records: 120, tasks: 119, errors: { total: 1 }, no_outcome: 0, failed_chunks: 0 });
     expect(await rowCounts(appUrl, 'outage')).toEqual({ tasks: 119, errors: 1 });
+    expect(await stagedRecords(appUrl, 'outage')).toBeNull(); // the re-run finished the ingestion: dropped
     const rows = await query<{ workflow_uuid: string; status: string; error: string | null; forked_from: string | null }>(
       systemDatabaseUrlOf(appUrl),
       // DBOS 5.3 keeps a workflow's error in workflow_output (older rows: workflow_status.error).

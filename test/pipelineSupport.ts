@@ -77,3 +77,21 @@ export async function rowCounts(appUrl: string, dataset?: string): Promise<{ tas
   );
   return { tasks: Number(row?.tasks), errors: Number(row?.errors) };
 }
+
+/**
+ * Records still staged for a dataset (src/pipeline/staging.ts: one table per ingestion, dropped when its last
+ * chunk finishes): the row count over the dataset's staging tables that exist, or null when none does.
+ */
+export async function stagedRecords(appUrl: string, dataset: string): Promise<number | null> {
+  const ingestions = await query<{ id: string; present: boolean }>(
+    appUrl,
+    "select id, to_regclass('xyra_staging.ingestion_' || id) is not null as present from ingestions where dataset = $1",
+    [dataset],
+  );
+  let total: number | null = null;
+  for (const i of ingestions.filter((r) => r.present)) {
+    const [row] = await query<{ n: string }>(appUrl, `select count(*) as n from xyra_staging.ingestion_${Number(i.id)}`);
+    total = (total ?? 0) + Number(row?.n);
+  }
+  return total;
+}

@@ -43,7 +43,7 @@ async function call(method: string, p: string, body?: unknown, token: string | n
   if (token) headers.authorization = `Bearer ${token}`;
   const res = await fetch(`${base}${p}`, { method, headers, body: raw ?? (body === undefined ? undefined : JSON.stringify(body)) });
   const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : null };
+  return { status: res.status, allow: res.headers.get('allow'), body: text ? (JSON.parse(text) as Record<string, unknown>) : null };
 }
 
 /** What must not change after a refused request: the rows and the audit log. */
@@ -91,7 +91,11 @@ describe('/api/schedules', () => {
     expect((await call('DELETE', '/api/schedules/nope')).status).toBe(404);
     expect((await call('POST', '/api/schedules/nope/pause', {})).status).toBe(404);
     expect((await call('POST', '/api/schedules/nope/trigger', {})).status).toBe(404);
-    expect((await call('PUT', '/api/schedules/evaluation-batch', {})).status).toBe(405);
+    // 405 names the methods of that route (the server's own routes answer Allow: GET, HEAD).
+    expect(await call('PUT', '/api/schedules/evaluation-batch', {})).toMatchObject({ status: 405, allow: 'GET, HEAD, PATCH, DELETE' });
+    expect(await call('DELETE', '/api/schedules', {})).toMatchObject({ status: 405, allow: 'GET, HEAD, POST' });
+    expect(await call('GET', '/api/schedules/evaluation-batch/pause', undefined, DASH)).toMatchObject({ status: 405, allow: 'POST' });
+    expect(await call('POST', '/api/runs', {})).toMatchObject({ status: 405, allow: 'GET, HEAD' });
     expect((await call('GET', '/api/schedules', undefined, null)).status).toBe(401); // reads need the dashboard token
     // A refused PATCH of an existing schedule changes nothing either.
     expect((await call('PATCH', '/api/schedules/evaluation-batch', { cron: '61 * * * *' })).body).toMatchObject({ field: 'cron' });

@@ -1,9 +1,12 @@
 // Exactly once under failure and sharing: a service SIGKILLed mid-dataset and restarted, and two service
 // processes draining the queue together, both leave every record as exactly one row in tasks or errors.
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
+import { writeDataset } from '../src/pipeline/generator.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import type { ServiceProcess } from './support/serviceProcess.js';
-import { ingest, kinds, rowCounts, startPipelineService } from './pipelineSupport.js';
+import { ingest, kinds, rowCounts, startPipelineService, tempDir } from './pipelineSupport.js';
 
 const DATASET = 'data/tasks_10k.json';
 const RECORDS = 10_000;
@@ -106,3 +109,30 @@ it('two service processes drain the queue together: exactly once, and both did w
   expect((counts['worker-a'] ?? 0) + (counts['worker-b'] ?? 0)).toBe(RECORDS / 50);
   expect(Math.min(counts['worker-a'] ?? 0, counts['worker-b'] ?? 0)).toBeGreaterThan(0);
 }, 300_000);
+
+it('a fresh process dispatches a backlog it finds waiting at full speed, with no hint but the database', async () => {
+  // Idle polling of one minute and one chunk at a time: at the idle speed the 30 chunks below would take half
+  // an hour. The backlog is enqueued while no service runs, under another executor ID, so nothing in the new
+  // process (no recovered chunk, no announcement) tells it there is work: only what it reads from the database.
+  const appUrl = await createTestDatabase('fresh_backlog');
+  const dir = await tempDir('fresh-backlog');
+  const file = path.join(dir, 'backlog.json');
+  await writeDataset(file, 600, 11, 'json');
+  const env = { EXECUTOR_ID: 'fresh-replica', PIPELINE_POLL_MS: '60000', PIPELINE_CONCURRENCY: '1' };
+  const first = await start(appUrl, env); // migrates both databases, registers the queue at the idle speed
+  expect(await first.stop('SIGTERM')).toBe(0);
+  running.splice(running.indexOf(first), 1);
+  const enqueued = await ingest(appUrl, file, ['--chunk-size', '20']);
+  expect(enqueued.code, enqueued.stderr).toBe(0);
+  const [queue] = await query<{ ms: number }>(
+    systemDatabaseUrlOf(appUrl),
+    'select polling_interval_sec * 1000 as ms from dbos.queues where name = $1',
+    ['tasks'],
+  );
+  expect(Number(queue?.ms)).toBe(60_000);
+
+  await start(appUrl, env);
+  const done = await waitFor(() => rowCounts(appUrl, 'backlog'), (c) => c.tasks + c.errors === 600, 60_000);
+  expect(done).toEqual({ tasks: 599, errors: 1 }); // record 50 is in PIPELINE_FAIL_IDS
+  await fs.rm(dir, { recursive: true, force: true });
+}, 150_000);

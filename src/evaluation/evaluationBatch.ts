@@ -7,7 +7,7 @@
 import { DBOS } from '@dbos-inc/dbos-sdk';
 import { fenced, passFence } from '../runtime/executionFence.js';
 import type pg from 'pg';
-import { redact } from '../logger.js';
+import { redact, redactValue } from '../logger.js';
 import type { Logger } from '../logger.js';
 import { recordBatchRun, recordScheduleLag } from '../telemetry/metrics.js';
 import { decideCatchUp } from './catchUp.js';
@@ -162,7 +162,9 @@ export class EvaluationBatch {
     const outcome = record.outcome;
     const final = finalStatusOf(outcome);
     if (outcome.kind === 'retryable') final.error = `${outcome.reason} (gave up after ${attempt} attempts)`;
-    const status: BatchStatus = { ...base, ...final };
+    // Events and the output are stored and served (history, /api): an API message or error that echoes a secret
+    // (a token, a URL password) is scrubbed before it is written.
+    const status: BatchStatus = redactValue({ ...base, ...final });
     await DBOS.setEvent(BATCH_STATUS_EVENT, status);
     await EvaluationBatch.recordOutcome(ctx.schedule, status);
     await EvaluationBatch.enforceFailurePolicy(ctx.schedule, status);

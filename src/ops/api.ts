@@ -19,6 +19,12 @@ export interface ApiDeps {
   appPool: pg.Pool;
 }
 
+/** What stands in for a dataset record in `/api/errors` when no DASHBOARD_TOKEN is configured. */
+export const RECORD_WITHHELD = '[withheld: records are served only with DASHBOARD_TOKEN set]';
+
+/** `/api/stats?since=` is capped at HISTORY_RETENTION, but never below this. */
+const STATS_MIN_CAP_MS = 24 * 3_600_000;
+
 export const RUNS_LIMIT = { default: 100, max: 1_000 };
 export const ERRORS_LIMIT = { default: 20, max: 500 };
 export const DATASETS_LIMIT = { default: 10, max: 100 };
@@ -39,6 +45,24 @@ async function withClient<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>
   }
 }
 
+/**
+ * A run whose workflow threw has DBOS's serialised error as its `error`: name, message and stack, which can hold
+ * SQL, file paths and data. Only its name leaves the service; `xyra history --json` (an operator with database
+ * access) shows the whole text. The batch's own error messages (from its status event) pass unchanged.
+ */
+export function publicRunError(error: string | null): string | null {
+  if (error === null || !error.startsWith('{"')) return error;
+  let name: string | undefined;
+  try {
+    const parsed = JSON.parse(error) as { name?: unknown };
+    if (typeof parsed.name === 'string') name = parsed.name;
+  } catch {
+    // Cut at 500 characters by the run SQL: read the name from the text.
+    name = /"name":"([^"\\]{1,100})"/.exec(error)?.[1];
+  }
+  return `the workflow failed (${(name ?? 'Error').slice(0, 100)}); details: xyra history --json`;
+}
+
 export function createApi(deps: ApiDeps): ApiHandler {
   return async (name, query) => {
     switch (name) {
@@ -47,8 +71,9 @@ export function createApi(deps: ApiDeps): ApiHandler {
       case 'runs': {
         const limit = limitParam(query, RUNS_LIMIT);
         const schedule = query.get('schedule') ?? undefined;
-        if (schedule !== undefined && !SCHEDULE_NAME_PATTERN.test(schedule)) throw new ApiRequestError(400, `schedule: "${schedule}" is not a schedule name`);
-        return withClient(deps.systemPool, (db) => listBatchRuns(db, { limit, schedule }));
+        if (schedule !== undefined && !SCHEDULE_NAME_PATTERN.test(schedule)) throw new ApiRequestError(400, `schedule: "${schedule.slice(0, 100)}" is not a schedule name`);
+        const runs = await withClient(deps.systemPool, (db) => listBatchRuns(db, { limit, schedule }));
+        return runs.map((r) => ({ ...r, error: publicRunError(r.error) }));
       }
       case 'stats': {
         let windowMs: number;
@@ -57,11 +82,18 @@ export function createApi(deps: ApiDeps): ApiHandler {
         } catch (e) {
           throw new ApiRequestError(400, `since: ${(e as Error).message}`);
         }
+        // Runs older than HISTORY_RETENTION are deleted anyway: a longer window only costs work (the scan, the
+        // cron walk). The answer's `since` shows the window actually used. At least 24 h, the page's own window.
+        windowMs = Math.min(windowMs, Math.max(deps.config.historyRetentionMs, STATS_MIN_CAP_MS));
         return withClient(deps.systemPool, (sys) => statsReport(sys, deps.appPool, windowMs, deps.config.historyRetentionMs));
       }
       case 'errors': {
         const limit = limitParam(query, ERRORS_LIMIT);
-        return withClient(deps.appPool, (db) => latestErrors(db, limit));
+        const rows = await withClient(deps.appPool, (db) => latestErrors(db, limit));
+        // Without a token anyone who reaches the port reads this: the dataset records (data, possibly personal)
+        // stay out of the answer, and the answer says so. With a token every caller holds it.
+        if (deps.config.dashboardToken !== undefined) return rows;
+        return rows.map((r) => ({ ...r, message: { ...r.message, record: RECORD_WITHHELD }, record_withheld: true }));
       }
       case 'datasets': {
         const limit = limitParam(query, DATASETS_LIMIT);

@@ -20,7 +20,7 @@ function decoded(valueColumn: string, serializationColumn: string): string {
 }
 
 /** `sched-evaluation-batch-<ISO>` or `sched-evaluation-batch-trigger-<ISO>` → the slot time. */
-const SLOT_FROM_ID = `substring(s.workflow_uuid from '([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z)$')::timestamptz`;
+export const SLOT_FROM_ID = `substring(s.workflow_uuid from '([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z)$')::timestamptz`;
 
 /**
  * A run's workflow is created at or after its slot (the scheduler enqueues at the slot, a backfill or catch-up

@@ -1,7 +1,19 @@
 // Plain-text rendering for operator commands: aligned columns, short durations and times.
 
-/** Renders rows as left-aligned columns under a header; the last column is never padded. */
-export function renderTable(header: string[], rows: string[][]): string[] {
+/**
+ * C0/C1 control characters (ESC, CSI …) and bidi overrides: from an API message or a dataset id they could
+ * move the cursor, rewrite the screen or hide text in an operator's terminal.
+ */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/** Text safe to print on a terminal: every control character shown as `?`. */
+export function printable(text: string): string {
+  return text.replace(CONTROL, '?');
+}
+
+/** Renders rows as left-aligned columns under a header; the last column is never padded. Cells are made printable. */
+export function renderTable(header: string[], cells: string[][]): string[] {
+  const rows = cells.map((r) => r.map(printable));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells
@@ -41,6 +53,6 @@ export function formatRate(rate: number | null): string {
 /** One line, at most `max` characters, for free-text columns. */
 export function oneLine(text: string | null | undefined, max = 80): string {
   if (!text) return '';
-  const flat = text.replace(/\s+/g, ' ').trim();
+  const flat = printable(text.replace(/\s+/g, ' ').trim());
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }

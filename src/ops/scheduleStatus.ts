@@ -11,7 +11,7 @@ import { runIdPattern } from '../evaluation/slotContext.js';
 import { consecutiveFailures } from '../evaluation/failurePolicy.js';
 import { listScheduleEvents, type Queryable, type ScheduleEvent } from '../evaluation/scheduleEvents.js';
 import { ScheduleNotFoundError } from '../errors.js';
-import { BATCH_RUNS_SELECT } from './batchRunsSql.js';
+import { BATCH_WORKFLOW_CLASS, BATCH_WORKFLOW_NAME, batchRunsSelect, CREATED_AT_MARGIN_MS, SLOT_FROM_ID } from './batchRunsSql.js';
 
 export const NEXT_SLOTS_SHOWN = 5;
 export const LAG_WINDOW_MS = 24 * 3_600_000;
@@ -70,9 +70,23 @@ select count(*) as runs,
   percentile_cont(0.5) within group (order by delay_ms) as p50,
   percentile_cont(0.95) within group (order by delay_ms) as p95,
   max(delay_ms) as max
-from (${BATCH_RUNS_SELECT}) runs
+from (${batchRunsSelect('$3')}) runs
 where not manual and skipped_reason is distinct from 'missed' and delay_ms is not null
-  and scheduled_time >= $1 and scheduled_time <= $2`;
+  and scheduled_time >= $1 and scheduled_time <= $2 and workflow_id ~ $4`;
+
+/**
+ * The run with the newest slot, reading only runs created since the newest-created run's slot (minus the
+ * margin), through DBOS's created_at index. Complete: the newest slot is at or after that slot, and a run is
+ * created at or after its slot. Without the bound this read every retained run (2.8 s at 100,000 runs).
+ */
+const LAST_RUN_SQL = `
+select workflow_id, status, scheduled_time, actual_time, completed_at, manual, message, error
+from (${batchRunsSelect(`(
+  select (extract(epoch from ${SLOT_FROM_ID}) * 1000)::bigint - $1 from dbos.workflow_status s
+  where s.name = '${BATCH_WORKFLOW_NAME}' and s.class_name = '${BATCH_WORKFLOW_CLASS}' and s.workflow_uuid ~ $2
+  order by s.created_at desc limit 1)`)}) runs
+where workflow_id ~ $2
+order by scheduled_time desc nulls last, workflow_id desc limit 1`;
 
 /** One pause event's view of who paused and why. */
 function pauseInfo(e: ScheduleEvent | undefined): { by: string | null; note: string | null; at: string | null } {
@@ -98,17 +112,12 @@ export async function describeStatus(sched: ScheduleRow, systemDb: Queryable, ap
   const name = sched.name;
   const active = sched.status === 'ACTIVE';
   const nextSlots = active ? new SpecSlots(sched).nextSlots(now, NEXT_SLOTS_SHOWN).map((d) => d.toISOString()) : [];
-  const ofSchedule = `where workflow_id ~ '${runIdPattern(name)}'`; // name matches ^[a-z0-9-]+$: safe to inline
 
-  const [lastRunRow] = (
-    await systemDb.query(
-      `select workflow_id, status, scheduled_time, actual_time, completed_at, manual, message, error
-         from (${BATCH_RUNS_SELECT}) runs ${ofSchedule} order by scheduled_time desc nulls last, workflow_id desc limit 1`,
-    )
-  ).rows;
-  const lag = lagSchema.parse(
-    (await systemDb.query(LAG_SQL.replace('where not manual', `${ofSchedule} and not manual`), [new Date(now.getTime() - LAG_WINDOW_MS), now])).rows[0],
-  );
+  // Both reads bounded by created_at (DBOS's index) and narrowed to this schedule's runs by workflow ID.
+  const pattern = runIdPattern(name);
+  const [lastRunRow] = (await systemDb.query(LAST_RUN_SQL, [CREATED_AT_MARGIN_MS, pattern])).rows;
+  const lagSince = now.getTime() - LAG_WINDOW_MS;
+  const lag = lagSchema.parse((await systemDb.query(LAG_SQL, [new Date(lagSince), now, lagSince - CREATED_AT_MARGIN_MS, pattern])).rows[0]);
 
   const [latestPauseOrResume] = await listScheduleEvents(appDb, { scheduleName: name, kinds: ['paused', 'resumed'], limit: 1 });
   const [latestPause] = await listScheduleEvents(appDb, { scheduleName: name, kinds: ['paused'], limit: 1 });

@@ -30,8 +30,7 @@ import { MAX_BACKFILL_SLOTS, planBackfill } from './backfill.js';
 import { scheduleDefaults } from './scheduleCommands.js';
 import { listScheduleViews, scheduleView } from './scheduleViews.js';
 import type { RouteHook } from './httpServer.js';
-
-export const MAX_BODY_BYTES = 64 * 1024;
+import { BodyTooLargeError, hasBody, MAX_BODY_BYTES, readBody } from './readBody.js';
 
 export interface SchedulesApiDeps {
   config: Config;
@@ -50,6 +49,13 @@ class HttpError extends Error {
   }
 }
 
+/** 405 with the methods this route does answer. */
+class MethodNotAllowedError extends HttpError {
+  constructor(readonly allow: readonly string[]) {
+    super(405, 'method not allowed');
+  }
+}
+
 function bearerIs(header: string | undefined, token: string): boolean {
   const match = /^Bearer (.+)$/.exec(header ?? '');
   if (!match) return false;
@@ -57,39 +63,15 @@ function bearerIs(header: string | undefined, token: string): boolean {
   return timingSafeEqual(digest(match[1] ?? ''), digest(token));
 }
 
-/** The body as JSON (empty → {}); 413 past MAX_BODY_BYTES, 400 when not JSON. */
-function readJson(req: http.IncomingMessage): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > MAX_BODY_BYTES) {
-      reject(new HttpError(413, `request body over ${MAX_BODY_BYTES} bytes`));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    req.on('data', (c: Buffer) => {
-      if (failed) return;
-      size += c.length;
-      if (size > MAX_BODY_BYTES) {
-        failed = true;
-        reject(new HttpError(413, `request body over ${MAX_BODY_BYTES} bytes`));
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('error', (e) => reject(e));
-    req.on('end', () => {
-      if (failed) return;
-      const text = Buffer.concat(chunks).toString('utf8');
-      if (text.trim() === '') return resolve({});
-      try {
-        resolve(JSON.parse(text) as unknown);
-      } catch {
-        reject(new HttpError(400, 'the body is not valid JSON', 'body'));
-      }
-    });
-  });
+/** The body as JSON (empty → {}), read through the bounded reader: 413 past MAX_BODY_BYTES, 400 when not JSON. */
+async function readJson(req: http.IncomingMessage): Promise<unknown> {
+  const text = (await readBody(req, MAX_BODY_BYTES)).toString('utf8');
+  if (text.trim() === '') return {};
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new HttpError(400, 'the body is not valid JSON', 'body');
+  }
 }
 
 const ROUTE = /^\/api\/schedules(?:\/([^/]+)(?:\/(pause|resume|trigger|backfill))?)?\/?$/;
@@ -102,6 +84,7 @@ export function createSchedulesApi(deps: SchedulesApiDeps): RouteHook {
     const method = req.method ?? 'GET';
     const isRead = (method === 'GET' || method === 'HEAD') && action === undefined;
     if (isRead) {
+      if (hasBody(req)) await readBody(req, MAX_BODY_BYTES); // bounded, then dropped: reads take no body
       const auth = req.headers.authorization;
       if (config.dashboardToken !== undefined && !bearerIs(auth, config.dashboardToken) && !(config.adminToken && bearerIs(auth, config.adminToken))) {
         throw new HttpError(401, 'unauthorized: send Authorization: Bearer <DASHBOARD_TOKEN>');
@@ -111,8 +94,8 @@ export function createSchedulesApi(deps: SchedulesApiDeps): RouteHook {
       if (!row) throw new HttpError(404, `schedule "${name}" not found`);
       return { status: 200, body: await scheduleView(row, systemPool, appPool, config) };
     }
-    const allowed = name === undefined ? ['GET', 'POST'] : action === undefined ? ['GET', 'PATCH', 'DELETE'] : ['POST'];
-    if (!allowed.includes(method)) throw new HttpError(405, `method not allowed (allow: ${allowed.join(', ')})`);
+    const allowed = name === undefined ? ['GET', 'HEAD', 'POST'] : action === undefined ? ['GET', 'HEAD', 'PATCH', 'DELETE'] : ['POST'];
+    if (!allowed.includes(method)) throw new MethodNotAllowedError(allowed);
     if (!config.adminToken) throw new HttpError(403, 'schedule changes over HTTP are disabled: ADMIN_TOKEN is not set');
     if (!bearerIs(req.headers.authorization, config.adminToken)) {
       throw new HttpError(req.headers.authorization ? 403 : 401, 'send Authorization: Bearer <ADMIN_TOKEN> to change schedules');
@@ -181,18 +164,17 @@ export function createSchedulesApi(deps: SchedulesApiDeps): RouteHook {
     return { status: 202, body: { request_id: requestId, slots: plan.slots.length, enqueued: toRun } };
   }
 
-  return (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+  return (req, res, url) => {
     const m = ROUTE.exec(url.pathname);
-    if (!m) return false;
-    const send = (status: number, body?: unknown) => {
+    if (!m) return undefined;
+    const send = (status: number, body?: unknown, headers: Record<string, string> = {}) => {
       if (res.headersSent) return;
       if (status === 204) {
         res.writeHead(204, { 'cache-control': 'no-store' });
         res.end();
         return;
       }
-      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...(status === 413 ? { connection: 'close' } : {}) });
+      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
       res.end(JSON.stringify(body));
     };
     let name: string | undefined;
@@ -200,22 +182,21 @@ export function createSchedulesApi(deps: SchedulesApiDeps): RouteHook {
       name = m[1] === undefined ? undefined : decodeURIComponent(m[1]);
     } catch {
       send(400, { error: 'unparsable schedule name in the path', field: 'name' });
-      return true;
+      return Promise.resolve();
     }
-    handle(req, name, m[2]).then(
+    return handle(req, name, m[2]).then(
       (r) => send(r.status, r.body),
       (e: unknown) => {
         if (e instanceof ScheduleValidationError) return send(400, { error: e.message, field: e.field });
         if (e instanceof ScheduleExistsError) return send(409, { error: e.message, field: 'name' });
         if (e instanceof UnknownScheduleError) return send(404, { error: e.message });
-        if (e instanceof HttpError) {
-          if (e.status === 413) req.resume(); // drain what is left; the connection closes after the answer
-          return send(e.status, { error: e.message, ...(e.field ? { field: e.field } : {}) });
-        }
-        deps.logger.warn({ err: e instanceof Error ? e.message : String(e), path: url.pathname }, 'schedules API request failed');
-        send(500, { error: 'internal error' });
+        // The unread rest of a refused body goes with the connection.
+        if (e instanceof BodyTooLargeError) return send(413, { error: e.message }, { connection: 'close' });
+        if (e instanceof MethodNotAllowedError) return send(405, { error: e.message }, { allow: e.allow.join(', '), connection: 'close' });
+        if (e instanceof HttpError) return send(e.status, { error: e.message, ...(e.field ? { field: e.field } : {}) });
+        // Anything else (a database error, a timeout) is the server's generic 5xx: an error id, detail in the log.
+        throw e;
       },
     );
-    return true;
   };
 }

@@ -1,8 +1,10 @@
 // A chunk: the unit of work of one workflow — consecutive records of one dataset, with the duplicate verdicts
-// the ingest pass decided for them. Pure functions only, so the workflow's steps (and their replays) are
-// deterministic: the same chunk always yields the same rows.
+// decided for them. Its input is a reference (`StagedChunk`: ingestion and position range; the records are in
+// the ingestion's staging table, see staging.ts) or, from versions before staging, the records themselves
+// (`ChunkInput`: still run, so nothing an older `xyra ingest` enqueued is lost). Pure functions only, so the
+// workflow's steps (and their replays) are deterministic: the same records always yield the same rows.
 import { z } from 'zod';
-import { parseElement, recordSchema, type DatasetRecord } from './dataset.js';
+import { parseElement, recordSchema, type DatasetRecord, type ParsedElement } from './dataset.js';
 import { errorKey, recordId, taskKey } from './identity.js';
 import type { ErrorKind, ErrorMessage, ErrorRow, TaskRow } from './records.js';
 import { transformRecord, type JsonValue } from './transform.js';
@@ -29,6 +31,28 @@ export const chunkInputSchema = z
   .refine((c) => c.positions.length === c.elements.length, { message: 'positions and elements differ in length' });
 export type ChunkInput = z.input<typeof chunkInputSchema>;
 export type Chunk = z.output<typeof chunkInputSchema>;
+
+/** A chunk by reference: `records` records of the ingestion's staging table, positions `first`..`last`. */
+export const stagedChunkSchema = z
+  .object({
+    v: z.literal(2),
+    dataset: z.string().min(1),
+    /** `ingestions.ingestion_key`. */
+    ingestion: z.string().min(1),
+    /** `ingestions.id`: names the staging table. */
+    ingestionId: z.number().int().min(1),
+    fileSha: z.string().min(1),
+    chunk: z.number().int().min(0),
+    first: z.number().int().min(1),
+    last: z.number().int().min(1),
+    records: z.number().int().min(1),
+  })
+  .refine((c) => c.last - c.first + 1 >= c.records, { message: 'position range shorter than its record count' });
+export type StagedChunk = z.output<typeof stagedChunkSchema>;
+
+export function isStagedChunk(input: unknown): boolean {
+  return typeof input === 'object' && input !== null && (input as { v?: unknown }).v === 2;
+}
 
 /** Counts of one chunk's outcomes: `records = tasks + sum(errors)` when nothing went wrong. */
 export interface ChunkResult {
@@ -124,40 +148,68 @@ export function originalRecord(chunk: Chunk, position: number): unknown {
   return parsed.ok ? parsed.value : truncateText(text);
 }
 
-/** Validate, key and transform every record of the chunk; per-record problems never fail the chunk. */
-export function prepareChunk(chunk: Chunk, failIds: ReadonlySet<string>): PreparedChunk {
+/** One record of a chunk as read from the file: its position, text and duplicate verdict. */
+export interface ChunkElement {
+  position: number;
+  text: string;
+  /** Set when the record's id occurred earlier in the file: the first occurrence's position. */
+  firstPosition?: number;
+  /** The parse result when already known (staging records a parse error); parsed here otherwise. */
+  parsed?: ParsedElement;
+}
+
+/** Validate, key and transform every record; per-record problems never fail the chunk. */
+export function prepareElements(
+  where: { dataset: string; fileSha: string },
+  elements: Iterable<ChunkElement>,
+  failIds: ReadonlySet<string>,
+): PreparedChunk {
   const out: PreparedChunk = { tasks: [], errors: [], failed: [] };
-  const firstOf = new Map(chunk.duplicates);
-  chunk.elements.forEach((text, i) => {
-    const position = chunk.positions[i] ?? 0;
-    const element = parseElement(text);
+  for (const { position, text, firstPosition, parsed: known } of elements) {
+    const element = known ?? parseElement(text);
     const id = element.ok ? recordId(element.value) : undefined;
-    const place: RecordPlace = { dataset: chunk.dataset, fileSha: chunk.fileSha, position, key: taskKey(chunk.dataset, position, id) };
+    const place: RecordPlace = { dataset: where.dataset, fileSha: where.fileSha, position, key: taskKey(where.dataset, position, id) };
     if (!element.ok) {
-      out.errors.push(errorRow(place, 'invalid_record', `not valid JSON: ${element.error}`, truncateText(text)));
-      return;
-    }
-    const first = firstOf.get(position);
-    if (first !== undefined) {
       out.errors.push(
-        errorRow(place, 'duplicate_id', `duplicate id: the record at position ${first} has the same id`, element.value, 1, { first_position: first }),
+        element.limit
+          ? errorRow(place, 'invalid_record', `invalid record: ${element.error}`, element.limit.preview)
+          : errorRow(place, 'invalid_record', `not valid JSON: ${element.error}`, truncateText(text)),
       );
-      return;
+      continue;
+    }
+    if (firstPosition !== undefined) {
+      out.errors.push(
+        errorRow(place, 'duplicate_id', `duplicate id: the record at position ${firstPosition} has the same id`, element.value, 1, { first_position: firstPosition }),
+      );
+      continue;
     }
     if (containsNul(element.value)) {
       out.errors.push(errorRow(place, 'invalid_record', 'invalid record: contains a NUL character (\\u0000), which Postgres cannot store', element.value));
-      return;
+      continue;
     }
     const parsed = recordSchema.safeParse(element.value);
     if (!parsed.success) {
       out.errors.push(errorRow(place, 'invalid_record', `invalid record: ${describeIssues(parsed.error)}`, element.value));
-      return;
+      continue;
     }
     try {
       out.tasks.push(toTaskRow(place, parsed.data, failIds));
     } catch (e) {
       out.failed.push({ place, record: parsed.data, error: e instanceof Error ? e.message : String(e) });
     }
-  });
+  }
   return out;
+}
+
+/** Validate, key and transform every record of a chunk that carries its records (versions before staging). */
+export function prepareChunk(chunk: Chunk, failIds: ReadonlySet<string>): PreparedChunk {
+  const firstOf = new Map(chunk.duplicates);
+  return prepareElements(
+    chunk,
+    chunk.elements.map((text, i) => {
+      const position = chunk.positions[i] ?? 0;
+      return { position, text, firstPosition: firstOf.get(position) };
+    }),
+    failIds,
+  );
 }

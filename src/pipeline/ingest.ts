@@ -1,22 +1,24 @@
 // Feeding a dataset into the running service's `tasks` queue through DBOSClient, waiting for it, and
 // accounting for every record.
 //
-// Two streaming passes. The first checks the file is JSON records at all, counts them, hashes the bytes,
-// digests each chunk and decides every duplicate id (a function of the file alone). The second cuts the
-// records into chunks, checks each chunk's digest against the first pass (a file changed under us enqueues
-// nothing under IDs that belong to other content), and enqueues one workflow per chunk under a deterministic
-// ID (dataset name, content hash, chunk size, chunk number). DBOS dedups on workflow ID, so ingesting the
-// same file again enqueues nothing new. A chunk whose workflow failed for good is re-run as a new workflow
-// forked from it (`.retry<k>` suffix), so the failure and its error stay on record; a chunk an operator
-// cancelled stays cancelled unless asked otherwise.
+// Two streaming passes. The first hashes the file's bytes (no parsing): with the dataset name and chunk size it
+// names the ingestion. The second (staging.ts) parses each record once, COPYs it into the ingestion's staging
+// table and decides every duplicate in SQL, in one transaction that also checks the bytes hash the same again
+// (a file changed under us stages nothing and enqueues nothing). Then one workflow per chunk is enqueued under
+// a deterministic ID (dataset name, content hash, chunk size, chunk number) carrying only a reference: the
+// ingestion and its position range. DBOS dedups on workflow ID and staging happens once per ingestion, so
+// ingesting the same file again loads and enqueues nothing new. A chunk whose workflow failed for good is re-run
+// as a new workflow forked from it (`.retry<k>` suffix), so the failure and its error stay on record (its
+// records stay staged until it succeeds); a chunk an operator cancelled stays cancelled unless asked otherwise.
 import type { DBOSClient, WorkflowStatus } from '@dbos-inc/dbos-sdk';
 import type pg from 'pg';
 import { DatasetError } from '../errors.js';
 import { isConnectionError } from '../runtime/databaseOutage.js';
 import { VERSION } from '../version.js';
-import type { ChunkInput } from './chunk.js';
-import { ChunkDigest, readElements, scanDataset, type DatasetScan } from './dataset.js';
+import type { StagedChunk } from './chunk.js';
+import { datasetName, type DatasetFormat } from './dataset.js';
 import { ERROR_KINDS, type ErrorKind } from './records.js';
+import { hashFile, stageDataset } from './staging.js';
 import { TASKS_QUEUE, WORKFLOW_CLASS, WORKFLOW_NAME, type TaskPipeline } from './taskPipeline.js';
 
 /** Enqueues in flight at once: enough to hide round trips, few enough to keep memory flat. */
@@ -24,27 +26,26 @@ const ENQUEUE_CONCURRENCY = 4;
 /** Length of the sha256 prefix in workflow IDs, ingestion keys and errors keys. */
 const SHA_PREFIX = 20;
 
-type Db = pg.Client | pg.Pool | pg.PoolClient;
+type Db = pg.ClientBase;
 
-export interface IngestPlan extends DatasetScan {
+export interface IngestPlan {
+  file: string;
+  name: string;
+  format: DatasetFormat;
+  records: number;
+  /** sha256 of the file's bytes, hex. */
+  sha256: string;
+  chunkSize: number;
   chunks: number;
   fileSha: string;
   /** `ingestions.ingestion_key`: dataset, content, chunk size. */
   ingestionKey: string;
+  /** `ingestions.id`: names its staging table. */
+  ingestionId: number;
   /** Every chunk workflow's ID starts with this. */
   workflowPrefix: string;
-}
-
-export function planOf(scan: DatasetScan): IngestPlan {
-  const fileSha = scan.sha256.slice(0, SHA_PREFIX);
-  const ingestionKey = `${scan.name}:${fileSha}:c${scan.chunkSize}`;
-  return {
-    ...scan,
-    chunks: Math.ceil(scan.records / scan.chunkSize),
-    fileSha,
-    ingestionKey,
-    workflowPrefix: `ingest:${ingestionKey}:`,
-  };
+  /** True when this run staged the records (false: an earlier run of the same content did). */
+  stagedNow: boolean;
 }
 
 /** Chunk `n`'s first workflow; its re-runs are `<id>.retry<k>`. */
@@ -64,43 +65,23 @@ export function chunkRecords(plan: Pick<IngestPlan, 'chunkSize' | 'records'>, in
   return Math.max(0, Math.min(plan.chunkSize, plan.records - index * plan.chunkSize));
 }
 
-/** Pass two: stream the records into chunk inputs, each checked against the first pass before it is yielded. */
-async function* chunksOf(plan: IngestPlan): AsyncGenerator<ChunkInput> {
-  const changed = (what: string) =>
-    new DatasetError(plan.file, `the file changed while it was being ingested (${what}); nothing more was enqueued, ingest it again`);
-  const digest = new ChunkDigest();
-  let dup = 0;
-  let chunk: ChunkInput | undefined;
-  let n = 0;
-  const finish = (c: ChunkInput): ChunkInput => {
-    if (digest.take() !== plan.chunkDigests[c.chunk]) throw changed(`chunk ${c.chunk} differs`);
-    return c;
-  };
-  for await (const element of readElements(plan.file)) {
-    if (n >= plan.chunks * plan.chunkSize) throw changed('more records than before');
-    chunk ??= {
-      dataset: plan.name,
-      ingestion: plan.ingestionKey,
-      fileSha: plan.fileSha,
-      chunk: Math.floor(n / plan.chunkSize),
-      positions: [],
-      elements: [],
-      duplicates: [],
-    };
-    n++;
-    digest.add(element);
-    chunk.positions.push(element.position);
-    chunk.elements.push(element.text);
-    const dupPositions = plan.duplicates.positions;
-    while (dup < dupPositions.length && (dupPositions[dup] ?? 0) < element.position) dup++;
-    if (dupPositions[dup] === element.position) chunk.duplicates.push([element.position, plan.duplicates.firsts[dup] ?? 0]);
-    if (chunk.elements.length === plan.chunkSize) {
-      yield finish(chunk);
-      chunk = undefined;
-    }
+/** First and last position of each chunk to enqueue (NDJSON positions are line numbers: blank lines leave gaps). */
+async function chunkRanges(db: Db, plan: IngestPlan, staging: string, wanted: number[]): Promise<Map<number, { first: number; last: number }>> {
+  const ranges = new Map<number, { first: number; last: number }>();
+  if (wanted.length === 0) return ranges;
+  if (plan.format === 'json-array') {
+    // Element numbers 1..records: no gaps.
+    for (const c of wanted) ranges.set(c, { first: c * plan.chunkSize + 1, last: c * plan.chunkSize + chunkRecords(plan, c) });
+    return ranges;
   }
-  if (chunk) yield finish(chunk);
-  if (n !== plan.records) throw changed('fewer records than before');
+  const { rows } = await db.query<{ chunk: number; first: number; last: number }>(
+    `select chunk, min(position) as first, max(position) as last
+       from (select position, ((row_number() over (order by position)) - 1) / $1 as chunk from ${staging}) p
+      where chunk = any($2::int[]) group by chunk`,
+    [plan.chunkSize, wanted],
+  );
+  for (const r of rows) ranges.set(Number(r.chunk), { first: r.first, last: r.last });
+  return ranges;
 }
 
 export type ChunkState = 'enqueued' | 'running' | 'success' | 'failed' | 'cancelled';
@@ -154,23 +135,6 @@ export async function chunkAttempts(client: DBOSClient, plan: IngestPlan): Promi
   }
 }
 
-/** Record the ingestion (one row per dataset, content and chunk size) before anything is enqueued. */
-export async function recordIngestion(db: Db, plan: IngestPlan): Promise<void> {
-  try {
-    await db.query(
-      `insert into ingestions (ingestion_key, dataset, file_name, sha256, format, chunk_size, records, chunks)
-       values ($1, $2, $3, $4, $5, $6, $7, $8)
-       on conflict (ingestion_key) do update set file_name = excluded.file_name, last_ingested_at = now()`,
-      [plan.ingestionKey, plan.name, plan.file, plan.sha256, plan.format, plan.chunkSize, plan.records, plan.chunks],
-    );
-  } catch (e) {
-    if ((e as { code?: string }).code === '42P01') {
-      throw new Error('table "ingestions" does not exist: start the service (or run `xyra migrate`) once first');
-    }
-    throw e;
-  }
-}
-
 export interface Rerun {
   failed: string[];
   cancelled: string[];
@@ -216,29 +180,68 @@ export interface EnqueueOptions {
   onProgress?: (p: EnqueueProgress) => void;
 }
 
-/** Scan, record, re-run failed chunks, enqueue the rest. Throws DatasetError for a file that is not JSON records. */
+/**
+ * Hash, stage (once per ingestion), re-run failed chunks, enqueue the rest. Throws DatasetError for a file that
+ * is not JSON records or that changed while it was read; then nothing is staged or enqueued.
+ */
 export async function enqueueDataset(client: DBOSClient, db: Db, file: string, options: EnqueueOptions): Promise<IngestPlan & { rerun: Rerun }> {
-  const plan = planOf(await scanDataset(file, { chunkSize: options.chunkSize, name: options.name }));
+  const name = options.name ?? datasetName(file);
+  const sha256 = await hashFile(file);
+  const fileSha = sha256.slice(0, SHA_PREFIX);
+  const ingestionKey = `${name}:${fileSha}:c${options.chunkSize}`;
   await options.afterScan?.();
-  await recordIngestion(db, plan);
+  const staged = await stageDataset(db, { file, name, sha256, chunkSize: options.chunkSize, ingestionKey });
+  const plan: IngestPlan = {
+    file,
+    name,
+    format: staged.format,
+    records: staged.records,
+    sha256,
+    chunkSize: options.chunkSize,
+    chunks: staged.chunks,
+    fileSha,
+    ingestionKey,
+    ingestionId: staged.ingestionId,
+    workflowPrefix: `ingest:${ingestionKey}:`,
+    stagedNow: staged.stagedNow,
+  };
   const rerun = await rerunUnfinished(client, plan, options.retryCancelled ?? false);
   const existing = await chunkAttempts(client, plan);
+  const wanted = Array.from({ length: plan.chunks }, (_, c) => c).filter((c) => !existing.has(c));
+  if (wanted.length > 0 && staged.staging === null) {
+    throw new Error(`ingestion ${ingestionKey}: ${wanted.length} chunk(s) were never enqueued but its staged records are gone; ingest the file with another --chunk-size`);
+  }
+  const ranges = await chunkRanges(db, plan, staged.staging ?? '', wanted);
   const inFlight = new Set<Promise<void>>();
   let enqueued = 0;
   try {
-    for await (const chunk of chunksOf(plan)) {
-      if (existing.has(chunk.chunk)) continue;
+    for (const c of wanted) {
+      const range = ranges.get(c);
+      if (!range) throw new Error(`ingestion ${ingestionKey}: no staged records for chunk ${c}`);
+      const input: StagedChunk = {
+        v: 2,
+        dataset: plan.name,
+        ingestion: plan.ingestionKey,
+        ingestionId: plan.ingestionId,
+        fileSha: plan.fileSha,
+        chunk: c,
+        first: range.first,
+        last: range.last,
+        records: chunkRecords(plan, c),
+      };
       const p: Promise<void> = client
         .enqueue<typeof TaskPipeline.processChunk>(
           {
             queueName: TASKS_QUEUE,
             workflowName: WORKFLOW_NAME,
             workflowClassName: WORKFLOW_CLASS,
-            workflowID: chunkWorkflowId(plan, chunk.chunk),
-            // Plain JSON: DBOS's default (superjson) costs more CPU than the whole pipeline for big chunks.
+            workflowID: chunkWorkflowId(plan, c),
+            // Plain JSON, as the workflow declares (DBOS's default, superjson, costs CPU for nothing here).
             serializationType: 'portable',
+            // This build's chunks: the service's dispatch speed counts the backlog of its own version.
+            appVersion: VERSION,
           },
-          chunk,
+          input,
         )
         .then(() => {
           inFlight.delete(p);
@@ -249,7 +252,6 @@ export async function enqueueDataset(client: DBOSClient, db: Db, file: string, o
       if (inFlight.size >= ENQUEUE_CONCURRENCY) await Promise.race(inFlight);
     }
   } finally {
-    // Chunks already checked and handed to DBOS finish enqueueing even when a later chunk stops the pass.
     await Promise.allSettled(inFlight);
   }
   await Promise.all(inFlight);
@@ -290,7 +292,7 @@ export interface Accounting {
 }
 
 /** What the tables hold for this ingestion: the chunks' counts, written with their rows. */
-export async function accountFor(client: DBOSClient, db: Db, plan: IngestPlan): Promise<Accounting> {
+export async function accountFor(client: DBOSClient, db: Db | pg.Pool, plan: IngestPlan): Promise<Accounting> {
   const totals = await db.query<{ tasks: string }>('select coalesce(sum(tasks), 0) as tasks from ingestion_chunks where ingestion_key = $1', [plan.ingestionKey]);
   const kinds = await db.query<{ kind: string; n: string }>(
     `select e.key as kind, sum(e.value::int) as n
@@ -314,7 +316,7 @@ export async function accountFor(client: DBOSClient, db: Db, plan: IngestPlan): 
 /** Poll until every chunk's newest attempt has ended (or `timeoutMs` passes: throws), then account. */
 export async function waitForDataset(
   client: DBOSClient,
-  db: Db,
+  db: Db | pg.Pool, // a pool when waiting through a database outage (it reconnects)
   plan: IngestPlan,
   options: {
     pollMs: number;

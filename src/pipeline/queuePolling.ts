@@ -1,45 +1,91 @@
-// Adaptive polling of the `tasks` queue: slow while idle (idle cost: every poll is a Postgres commit), fast
-// while chunks are running (throughput: a concurrency-limited queue starts at most `limit` chunks per poll).
-// A chunk starting on this replica is the signal that an ingestion is under way; after `coolDownMs` without
-// one the queue goes back to the idle interval. The first chunk of an ingestion waits for one idle poll
-// (≤ idle interval); the switch reaches every replica through the queue's row, which DBOS re-reads each second.
+// How fast the `tasks` queue is polled, decided from the database: fast while the queue holds ENQUEUED work
+// (a concurrency-limited queue starts at most `limit` chunks per poll), slow while it holds none (every poll
+// is a Postgres commit: idle cost). Nothing about the speed lives only in one process's memory:
+//   - a process reads the backlog when it starts, so a fresh process (a restart after SIGKILL, a replica
+//     joining a running ingestion) dispatches a waiting backlog at full speed from its first polls;
+//   - a chunk starting here, or `xyra ingest` announcing new chunks, makes it read the backlog again;
+//   - while fast, it re-reads the backlog every `recheckMs` and goes back to slow once the queue is empty.
+// The speed is written to the queue's row (every replica's queue runner re-reads it) and applied at once here.
+import { AsyncResource } from 'node:async_hooks';
 
-export interface AdaptivePollingOptions {
+export interface DispatchSpeedOptions {
   idleMs: number;
   busyMs: number;
-  coolDownMs: number;
-  /** Writes the queue's minimum polling interval (DBOS.registerQueue with onConflict 'always_update'). */
+  /** While fast: how often the backlog is read again. */
+  recheckMs: number;
+  /** True when the queue holds work waiting to be dequeued (a database read). */
+  hasBacklog(): Promise<boolean>;
+  /** Sets the queue's minimum polling interval (its row, and this process's queue runner). */
   apply(ms: number): Promise<void>;
   onError?(e: unknown): void;
 }
 
-export class AdaptivePolling {
-  private busy = false;
+export class DispatchSpeed {
+  private applied: number | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
   private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  /**
+   * The context the control was created in (start-up, outside any workflow). A poke comes from inside a chunk
+   * workflow; DBOS would record a DBOS call made in that context as a step of the chunk, shifting its step IDs.
+   */
+  private readonly scope = new AsyncResource('DispatchSpeed');
 
-  constructor(private readonly options: AdaptivePollingOptions) {}
+  constructor(private readonly options: DispatchSpeedOptions) {}
 
-  /** Call when a chunk starts. Cheap: writes the queue row only on a switch. */
-  noteActivity(): void {
-    const { idleMs, busyMs, coolDownMs } = this.options;
-    if (busyMs >= idleMs) return;
-    if (!this.busy) {
-      this.busy = true;
-      this.switchTo(busyMs);
+  /** The interval last applied (undefined before the first check). */
+  get currentMs(): number | undefined {
+    return this.applied;
+  }
+
+  /** Read the backlog now and apply the speed it calls for. Concurrent calls share one read (plus one after it). */
+  check(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
     }
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.busy = false;
-      this.switchTo(idleMs);
-    }, coolDownMs);
-    this.timer.unref();
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.checkOnce();
+      } while (this.again && !this.stopped);
+    })().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  /** Something suggests there is work (a chunk started here, an ingest announced chunks). Cheap when already fast. */
+  poke(): void {
+    if (this.stopped || this.applied === this.options.busyMs) return;
+    this.scope.runInAsyncScope(() => void this.check());
   }
 
   stop(): void {
+    this.stopped = true;
     clearTimeout(this.timer);
   }
 
-  private switchTo(ms: number): void {
-    this.options.apply(ms).catch((e: unknown) => this.options.onError?.(e));
+  private async checkOnce(): Promise<void> {
+    if (this.stopped) return;
+    const { idleMs, busyMs, recheckMs } = this.options;
+    clearTimeout(this.timer);
+    let busy = false;
+    try {
+      busy = busyMs < idleMs && (await this.options.hasBacklog());
+      const target = busy ? busyMs : idleMs;
+      if (target !== this.applied) {
+        await this.options.apply(target);
+        this.applied = target;
+      }
+    } catch (e) {
+      this.options.onError?.(e);
+      busy = true; // unknown: look again soon rather than stay wrong
+    }
+    if (busy && !this.stopped) {
+      this.timer = setTimeout(() => void this.check(), recheckMs);
+      this.timer.unref();
+    }
   }
 }

@@ -105,48 +105,58 @@ interface StoredTask {
 export async function writeChunk(knex: Knex, w: ChunkWrite, options: InsertOptions): Promise<ChunkOutcome> {
   const outcome = await knex.transaction(async (trx) => {
     await trx.raw(`select set_config('lock_timeout', ?, true)`, [`${options.lockTimeoutMs}ms`]);
-    let insertedTasks = 0;
-    let present = 0;
-    const errors = [...w.errors];
-    if (w.taskCount > 0) {
-      const inserted = (await trx.raw(INSERT_TASKS_SQL, [w.tasksJson])) as { rows: Array<{ task_key: string }> };
-      insertedTasks = inserted.rows.length;
-      if (insertedTasks < w.taskCount) {
-        const taken = new Set(inserted.rows.map((r) => r.task_key));
-        const rest = (JSON.parse(w.tasksJson) as TaskRow[]).filter((t) => !taken.has(t.task_key));
-        const stored = (await trx.raw(STORED_TASKS_SQL, [JSON.stringify(rest)])) as { rows: StoredTask[] };
-        for (const s of stored.rows) {
-          if (s.same) {
-            present++;
-            continue;
-          }
-          errors.push({
-            error_key: w.errorKeyOf(s.position),
-            message: {
-              error: `key ${s.task_key} already holds a different record (from an earlier ingestion)`,
-              kind: 'key_conflict',
-              task_key: s.task_key,
-              position: s.position,
-              record: w.originalRecord(s.position),
-              attempts: 1,
-              stored: { title: s.title, data: s.data },
-            },
-          });
-        }
-      }
-    }
-    let insertedErrors = 0;
-    if (errors.length > 0) {
-      const result = (await trx.raw(INSERT_ERRORS_SQL, [JSON.stringify(errors)])) as { rowCount: number | null };
-      insertedErrors = result.rowCount ?? 0;
-    }
-    const byKind: Partial<Record<ErrorKind, number>> = {};
-    for (const e of errors) byKind[e.message.kind] = (byKind[e.message.kind] ?? 0) + 1;
-    const tasks = insertedTasks + present;
-    await trx.raw(UPSERT_CHUNK_SQL, [w.ingestion, w.chunk, w.records, tasks, JSON.stringify(byKind)]);
-    return { tasks, errors: byKind, insertedTasks, insertedErrors };
+    return writeChunkIn(trx, w);
   });
+  countInserted(outcome);
+  return outcome;
+}
+
+/** The OTel counters count rows actually inserted: call once the transaction that inserted them committed. */
+export function countInserted(outcome: ChunkOutcome): void {
   recordDbOperations('insert_task', outcome.insertedTasks);
   recordDbOperations('insert_error', outcome.insertedErrors);
-  return outcome;
+}
+
+/** The chunk's writes, inside the caller's transaction (see writeChunk). */
+export async function writeChunkIn(trx: Knex.Transaction, w: ChunkWrite): Promise<ChunkOutcome> {
+  let insertedTasks = 0;
+  let present = 0;
+  const errors = [...w.errors];
+  if (w.taskCount > 0) {
+    const inserted = (await trx.raw(INSERT_TASKS_SQL, [w.tasksJson])) as { rows: Array<{ task_key: string }> };
+    insertedTasks = inserted.rows.length;
+    if (insertedTasks < w.taskCount) {
+      const taken = new Set(inserted.rows.map((r) => r.task_key));
+      const rest = (JSON.parse(w.tasksJson) as TaskRow[]).filter((t) => !taken.has(t.task_key));
+      const stored = (await trx.raw(STORED_TASKS_SQL, [JSON.stringify(rest)])) as { rows: StoredTask[] };
+      for (const s of stored.rows) {
+        if (s.same) {
+          present++;
+          continue;
+        }
+        errors.push({
+          error_key: w.errorKeyOf(s.position),
+          message: {
+            error: `key ${s.task_key} already holds a different record (from an earlier ingestion)`,
+            kind: 'key_conflict',
+            task_key: s.task_key,
+            position: s.position,
+            record: w.originalRecord(s.position),
+            attempts: 1,
+            stored: { title: s.title, data: s.data },
+          },
+        });
+      }
+    }
+  }
+  let insertedErrors = 0;
+  if (errors.length > 0) {
+    const result = (await trx.raw(INSERT_ERRORS_SQL, [JSON.stringify(errors)])) as { rowCount: number | null };
+    insertedErrors = result.rowCount ?? 0;
+  }
+  const byKind: Partial<Record<ErrorKind, number>> = {};
+  for (const e of errors) byKind[e.message.kind] = (byKind[e.message.kind] ?? 0) + 1;
+  const tasks = insertedTasks + present;
+  await trx.raw(UPSERT_CHUNK_SQL, [w.ingestion, w.chunk, w.records, tasks, JSON.stringify(byKind)]);
+  return { tasks, errors: byKind, insertedTasks, insertedErrors };
 }

@@ -213,6 +213,21 @@ function urlFor(state: EmbeddedState): string {
   return `postgresql://postgres:${encodeURIComponent(state.password)}@127.0.0.1:${state.port}/postgres`;
 }
 
+/** Written, then made 0600 whatever the file's mode was before (writeFile's mode applies only on creation). */
+async function writePrivate(file: string, data: string): Promise<void> {
+  await fs.writeFile(file, data, { mode: 0o600 });
+  await fs.chmod(file, 0o600);
+}
+
+/**
+ * initdb's password file sits beside the cluster while it runs (see initialise): one left behind marks an initdb
+ * that was killed, whose half-made cluster directory may be removed.
+ */
+async function initdbWasInterrupted(pgData: string): Promise<boolean> {
+  const entries = await fs.readdir(path.dirname(pgData)).catch(() => [] as string[]);
+  return entries.some((e) => e.startsWith('.initdb-password-'));
+}
+
 async function initialise(bin: Binaries, pgData: string, password: string, logger: Logger): Promise<void> {
   const started = Date.now();
   await ensurePostgresUser();
@@ -404,7 +419,10 @@ export async function startEmbeddedPostgres(
   /** max_connections of a server this call starts (the test run's shared server needs more than a service). */
   maxConnections = 200,
 ): Promise<EmbeddedPostgres> {
-  await fs.mkdir(dataDir, { recursive: true });
+  await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  // It holds the password (postgres.json) and the cluster: ours only. As root the postgres OS user may need to
+  // pass through it (clusterDirFor), so its mode is left alone then.
+  if (process.getuid?.() !== 0) await fs.chmod(dataDir, 0o700);
   const stateFile = path.join(dataDir, 'postgres.json');
 
   return withFileLock(lockFile(dataDir), async () => {
@@ -426,18 +444,26 @@ export async function startEmbeddedPostgres(
       }
       // Its starter was killed (SIGKILL leaves the detached server running): adopt it.
       state.ownerPid = process.pid;
-      await fs.writeFile(stateFile, JSON.stringify(state), { mode: 0o600 });
+      await writePrivate(stateFile, JSON.stringify(state));
       logger.info({ port: state.port }, 'DATABASE_URL not set: adopted the embedded Postgres left running by a killed run');
       return { url: urlFor(state), owned: true, release };
     }
 
     if (!initialised) {
+      // Only a directory that is empty or left by our own interrupted initdb is removed: never someone's pg/.
+      const entries = await fs.readdir(pgData).catch(() => [] as string[]);
+      if (entries.length > 0 && !(await initdbWasInterrupted(pgData))) {
+        throw new Error(`${pgData} exists but holds no Postgres cluster (no PG_VERSION): move it away, or set XYRA_DATA_DIR to another directory`);
+      }
       await fs.rm(pgData, { recursive: true, force: true });
+      for (const e of await fs.readdir(path.dirname(pgData)).catch(() => [] as string[])) {
+        if (e.startsWith('.initdb-password-')) await fs.rm(path.join(path.dirname(pgData), e), { force: true });
+      }
       state = { port: await freePort(), password: randomBytes(18).toString('base64url'), pgData };
       // Creates the `postgres` OS user first when we run as root and there is none.
       await initialise(bin, pgData, state.password, logger);
       // Recorded at once: the cluster's password must survive a start-up interrupted from here on.
-      await fs.writeFile(stateFile, JSON.stringify(state), { mode: 0o600 });
+      await writePrivate(stateFile, JSON.stringify(state));
     }
     if (!state) throw new Error(`${stateFile} is missing or unreadable; remove ${dataDir} to start afresh`);
     registerSecret(state.password);
@@ -457,9 +483,10 @@ export async function startEmbeddedPostgres(
     state.port = await freePort(state.port);
     state.ownerPid = process.pid;
     state.pgData = pgData;
-    await fs.writeFile(stateFile, JSON.stringify(state), { mode: 0o600 });
+    await writePrivate(stateFile, JSON.stringify(state));
     await joinUsers(dataDir, true);
-    await fs.writeFile(logFile, '', { flag: 'a' });
+    await fs.writeFile(logFile, '', { flag: 'a', mode: 0o600 });
+    await fs.chmod(logFile, 0o600);
     if (ids.uid !== undefined) await fs.chown(logFile, ids.uid, ids.gid ?? ids.uid);
     const started = Date.now();
     await pgCtl(

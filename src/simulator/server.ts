@@ -355,7 +355,8 @@ export async function runStandaloneSimulator(
 
 const standaloneEnv = z.object({
   PORT: z.coerce.number().int().min(0).max(65_535).default(8080),
-  HOST: z.string().min(1).default('0.0.0.0'),
+  // Loopback unless told otherwise: GET /_sim/calls shows every request body the scheduler sent.
+  HOST: z.string().min(1).default('127.0.0.1'),
   XYRA_API_TOKEN: z.string().min(1).optional(),
 });
 

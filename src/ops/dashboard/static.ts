@@ -2,6 +2,7 @@
 // data: the page fetches `/api/*`. Read once at start-up, so a request never touches the disk.
 import { existsSync, readFileSync } from 'node:fs';
 import type http from 'node:http';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const TYPES: Record<string, string> = {
@@ -22,9 +23,9 @@ function publicDir(): string {
   const candidates = [new URL('./public/', import.meta.url), new URL('../../../../src/ops/dashboard/public/', import.meta.url)];
   for (const c of candidates) {
     const dir = fileURLToPath(c);
-    if (existsSync(`${dir}index.html`)) return dir;
+    if (existsSync(path.join(dir, 'index.html'))) return dir;
   }
-  throw new Error(`dashboard files not found (looked in ${candidates.map((c) => fileURLToPath(c)).join(', ')})`);
+  throw new Error(`dashboard files not found (looked in ${candidates.map((c) => fileURLToPath(c)).join(', ')}): the package is incomplete`);
 }
 
 interface StaticFile {
@@ -32,16 +33,24 @@ interface StaticFile {
   type: string;
 }
 
-let cache: Map<string, StaticFile> | undefined;
+/** The page's files, read once at start-up: a request never touches the disk, and a missing file fails start-up. */
+export type DashboardFiles = ReadonlyMap<string, StaticFile>;
 
-function files(): Map<string, StaticFile> {
-  if (cache) return cache;
-  const dir = publicDir();
-  cache = new Map(
-    FILES.map((name) => [`/${name}`, { body: readFileSync(`${dir}${name}`), type: TYPES[name.slice(name.lastIndexOf('.'))] ?? 'application/octet-stream' }]),
-  );
-  cache.set('/', cache.get('/index.html')!);
-  return cache;
+/** Reads every file of the page from `dir` (default: the package's); throws one line naming a missing file. */
+export function loadDashboardFiles(dir: string = publicDir()): DashboardFiles {
+  const files = new Map<string, StaticFile>();
+  for (const name of FILES) {
+    const file = path.join(dir, name);
+    let body: Buffer;
+    try {
+      body = readFileSync(file);
+    } catch (e) {
+      throw new Error(`dashboard file ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)}): the package is incomplete`);
+    }
+    files.set(`/${name}`, { body, type: TYPES[name.slice(name.lastIndexOf('.'))] ?? 'application/octet-stream' });
+  }
+  files.set('/', files.get('/index.html')!);
+  return files;
 }
 
 // Scripts only from our own origin, no inline script, no framing: an injected `<script>` in data cannot run
@@ -53,8 +62,14 @@ const SECURITY_HEADERS = {
 };
 
 /** Serves `path` if it is one of the dashboard's files; false otherwise. `status` lets `/` answer 401 with the page. */
-export function serveDashboardFile(path: string, req: http.IncomingMessage, res: http.ServerResponse, status = 200): boolean {
-  const file = files().get(path);
+export function serveDashboardFile(
+  files: DashboardFiles,
+  urlPath: string,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  status = 200,
+): boolean {
+  const file = files.get(urlPath);
   if (!file) return false;
   res.writeHead(status, { 'content-type': file.type, 'content-length': file.body.length, 'cache-control': 'no-cache', ...SECURITY_HEADERS });
   res.end(req.method === 'HEAD' ? undefined : file.body);
@@ -62,8 +77,8 @@ export function serveDashboardFile(path: string, req: http.IncomingMessage, res:
 }
 
 /** Total bytes of the page and its assets, for the benchmark's page weight. */
-export function dashboardWeightBytes(): number {
+export function dashboardWeightBytes(files: DashboardFiles = loadDashboardFiles()): number {
   let total = 0;
-  for (const name of FILES) total += files().get(`/${name}`)!.body.length;
+  for (const name of FILES) total += files.get(`/${name}`)!.body.length;
   return total;
 }
