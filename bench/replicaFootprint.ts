@@ -93,12 +93,18 @@ async function once(idleMs: number): Promise<{ rssMb: number; stopMs: number; co
   }
 }
 
-const { values } = parseArgs({ options: { 'idle-s': { type: 'string', default: '20' }, runs: { type: 'string', default: '3' } } });
+const { values } = parseArgs({
+  options: { 'idle-s': { type: 'string', default: '20' }, runs: { type: 'string', default: '3' } },
+});
 const idleMs = Number(values['idle-s']) * 1000;
-console.log(`replica footprint: dbos start → service, DATABASE_URL on ${new URL(serverUrl).host}, idle ${idleMs / 1000} s`);
+console.log(
+  `replica footprint: dbos start → service, DATABASE_URL on ${new URL(serverUrl).host}, idle ${idleMs / 1000} s`,
+);
 for (let i = 0; i < Number(values.runs); i++) {
   const r = await once(idleMs);
-  console.log(`  run ${i + 1}: idle RSS of the tree ${r.rssMb.toFixed(0)} MB; SIGTERM → exit ${r.code} in ${r.stopMs.toFixed(0)} ms`);
+  console.log(
+    `  run ${i + 1}: idle RSS of the tree ${r.rssMb.toFixed(0)} MB; SIGTERM → exit ${r.code} in ${r.stopMs.toFixed(0)} ms`,
+  );
   for (const part of r.parts) console.log(`      ${part}`);
 }
 console.log('  (in the image, tini as PID 1 adds about 1 MB)');

@@ -23,11 +23,20 @@ function urlOf(db: string): string {
 
 async function createSystemSchema(appUrl: string): Promise<void> {
   const child = spawn(process.execPath, [path.resolve('dist/src/main.js')], {
-    env: { ...process.env, DATABASE_URL: appUrl, PORT: '0', LOG_LEVEL: 'info', EXECUTOR_ID: 'bench-retention', OTEL_METRICS_EXPORTER: 'none' },
+    env: {
+      ...process.env,
+      DATABASE_URL: appUrl,
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      EXECUTOR_ID: 'bench-retention',
+      OTEL_METRICS_EXPORTER: 'none',
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve) =>
-    readline.createInterface({ input: child.stdout }).on('line', (l) => l.includes('"xyra-scheduler ready"') && resolve()),
+    readline
+      .createInterface({ input: child.stdout })
+      .on('line', (l) => l.includes('"xyra-scheduler ready"') && resolve()),
   );
   child.kill('SIGTERM');
   await new Promise((r) => child.on('exit', r));
@@ -55,13 +64,20 @@ async function main(): Promise<void> {
        select 'bench-enqueued-' || g, 'ENQUEUED', 'processChunk', 'parked', $1, $1 from generate_series(1, 100) g`,
       [old],
     );
-    await sys.query(`insert into dbos.workflow_input (workflow_uuid, inputs) select workflow_uuid, $1 from dbos.workflow_status`, [payload]);
-    await sys.query(`insert into dbos.workflow_output (workflow_uuid, output) select workflow_uuid, '{"ok":true}' from dbos.workflow_status where status = 'SUCCESS'`);
+    await sys.query(
+      `insert into dbos.workflow_input (workflow_uuid, inputs) select workflow_uuid, $1 from dbos.workflow_status`,
+      [payload],
+    );
+    await sys.query(
+      `insert into dbos.workflow_output (workflow_uuid, output) select workflow_uuid, '{"ok":true}' from dbos.workflow_status where status = 'SUCCESS'`,
+    );
     await sys.query(
       `insert into dbos.operation_outputs (workflow_uuid, function_id, function_name, output)
        select workflow_uuid, f, 'step', '{"rows":1000}' from dbos.workflow_status, generate_series(0, 2) f where status = 'SUCCESS'`,
     );
-    await sys.query(`insert into dbos.workflow_events (workflow_uuid, key, value) select workflow_uuid, 'progress', '{}' from dbos.workflow_status where status = 'SUCCESS'`);
+    await sys.query(
+      `insert into dbos.workflow_events (workflow_uuid, key, value) select workflow_uuid, 'progress', '{}' from dbos.workflow_status where status = 'SUCCESS'`,
+    );
     await sys.query(
       `insert into dbos.workflow_events_history (workflow_uuid, function_id, key, value) select workflow_uuid, 3, 'progress', '{}' from dbos.workflow_status where status = 'SUCCESS'`,
     );
@@ -79,12 +95,20 @@ async function main(): Promise<void> {
       if (n < RETENTION_BATCH_SIZE) break;
     }
     const totalMs = Date.now() - started;
-    const left = await sys.query<{ status: string; n: string }>(`select status, count(*) as n from dbos.workflow_status group by 1`);
+    const left = await sys.query<{ status: string; n: string }>(
+      `select status, count(*) as n from dbos.workflow_status group by 1`,
+    );
     await sys.end();
     const sorted = [...batchMs].sort((a, b) => a - b);
-    console.log(`retention: ${WORKFLOWS} finished workflows (input ${INPUT_BYTES} B, 3 steps, 1 event) filled in ${fillMs} ms`);
-    console.log(`  deleted ${deleted} in ${batchMs.length} batches of ≤${RETENTION_BATCH_SIZE}: ${totalMs} ms, ${Math.round((deleted / totalMs) * 1000)} workflows/s`);
-    console.log(`  one batch (= one transaction): p50 ${sorted[Math.floor(sorted.length / 2)]!.toFixed(1)} ms, max ${sorted.at(-1)!.toFixed(1)} ms`);
+    console.log(
+      `retention: ${WORKFLOWS} finished workflows (input ${INPUT_BYTES} B, 3 steps, 1 event) filled in ${fillMs} ms`,
+    );
+    console.log(
+      `  deleted ${deleted} in ${batchMs.length} batches of ≤${RETENTION_BATCH_SIZE}: ${totalMs} ms, ${Math.round((deleted / totalMs) * 1000)} workflows/s`,
+    );
+    console.log(
+      `  one batch (= one transaction): p50 ${sorted[Math.floor(sorted.length / 2)]!.toFixed(1)} ms, max ${sorted.at(-1)!.toFixed(1)} ms`,
+    );
     console.log(`  left: ${left.rows.map((r) => `${r.status} ${r.n}`).join(', ')}`);
   } finally {
     await admin.query(`drop database if exists ${db}_dbos_sys with (force)`).catch(() => undefined);

@@ -38,7 +38,12 @@ function withDatabase(url: string, db: string): string {
   return u.toString();
 }
 
-async function adminQuery(serverUrl: string, sql: string, params: unknown[] = [], db = 'postgres'): Promise<pg.QueryResult> {
+async function adminQuery(
+  serverUrl: string,
+  sql: string,
+  params: unknown[] = [],
+  db = 'postgres',
+): Promise<pg.QueryResult> {
   const client = new pg.Client({ connectionString: withDatabase(serverUrl, db), connectionTimeoutMillis: 3_000 });
   await client.connect();
   try {
@@ -53,7 +58,11 @@ async function serverUrl(): Promise<{ url: string; stop: () => Promise<void>; ki
   const url = process.env.BENCH_DATABASE_URL ?? DEFAULT_URL;
   try {
     const v = await adminQuery(url, 'show server_version');
-    return { url, stop: async () => undefined, kind: `${new URL(url).host} (PostgreSQL ${String(v.rows[0]?.server_version)})` };
+    return {
+      url,
+      stop: async () => undefined,
+      kind: `${new URL(url).host} (PostgreSQL ${String(v.rows[0]?.server_version)})`,
+    };
   } catch (e) {
     console.log(`${new URL(url).host} unreachable (${(e as Error).message}); using the embedded Postgres`);
     const embedded = await startEmbeddedPostgres(path.join(PACKAGE_ROOT, '.bench-data'), createLogger('warn'));
@@ -62,7 +71,11 @@ async function serverUrl(): Promise<{ url: string; stop: () => Promise<void>; ki
 }
 
 async function commits(serverUrl: string, dbs: string[]): Promise<number> {
-  const r = await adminQuery(serverUrl, 'select coalesce(sum(xact_commit), 0)::bigint as n from pg_stat_database where datname = any($1)', [dbs]);
+  const r = await adminQuery(
+    serverUrl,
+    'select coalesce(sum(xact_commit), 0)::bigint as n from pg_stat_database where datname = any($1)',
+    [dbs],
+  );
   return Number(r.rows[0]?.n);
 }
 
@@ -90,7 +103,10 @@ interface Service {
 const SERVICE_FLAGS = ['--max-semi-space-size=2'];
 
 function startService(env: NodeJS.ProcessEnv): Promise<Service> {
-  const child = spawn(process.execPath, [...SERVICE_FLAGS, path.join(PACKAGE_ROOT, 'dist/src/main.js')], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...SERVICE_FLAGS, path.join(PACKAGE_ROOT, 'dist/src/main.js')], {
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
   return new Promise((resolve, reject) => {
     let buffered = '';
@@ -115,7 +131,9 @@ function startService(env: NodeJS.ProcessEnv): Promise<Service> {
       }
     };
     child.stdout?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`service exited (${code}) before it was ready:\n${buffered.slice(-2000)}`)));
+    child.once('exit', (code) =>
+      reject(new Error(`service exited (${code}) before it was ready:\n${buffered.slice(-2000)}`)),
+    );
   });
 }
 
@@ -123,9 +141,17 @@ function startService(env: NodeJS.ProcessEnv): Promise<Service> {
 const CLI_FLAGS = ['--max-semi-space-size=1'];
 
 /** `xyra ingest FILE …` with the CLI's own peak RSS (sampled while it runs: VmHWM is gone once it exits). */
-function runIngest(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ ms: number; summary: string; cliRssMb: number }> {
+function runIngest(
+  file: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ ms: number; summary: string; cliRssMb: number }> {
   const startedAt = performance.now();
-  const child = spawn(process.execPath, [...CLI_FLAGS, path.join(PACKAGE_ROOT, 'dist/src/cli.js'), 'ingest', file, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [...CLI_FLAGS, path.join(PACKAGE_ROOT, 'dist/src/cli.js'), 'ingest', file, ...args],
+    { env, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   let out = '';
   let cliRssMb = 0;
   const sampler = setInterval(() => {
@@ -139,14 +165,16 @@ function runIngest(file: string, args: string[], env: NodeJS.ProcessEnv): Promis
   return new Promise((resolve, reject) =>
     child.once('exit', (code) => {
       clearInterval(sampler);
-      if (code === 0) resolve({ ms: performance.now() - startedAt, summary: out.trim().split('\n').pop() ?? '', cliRssMb });
+      if (code === 0)
+        resolve({ ms: performance.now() - startedAt, summary: out.trim().split('\n').pop() ?? '', cliRssMb });
       else reject(new Error(`ingest exited ${code}: ${out.slice(-500)}`));
     }),
   );
 }
 
 const COPY_SPECIAL = /[\\\n\r\t]/g;
-const copyValue = (s: string) => s.replace(COPY_SPECIAL, (c) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t'));
+const copyValue = (s: string) =>
+  s.replace(COPY_SPECIAL, (c) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t'));
 
 /**
  * The physical reference: the same records as tasks rows (key, title, transformed data) streamed with COPY into
@@ -157,7 +185,9 @@ async function copyReference(dbUrl: string, file: string, name: string): Promise
   const client = new pg.Client({ connectionString: dbUrl });
   await client.connect();
   try {
-    await client.query('create table reference_tasks (id bigserial primary key, task_key text unique, title text, data jsonb not null, created_at timestamptz default now())');
+    await client.query(
+      'create table reference_tasks (id bigserial primary key, task_key text unique, title text, data jsonb not null, created_at timestamptz default now())',
+    );
     const startedAt = performance.now();
     async function* rows(): AsyncGenerator<string> {
       let batch = '';
@@ -175,7 +205,10 @@ async function copyReference(dbUrl: string, file: string, name: string): Promise
       }
       if (batch) yield batch;
     }
-    await pipeline(Readable.from(rows()), client.query(copyFrom('copy reference_tasks (task_key, title, data) from stdin')));
+    await pipeline(
+      Readable.from(rows()),
+      client.query(copyFrom('copy reference_tasks (task_key, title, data) from stdin')),
+    );
     return performance.now() - startedAt;
   } finally {
     await client.end();
@@ -225,7 +258,12 @@ async function dataset(records: number, seed: number): Promise<{ file: string; n
 const chunkArgs = (chunkSize: number | undefined) => (chunkSize ? ['--chunk-size', String(chunkSize)] : []);
 
 async function outcomes(url: string): Promise<number> {
-  const r = await adminQuery(url, 'select (select count(*) from tasks) + (select count(*) from errors) as n', [], new URL(url).pathname.slice(1));
+  const r = await adminQuery(
+    url,
+    'select (select count(*) from tasks) + (select count(*) from errors) as n',
+    [],
+    new URL(url).pathname.slice(1),
+  );
   return Number(r.rows[0]?.n);
 }
 
@@ -242,14 +280,27 @@ async function e2e(server: string, records: number, seed: number, chunkSize: num
     const referenceMs = await copyReference(s.url, file, name);
     const rate = records / (ingest.ms / 1000);
     const reference = records / (referenceMs / 1000);
-    const summary = JSON.parse(ingest.summary) as { chunks: number; chunk_size: number; tasks: number; errors: { total: number } };
-    console.log(`\n[e2e] ${records} records (${(fs.statSync(file).size / 1e6).toFixed(1)} MB), chunk ${summary.chunk_size} (${summary.chunks} chunks), tasks ${summary.tasks}, errors ${summary.errors.total}`);
-    console.log(`  end to end:          ${Math.round(rate)} records/s (${(ingest.ms / 1000).toFixed(2)} s, xyra ingest --wait from spawn to exit)`);
-    console.log(`  COPY reference:      ${Math.round(reference)} records/s (${(referenceMs / 1000).toFixed(2)} s, same records as tasks rows, same database)`);
+    const summary = JSON.parse(ingest.summary) as {
+      chunks: number;
+      chunk_size: number;
+      tasks: number;
+      errors: { total: number };
+    };
+    console.log(
+      `\n[e2e] ${records} records (${(fs.statSync(file).size / 1e6).toFixed(1)} MB), chunk ${summary.chunk_size} (${summary.chunks} chunks), tasks ${summary.tasks}, errors ${summary.errors.total}`,
+    );
+    console.log(
+      `  end to end:          ${Math.round(rate)} records/s (${(ingest.ms / 1000).toFixed(2)} s, xyra ingest --wait from spawn to exit)`,
+    );
+    console.log(
+      `  COPY reference:      ${Math.round(reference)} records/s (${(referenceMs / 1000).toFixed(2)} s, same records as tasks rows, same database)`,
+    );
     console.log(`  ratio e2e/COPY:      ${(rate / reference).toFixed(3)}`);
     console.log(`  service peak RSS:    ${rssMb} MB`);
     console.log(`  ingest CLI peak RSS: ${ingest.cliRssMb} MB`);
-    console.log(`  commits/record:      ${((after - before) / records).toFixed(4)} (${after - before} commits, app + system database)`);
+    console.log(
+      `  commits/record:      ${((after - before) / records).toFixed(4)} (${after - before} commits, app + system database)`,
+    );
     return rate;
   } finally {
     await dropScratch(server, s);
@@ -288,14 +339,24 @@ async function drain(server: string, records: number, seed: number, chunkSize: n
     const fromSpawn = (records - afterKill) / ((tDone - tSpawn) / 1000);
     console.log(`\n[drain] ${records} records, SIGKILL at ${atKill} outcomes, restart with the same executor ID`);
     console.log(`  clean (enqueued → kill):        ${Math.round(clean)} records/s`);
-    console.log(`  after restart (ready → done):   ${Math.round(fromReady)} records/s = ${(fromReady / clean).toFixed(2)} × clean`);
-    console.log(`  after restart (spawn → done):   ${Math.round(fromSpawn)} records/s = ${(fromSpawn / clean).toFixed(2)} × clean (start-up ${((tReady - tSpawn) / 1000).toFixed(2)} s)`);
+    console.log(
+      `  after restart (ready → done):   ${Math.round(fromReady)} records/s = ${(fromReady / clean).toFixed(2)} × clean`,
+    );
+    console.log(
+      `  after restart (spawn → done):   ${Math.round(fromSpawn)} records/s = ${(fromSpawn / clean).toFixed(2)} × clean (start-up ${((tReady - tSpawn) / 1000).toFixed(2)} s)`,
+    );
   } finally {
     await dropScratch(server, s);
   }
 }
 
-async function replicas(server: string, records: number, seed: number, chunkSize: number | undefined, oneReplicaRate: number | undefined): Promise<void> {
+async function replicas(
+  server: string,
+  records: number,
+  seed: number,
+  chunkSize: number | undefined,
+  oneReplicaRate: number | undefined,
+): Promise<void> {
   const { file, name } = await dataset(records, seed);
   const s = await scratch(server, 'bench-a');
   try {
@@ -318,9 +379,15 @@ async function replicas(server: string, records: number, seed: number, chunkSize
     );
     const row = once.rows[0] as { tasks: number; keys: number; errors: number };
     console.log(`\n[replicas] 2 replicas, ${records} records`);
-    console.log(`  end to end:     ${Math.round(rate)} records/s${oneReplicaRate ? ` = ${(rate / oneReplicaRate).toFixed(2)} × one replica (${Math.round(oneReplicaRate)} records/s)` : ''}`);
-    console.log(`  chunks:         ${byExecutor.rows.map((r: { executor_id: string; n: number }) => `${r.executor_id} ${r.n}`).join(', ')}`);
-    console.log(`  every record once: tasks ${row.tasks}, distinct keys ${row.keys}, errors ${row.errors} (records ${records})`);
+    console.log(
+      `  end to end:     ${Math.round(rate)} records/s${oneReplicaRate ? ` = ${(rate / oneReplicaRate).toFixed(2)} × one replica (${Math.round(oneReplicaRate)} records/s)` : ''}`,
+    );
+    console.log(
+      `  chunks:         ${byExecutor.rows.map((r: { executor_id: string; n: number }) => `${r.executor_id} ${r.n}`).join(', ')}`,
+    );
+    console.log(
+      `  every record once: tasks ${row.tasks}, distinct keys ${row.keys}, errors ${row.errors} (records ${records})`,
+    );
   } finally {
     await dropScratch(server, s);
   }
@@ -342,15 +409,27 @@ async function main(): Promise<void> {
   const chunkSize = values['chunk-size'] ? Number(values['chunk-size']) : undefined;
   const only = new Set(values.only.split(','));
   const server = await serverUrl();
-  console.log(`server: ${server.kind}, cores: ${os.cpus().length}, node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  console.log(`settings: chunk=${chunkSize ?? process.env.PIPELINE_CHUNK_SIZE ?? 'default'} concurrency=${process.env.PIPELINE_CONCURRENCY ?? 'default'} poll_ms=${process.env.PIPELINE_POLL_MS ?? 'default'}`);
+  console.log(
+    `server: ${server.kind}, cores: ${os.cpus().length}, node ${process.version}, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
+  console.log(
+    `settings: chunk=${chunkSize ?? process.env.PIPELINE_CHUNK_SIZE ?? 'default'} concurrency=${process.env.PIPELINE_CONCURRENCY ?? 'default'} poll_ms=${process.env.PIPELINE_POLL_MS ?? 'default'}`,
+  );
   try {
     const rates = new Map<number, number>();
     if (only.has('e2e')) for (const n of sizes) rates.set(n, await e2e(server.url, n, seed, chunkSize));
     if (only.has('drain')) await drain(server.url, Number(values['drain-records']), seed, chunkSize);
     const replicaRecords = Number(values['replica-records']);
     if (only.has('replicas')) await replicas(server.url, replicaRecords, seed, chunkSize, rates.get(replicaRecords));
-    console.log(`\nload average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(
+      `\nload average at the end: ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
   } finally {
     await server.stop();
   }

@@ -40,7 +40,9 @@ function dbUrl(name: string): string {
   return u.toString();
 }
 
-async function scratch(label: string): Promise<{ name: string; appUrl: string; sysUrl: string; drop(): Promise<void> }> {
+async function scratch(
+  label: string,
+): Promise<{ name: string; appUrl: string; sysUrl: string; drop(): Promise<void> }> {
   const name = `bench_${label}_${randomBytes(3).toString('hex')}`;
   await withAdmin((c) => c.query(`create database ${name}`));
   return {
@@ -92,7 +94,9 @@ async function stopAll(replicas: Replica[]): Promise<void> {
 
 async function lagScenario(cron: string, slots: number, replicas: number, intervalMs: number): Promise<void> {
   const db = await scratch('lag');
-  const started = Array.from({ length: replicas }, (_, i) => startReplica({ DATABASE_URL: db.appUrl, BATCH_CRON: cron, EXECUTOR_ID: `bench-lag-${i}` }));
+  const started = Array.from({ length: replicas }, (_, i) =>
+    startReplica({ DATABASE_URL: db.appUrl, BATCH_CRON: cron, EXECUTOR_ID: `bench-lag-${i}` }),
+  );
   try {
     const readyMs = await Promise.all(started.map((r) => r.ready));
     // Measure slots strictly after every replica is ready (and one interval later: no start-up effects).
@@ -127,14 +131,21 @@ async function lagScenario(cron: string, slots: number, replicas: number, interv
 
 async function commitsOf(names: string[]): Promise<number> {
   return withAdmin(async (c) => {
-    const { rows } = await c.query<{ n: string }>(`select coalesce(sum(xact_commit), 0) as n from pg_stat_database where datname = any($1)`, [names]);
+    const { rows } = await c.query<{ n: string }>(
+      `select coalesce(sum(xact_commit), 0) as n from pg_stat_database where datname = any($1)`,
+      [names],
+    );
     return Number(rows[0]!.n);
   });
 }
 
 async function idleAndFirstChunk(warmupMs: number, windowMs: number): Promise<void> {
   const db = await scratch('idle');
-  const env: Record<string, string> = { DATABASE_URL: db.appUrl, EXECUTOR_ID: 'bench-idle', ...(process.env.BENCH_IDLE_ENV ? (JSON.parse(process.env.BENCH_IDLE_ENV) as Record<string, string>) : {}) };
+  const env: Record<string, string> = {
+    DATABASE_URL: db.appUrl,
+    EXECUTOR_ID: 'bench-idle',
+    ...(process.env.BENCH_IDLE_ENV ? (JSON.parse(process.env.BENCH_IDLE_ENV) as Record<string, string>) : {}),
+  };
   const replica = startReplica(env);
   try {
     const readyMs = await replica.ready;
@@ -178,7 +189,9 @@ async function idleAndFirstChunk(warmupMs: number, windowMs: number): Promise<vo
       if (!last || created - last.created > 5_000) bursts.push({ created, started: Number(r.started) });
     }
     for (const b of bursts) delays.push(b.started - b.created);
-    console.log(`  first-chunk start delay (xyra ingest enqueue → chunk started, idle replica): ${delays.map((d) => `${d} ms`).join(', ')}`);
+    console.log(
+      `  first-chunk start delay (xyra ingest enqueue → chunk started, idle replica): ${delays.map((d) => `${d} ms`).join(', ')}`,
+    );
   } finally {
     await stopAll([replica]);
     await db.drop();
@@ -188,10 +201,10 @@ async function idleAndFirstChunk(warmupMs: number, windowMs: number): Promise<vo
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   console.log(`schedule precision and idle cost (machine shared and loaded: figures are indicative)`);
-  if (!process.argv.includes("--idle-only")) await lagScenario('*/10 * * * * *', quick ? 2 : 6, 1, 10_000);
-  if (!process.argv.includes("--idle-only")) await lagScenario('*/10 * * * * *', quick ? 2 : 6, 3, 10_000);
-  if (!process.argv.includes("--idle-only")) await lagScenario('* * * * * *', quick ? 5 : 25, 1, 1_000);
-  if (!process.argv.includes("--idle-only")) await lagScenario('* * * * * *', quick ? 5 : 25, 3, 1_000);
+  if (!process.argv.includes('--idle-only')) await lagScenario('*/10 * * * * *', quick ? 2 : 6, 1, 10_000);
+  if (!process.argv.includes('--idle-only')) await lagScenario('*/10 * * * * *', quick ? 2 : 6, 3, 10_000);
+  if (!process.argv.includes('--idle-only')) await lagScenario('* * * * * *', quick ? 5 : 25, 1, 1_000);
+  if (!process.argv.includes('--idle-only')) await lagScenario('* * * * * *', quick ? 5 : 25, 3, 1_000);
   await idleAndFirstChunk(quick ? 5_000 : 60_000, quick ? 10_000 : 30_000);
 }
 

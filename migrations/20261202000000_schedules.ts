@@ -27,9 +27,15 @@ export async function up(knex: Knex): Promise<void> {
     t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
     t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
   });
-  await knex.schema.raw(`alter table schedules add constraint schedules_status_check check (status in ('ACTIVE', 'PAUSED'))`);
-  await knex.schema.raw(`alter table schedules add constraint schedules_overlap_check check (overlap in ('skip', 'buffer_one', 'allow_all'))`);
-  await knex.schema.raw(`create index schedule_events_version_idx on schedule_events (schedule_name, ((details ->> 'version')))`);
+  await knex.schema.raw(
+    `alter table schedules add constraint schedules_status_check check (status in ('ACTIVE', 'PAUSED'))`,
+  );
+  await knex.schema.raw(
+    `alter table schedules add constraint schedules_overlap_check check (overlap in ('skip', 'buffer_one', 'allow_all'))`,
+  );
+  await knex.schema.raw(
+    `create index schedule_events_version_idx on schedule_events (schedule_name, ((details ->> 'version')))`,
+  );
 }
 
 export async function down(knex: Knex): Promise<void> {

@@ -51,9 +51,13 @@ const coreCommands: Record<string, CliCommand> = {
     summary: 'run the Xyra Analytics API simulator standalone',
     usage: 'xyra simulator [--port N] [--host H]',
     run: async (args, ctx) => {
-      const { values } = parseArgs({ args, options: { port: { type: 'string', default: '4010' }, host: { type: 'string', default: '0.0.0.0' } } });
+      const { values } = parseArgs({
+        args,
+        options: { port: { type: 'string', default: '4010' }, host: { type: 'string', default: '0.0.0.0' } },
+      });
       const port = Number(values.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a port number, got "${values.port}"`);
+      if (!Number.isInteger(port) || port < 0 || port > 65535)
+        throw new UsageError(`--port must be a port number, got "${values.port}"`);
       await runStandaloneSimulator(port, values.host, { token: ctx.config.xyraApiToken });
       return new Promise<number>(() => undefined); // runs until a signal stops it
     },
@@ -69,7 +73,7 @@ function help(): string {
     '',
     ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     '',
-    'Run `xyra <command> --help` for a command\'s options.',
+    "Run `xyra <command> --help` for a command's options.",
   ].join('\n');
 }
 
@@ -107,7 +111,10 @@ async function main(argv: string[]): Promise<number> {
   try {
     return await command.run(args, ctx);
   } catch (e) {
-    if (e instanceof UsageError || (e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
+    if (
+      e instanceof UsageError ||
+      (e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))
+    ) {
       process.stderr.write(`xyra ${name}: ${e.message}\nusage: ${command.usage}\n`);
       return 2;
     }
@@ -115,7 +122,9 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   } finally {
     // This command no longer uses the embedded Postgres; if the services left meanwhile, it stops now.
-    await releaseClientDatabases().catch((e: unknown) => ctx.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'releasing the embedded Postgres failed'));
+    await releaseClientDatabases().catch((e: unknown) =>
+      ctx.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'releasing the embedded Postgres failed'),
+    );
   }
 }
 

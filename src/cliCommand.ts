@@ -24,7 +24,8 @@ export interface CliCommand {
 /** An optional `--name N` option: a positive whole number, or `fallback` when absent. */
 export function positiveInt(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`--${name} must be a positive whole number, got "${value}"`);
+  if (!/^\d+$/.test(value) || Number(value) < 1)
+    throw new UsageError(`--${name} must be a positive whole number, got "${value}"`);
   return Number(value);
 }
 

@@ -95,7 +95,10 @@ const timeZone = optionalString.transform((v, ctx) => {
   try {
     return new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone;
   } catch {
-    ctx.addIssue({ code: 'custom', message: `unknown IANA time zone "${zone}" (e.g. UTC, Europe/Berlin, America/New_York)` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `unknown IANA time zone "${zone}" (e.g. UTC, Europe/Berlin, America/New_York)`,
+    });
     return z.NEVER;
   }
 });
@@ -113,7 +116,10 @@ const host = optionalString.transform((v, ctx) => {
   const address = v ?? '127.0.0.1';
   // An IP literal or a host name: no scheme, port, path or spaces.
   if (!/^[A-Za-z0-9.:-]+$/.test(address)) {
-    ctx.addIssue({ code: 'custom', message: `must be an address to listen on (e.g. 127.0.0.1 or 0.0.0.0), got "${address}"` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `must be an address to listen on (e.g. 127.0.0.1 or 0.0.0.0), got "${address}"`,
+    });
     return z.NEVER;
   }
   return address;
@@ -124,17 +130,27 @@ const allowedHosts = optionalString.transform((v, ctx) => {
   if (v === undefined) return undefined;
   const names = v
     .split(',')
-    .map((s) => s.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1'))
+    .map((s) =>
+      s
+        .trim()
+        .toLowerCase()
+        .replace(/^\[(.*)\]$/, '$1'),
+    )
     .filter((s) => s !== '');
   const bad = names.find((n) => !/^[a-z0-9.:-]+$/.test(n));
   if (bad !== undefined || names.length === 0) {
-    ctx.addIssue({ code: 'custom', message: `must be a comma list of host names without port (e.g. scheduler.example.com,localhost), got "${v}"` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `must be a comma list of host names without port (e.g. scheduler.example.com,localhost), got "${v}"`,
+    });
     return z.NEVER;
   }
   return names;
 });
 
-const otlpProtocol = optionalString.pipe(z.enum(OTLP_PROTOCOLS, { message: `must be one of ${OTLP_PROTOCOLS.join(', ')}` }).optional());
+const otlpProtocol = optionalString.pipe(
+  z.enum(OTLP_PROTOCOLS, { message: `must be one of ${OTLP_PROTOCOLS.join(', ')}` }).optional(),
+);
 
 const cron = optionalString.transform((v, ctx) => {
   const value = v ?? '*/2 * * * *';

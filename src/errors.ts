@@ -26,9 +26,7 @@ export class DatasetError extends Error {
 /** Another live process already runs with this executor ID on the same system database. */
 export class ExecutorConflictError extends Error {
   constructor(readonly executorId: string) {
-    super(
-      `EXECUTOR_ID "${executorId}" is already in use by a running replica; give each replica its own EXECUTOR_ID`,
-    );
+    super(`EXECUTOR_ID "${executorId}" is already in use by a running replica; give each replica its own EXECUTOR_ID`);
     this.name = 'ExecutorConflictError';
   }
 }

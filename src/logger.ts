@@ -36,7 +36,10 @@ export function registerUrlSecrets(url: string | undefined): void {
   if (!url) return;
   try {
     const u = new URL(url);
-    for (const secret of [u.password, ...[...u.searchParams].filter(([k]) => /token|key|secret|password|auth/i.test(k)).map(([, v]) => v)]) {
+    for (const secret of [
+      u.password,
+      ...[...u.searchParams].filter(([k]) => /token|key|secret|password|auth/i.test(k)).map(([, v]) => v),
+    ]) {
       if (!secret) continue;
       registerSecret(secret);
       try {
@@ -73,7 +76,7 @@ export function redactValue<T>(value: T): T {
 export function errorDetail(e: unknown): string {
   if (e instanceof Error) return redact(e.stack ?? e.message);
   try {
-    return redact(typeof e === 'string' ? e : JSON.stringify(e) ?? String(e));
+    return redact(typeof e === 'string' ? e : (JSON.stringify(e) ?? String(e)));
   } catch {
     return redact(String(e));
   }

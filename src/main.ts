@@ -41,11 +41,17 @@ async function main(): Promise<void> {
   // the process mid-workflow. A rejection left nothing half-done on the stack: log it and keep serving. An
   // uncaught exception may have: log it, drain in-flight workflows as on SIGTERM, and exit 1.
   process.on('unhandledRejection', (reason: unknown) => {
-    logger.error({ errorId: randomUUID(), err: errorDetail(reason) }, 'unhandled promise rejection (a bug): logged, the service keeps running');
+    logger.error(
+      { errorId: randomUUID(), err: errorDetail(reason) },
+      'unhandled promise rejection (a bug): logged, the service keeps running',
+    );
   });
   let crashing = false;
   process.on('uncaughtException', (e: Error) => {
-    logger.fatal({ errorId: randomUUID(), err: errorDetail(e) }, 'uncaught exception (a bug): draining, then exiting 1');
+    logger.fatal(
+      { errorId: randomUUID(), err: errorDetail(e) },
+      'uncaught exception (a bug): draining, then exiting 1',
+    );
     if (crashing) return;
     crashing = true;
     if (service) void stopAndExit(service, 1).catch(() => exit(1));
@@ -82,7 +88,10 @@ async function main(): Promise<void> {
       logger.fatal({ executorId: e.executorId }, e.message);
     } else {
       const reason = redact(e instanceof Error ? e.message : String(e));
-      logger.fatal({ err: redact(e instanceof Error ? (e.stack ?? e.message) : String(e)) }, `start-up failed: ${reason}`);
+      logger.fatal(
+        { err: redact(e instanceof Error ? (e.stack ?? e.message) : String(e)) },
+        `start-up failed: ${reason}`,
+      );
     }
     exit(1);
   }

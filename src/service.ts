@@ -12,7 +12,7 @@ import { ScheduleEngine } from './evaluation/engine.js';
 import { reconcileEnvSchedule } from './evaluation/envSchedule.js';
 import { configureFailurePolicy } from './evaluation/failurePolicy.js';
 import { registerBatchQueue } from './evaluation/schedule.js';
-import { dbosLogger, redact, registerSecret, registerUrlSecrets, type Logger } from './logger.js';
+import { dbosLogger, registerSecret, registerUrlSecrets, type Logger } from './logger.js';
 import { createApi } from './ops/api.js';
 import { isLoopbackAddress, startHttpServer, type HttpServer } from './ops/httpServer.js';
 import { createSchedulesApi } from './ops/schedulesApi.js';
@@ -26,7 +26,13 @@ import { VERSION } from './version.js';
 import { withStartupLock } from './runtime/advisoryLock.js';
 import { APP_NAME } from './runtime/dbosClient.js';
 import { assertExecutorIdFree, warnIfNotLatestVersion } from './runtime/executorGuard.js';
-import { currentExecution, DBOS_CONNECTION_NOISE, executionOwnsWorkflow, recoverExecutorWorkflows, setDbRetryMaxBackoff } from './runtime/dbosInternals.js';
+import {
+  currentExecution,
+  DBOS_CONNECTION_NOISE,
+  executionOwnsWorkflow,
+  recoverExecutorWorkflows,
+  setDbRetryMaxBackoff,
+} from './runtime/dbosInternals.js';
 import { DatabaseOutage, isConnectionError } from './runtime/databaseOutage.js';
 import { ExecutionFence, installExecutionFence } from './runtime/executionFence.js';
 import { startFailover, type Failover } from './runtime/failover.js';
@@ -85,7 +91,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
   registerSecret(config.dashboardToken);
   registerSecret(config.adminToken);
   // Credentials inside any configured URL (the database ones are registered again once resolved).
-  for (const url of [config.databaseUrl, config.systemDatabaseUrl, config.xyraApiUrl, config.metrics.otlpEndpoint]) registerUrlSecrets(url);
+  for (const url of [config.databaseUrl, config.systemDatabaseUrl, config.xyraApiUrl, config.metrics.otlpEndpoint])
+    registerUrlSecrets(url);
   const cleanups: Array<() => Promise<void>> = [];
   // Between start-up steps: a signal that arrived during a step stops start-up once that step is done.
   const checkpoint = () => {
@@ -93,7 +100,9 @@ export async function startService(config: Config, logger: Logger, options: Serv
   };
   const runCleanups = async () => {
     for (const cleanup of cleanups.reverse()) {
-      await cleanup().catch((e: unknown) => logger.error({ err: e instanceof Error ? e.message : String(e) }, 'shutdown step failed'));
+      await cleanup().catch((e: unknown) =>
+        logger.error({ err: e instanceof Error ? e.message : String(e) }, 'shutdown step failed'),
+      );
     }
   };
 
@@ -108,7 +117,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
     // pg-pool listens for errors only on idle clients: a connection that drops while we hold a client (the
     // overlap guard's gate, a transaction) would emit 'error' with no listener and end the process. Its
     // query in flight rejects anyway; the next user of a dead client finds out and reconnects.
-    const guardPool = (p: pg.Pool) => p.on('connect', (client) => client.on('error', (e) => poolError('held client')(e)));
+    const guardPool = (p: pg.Pool) =>
+      p.on('connect', (client) => client.on('error', (e) => poolError('held client')(e)));
     const poolError = (which: string) => (e: Error) => {
       if (isConnectionError(e)) outage.suspect();
       if (outage.active) logger.debug({ err: e.message }, `${which} pool error`);
@@ -127,12 +137,19 @@ export async function startService(config: Config, logger: Logger, options: Serv
         logger: logger.child({ component: 'http' }),
         checkReady: async () => {
           // Fenced (database unreachable, claim unconfirmed): not ready, whatever else answers.
-          if (fence && !fence.isOpen()) return { ready: false, detail: { fenced: fence.reason ?? 'executor claim unconfirmed' } };
+          if (fence && !fence.isOpen())
+            return { ready: false, detail: { fenced: fence.reason ?? 'executor claim unconfirmed' } };
           const launched = DBOS.isInitialized();
           if (!launched || !knexForReadiness) return { ready: false, detail: { dbos: launched } };
           const [app, sys] = await Promise.all([
-            knexForReadiness.raw('select 1').then(() => true, () => false),
-            DBOS.listWorkflows({ limit: 1, loadInput: false, loadOutput: false }).then(() => true, () => false),
+            knexForReadiness.raw('select 1').then(
+              () => true,
+              () => false,
+            ),
+            DBOS.listWorkflows({ limit: 1, loadInput: false, loadOutput: false }).then(
+              () => true,
+              () => false,
+            ),
           ]);
           return { ready: app && sys, detail: { dbos: launched, appDatabase: app, systemDatabase: sys } };
         },
@@ -162,12 +179,20 @@ export async function startService(config: Config, logger: Logger, options: Serv
       logger.info({ url: apiUrl }, 'XYRA_API_URL not set: started the built-in Xyra simulator');
     }
 
-    const systemPool = new pg.Pool({ connectionString: databases.systemDatabaseUrl, max: 4, application_name: 'xyra-scheduler' });
+    const systemPool = new pg.Pool({
+      connectionString: databases.systemDatabaseUrl,
+      max: 4,
+      application_name: 'xyra-scheduler',
+    });
     systemPool.on('error', poolError('system database'));
     guardPool(systemPool);
     cleanups.push(() => systemPool.end());
     // Small pool on the app database: pause checks, failover's claims/heartbeats, the failure policy's schedule_events.
-    const appPool = new pg.Pool({ connectionString: databases.appDatabaseUrl, max: 4, application_name: 'xyra-scheduler' });
+    const appPool = new pg.Pool({
+      connectionString: databases.appDatabaseUrl,
+      max: 4,
+      application_name: 'xyra-scheduler',
+    });
     appPool.on('error', poolError('app database'));
     guardPool(appPool);
     cleanups.push(() => appPool.end());
@@ -190,7 +215,11 @@ export async function startService(config: Config, logger: Logger, options: Serv
     });
 
     configureFailurePolicy({ systemPool, appPool, logger: logger.child({ component: 'failure-policy' }) });
-    configureRetention({ systemPool, retentionMs: config.historyRetentionMs, logger: logger.child({ component: 'retention' }) });
+    configureRetention({
+      systemPool,
+      retentionMs: config.historyRetentionMs,
+      logger: logger.child({ component: 'retention' }),
+    });
 
     const knex = createKnex(databases.appDatabaseUrl, undefined, logger);
     knexForReadiness = knex;
@@ -200,10 +229,16 @@ export async function startService(config: Config, logger: Logger, options: Serv
     checkpoint();
     // Before launch: launch starts recovering this executor's workflows at once.
     // A dropped claim connection closes the fence at once; the heartbeat re-takes the claim or declares an outage.
-    const claim = await assertExecutorIdFree(databases.appDatabaseUrl, config.executorId, logger, undefined, (reason) => {
-      outage.suspect();
-      fence?.close(`executor claim connection lost: ${reason}`);
-    });
+    const claim = await assertExecutorIdFree(
+      databases.appDatabaseUrl,
+      config.executorId,
+      logger,
+      undefined,
+      (reason) => {
+        outage.suspect();
+        fence?.close(`executor claim connection lost: ${reason}`);
+      },
+    );
     cleanups.push(() => claim.release()); // released after DBOS.shutdown (cleanups run in reverse)
     // Open now (the claim was just taken); failover's heartbeat keeps it open, or closes it.
     fence = new ExecutionFence({
@@ -213,10 +248,12 @@ export async function startService(config: Config, logger: Logger, options: Serv
     });
     installExecutionFence(fence);
     cleanups.push(async () => installExecutionFence(undefined));
-    if (!setDbRetryMaxBackoff(DBOS_DB_RETRY_MAX_BACKOFF_S)) logger.warn('DBOS retry settings changed shape: its database retries back off to 60 s');
+    if (!setDbRetryMaxBackoff(DBOS_DB_RETRY_MAX_BACKOFF_S))
+      logger.warn('DBOS retry settings changed shape: its database retries back off to 60 s');
 
     // Idle cost: DBOS's once-a-second queue maintenance is half of an idle replica's commits (design.md).
-    if (!setQueueMaintenanceInterval(QUEUE_MAINTENANCE_MS)) logger.warn('DBOS queue runner changed shape: queue maintenance stays at 1 s');
+    if (!setQueueMaintenanceInterval(QUEUE_MAINTENANCE_MS))
+      logger.warn('DBOS queue runner changed shape: queue maintenance stays at 1 s');
     DBOS.setConfig({
       name: APP_NAME,
       systemDatabaseUrl: databases.systemDatabaseUrl,
@@ -240,17 +277,21 @@ export async function startService(config: Config, logger: Logger, options: Serv
       await failover?.stop();
     });
     checkpoint();
-    await withStartupLock(databases.appDatabaseUrl, async () => {
-      await warnIfNotLatestVersion(databases.systemDatabaseUrl, APP_NAME, VERSION, logger);
-      // Our views read dbos.* tables; Postgres would refuse a DBOS migration that alters a column under them.
-      await dropOpsViews(databases.systemDatabaseUrl);
-      const applied = await migrateLatest(knex);
-      if (applied.length > 0) logger.info({ applied }, 'app database migrated');
-      checkpoint();
-      await DBOS.launch();
-      launched = true;
-      await installOpsViews(databases.systemDatabaseUrl);
-    }, options.signal);
+    await withStartupLock(
+      databases.appDatabaseUrl,
+      async () => {
+        await warnIfNotLatestVersion(databases.systemDatabaseUrl, APP_NAME, VERSION, logger);
+        // Our views read dbos.* tables; Postgres would refuse a DBOS migration that alters a column under them.
+        await dropOpsViews(databases.systemDatabaseUrl);
+        const applied = await migrateLatest(knex);
+        if (applied.length > 0) logger.info({ applied }, 'app database migrated');
+        checkpoint();
+        await DBOS.launch();
+        launched = true;
+        await installOpsViews(databases.systemDatabaseUrl);
+      },
+      options.signal,
+    );
 
     checkpoint();
     failover = await startFailover({
@@ -288,7 +329,9 @@ export async function startService(config: Config, logger: Logger, options: Serv
       };
       const apiPools = { systemPool: apiPool(databases.systemDatabaseUrl), appPool: apiPool(databases.appDatabaseUrl) };
       health.attachApi(createApi({ config, ...apiPools }));
-      health.attachRoutes(createSchedulesApi({ config, ...apiPools, logger: logger.child({ component: 'schedules-api' }) }));
+      health.attachRoutes(
+        createSchedulesApi({ config, ...apiPools, logger: logger.child({ component: 'schedules-api' }) }),
+      );
     }
 
     const stopDispatchSpeed = await registerPipelineQueue(config);
@@ -303,7 +346,12 @@ export async function startService(config: Config, logger: Logger, options: Serv
       cleanups.push(() => Promise.all(seeding).then(() => undefined)); // after the engine stops, before the pools close
       const seed = (scheduleName: string): void => {
         const p = seedScheduleMetrics({ systemDb: systemPool, appDb: appPool, scheduleName })
-          .catch((e: unknown) => logger.warn({ schedule: scheduleName, err: e instanceof Error ? e.message : String(e) }, 'metrics: could not seed the schedule gauges'))
+          .catch((e: unknown) =>
+            logger.warn(
+              { schedule: scheduleName, err: e instanceof Error ? e.message : String(e) },
+              'metrics: could not seed the schedule gauges',
+            ),
+          )
           .finally(() => seeding.delete(p));
         seeding.add(p);
       };

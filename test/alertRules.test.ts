@@ -81,7 +81,9 @@ it('the shipped Prometheus config loads the rules under the job name they expect
   expect(check.code, check.output).toBe(0);
   expect(check.output).toContain('SUCCESS: 1 rule files found');
   expect(await fs.readFile(config, 'utf8')).toMatch(new RegExp(`^  - job_name: ${JOB}$`, 'm'));
-  const overlay = spawnSync(path.resolve('node_modules/.bin/dclint'), ['deploy/compose.prometheus.yml'], { encoding: 'utf8' });
+  const overlay = spawnSync(path.resolve('node_modules/.bin/dclint'), ['deploy/compose.prometheus.yml'], {
+    encoding: 'utf8',
+  });
   expect(overlay.status, overlay.stdout + overlay.stderr).toBe(0);
   // Compose resolves an overlay's paths from the project directory: the mounts name files that exist from there.
   const overlayText = await fs.readFile('deploy/compose.prometheus.yml', 'utf8');
@@ -103,7 +105,7 @@ it('promtool test rules goes red when a rule is broken (a lower failure threshol
   expect(unit.output).toContain('alertname: XyraConsecutiveFailures');
 });
 
-it('every metric, label value and grouping label the rules use is in a real service\'s /metrics; a healthy service raises no alert', async () => {
+it("every metric, label value and grouping label the rules use is in a real service's /metrics; a healthy service raises no alert", async () => {
   const appUrl = await createTestDatabase('alerts');
   const service = startServiceProcess({
     DATABASE_URL: appUrl,
@@ -118,10 +120,17 @@ it('every metric, label value and grouping label the rules use is in a real serv
     let completed = 0;
     await service.waitForLog((l) => l.msg === 'batch completed' && ++completed >= 1, 30_000);
 
-    const server = await startPrometheus({ targetPort: port, workDir: await tempDir('alerts-scrape'), jobName: JOB, ruleFiles: [RULES] });
+    const server = await startPrometheus({
+      targetPort: port,
+      workDir: await tempDir('alerts-scrape'),
+      jobName: JOB,
+      ruleFiles: [RULES],
+    });
     prometheusServers.push(server);
     // A scrape that holds the batch series, then an evaluation of every rule after it.
-    await until('a scrape with the batch series', async () => ((await server.query('xyra_batch_last_completed_time')).length > 0 ? true : undefined));
+    await until('a scrape with the batch series', async () =>
+      (await server.query('xyra_batch_last_completed_time')).length > 0 ? true : undefined,
+    );
     const scraped = Date.now();
     const groups = await until('a rule evaluation after that scrape', async () => {
       const g = await server.rules();
@@ -129,9 +138,15 @@ it('every metric, label value and grouping label the rules use is in a real serv
     });
 
     const rules = groups.flatMap((g) => g.rules);
-    expect(rules.map((r) => r.name).sort()).toEqual(
-      ['XyraConsecutiveFailures', 'XyraNoCompletedRun', 'XyraScheduleLagHigh', 'XyraSchedulerAbsent', 'XyraSchedulerDown', 'XyraSlotMissed', 'XyraSlotOverdue'],
-    );
+    expect(rules.map((r) => r.name).sort()).toEqual([
+      'XyraConsecutiveFailures',
+      'XyraNoCompletedRun',
+      'XyraScheduleLagHigh',
+      'XyraSchedulerAbsent',
+      'XyraSchedulerDown',
+      'XyraSlotMissed',
+      'XyraSlotOverdue',
+    ]);
     const missing: string[] = [];
     for (const rule of rules) {
       expect(rule.health, `${rule.name}: ${rule.lastError ?? ''}`).toBe('ok');
@@ -175,7 +190,12 @@ it('a failing API fires XyraConsecutiveFailures in a real Prometheus; a restarte
     PORT: String(port),
     OTEL_METRICS_EXPORTER: 'prometheus',
   };
-  const server = await startPrometheus({ targetPort: port, workDir: await tempDir('alerts-fire'), jobName: JOB, ruleFiles: [RULES] });
+  const server = await startPrometheus({
+    targetPort: port,
+    workDir: await tempDir('alerts-fire'),
+    jobName: JOB,
+    ruleFiles: [RULES],
+  });
   prometheusServers.push(server);
   const failuresFiring = async () =>
     (await server.alerts()).find((a) => a.labels.alertname === 'XyraConsecutiveFailures' && a.state === 'firing');
@@ -188,22 +208,39 @@ it('a failing API fires XyraConsecutiveFailures in a real Prometheus; a restarte
     simulator.inject({ type: 'status', status: 400, count: 100_000 }); // failed at once, no retry
     const alert = await until('XyraConsecutiveFailures firing', failuresFiring);
     expect(alert.labels).toMatchObject({ schedule: 'evaluation-batch', severity: 'critical' });
-    const skipped = Object.fromEntries((await server.query('xyra_batch_skipped_slots_total')).map((s) => [s.metric.reason, s.value[1]]));
+    const skipped: Record<string, string | undefined> = Object.fromEntries(
+      (await server.query('xyra_batch_skipped_slots_total')).map((s) => [s.metric.reason ?? '', s.value[1]]),
+    );
     // Every reason is exported; on a loaded machine a slow run may make the next slot skip as in_progress.
     expect(Object.keys(skipped).sort()).toEqual(['api', 'in_progress', 'missed', 'not_a_slot', 'paused', 'superseded']);
-    expect({ ...skipped, in_progress: undefined }).toEqual({ api: '1', missed: '0', paused: '0', not_a_slot: '0', superseded: '0', in_progress: undefined });
+    expect({ ...skipped, in_progress: undefined }).toEqual({
+      api: '1',
+      missed: '0',
+      paused: '0',
+      not_a_slot: '0',
+      superseded: '0',
+      in_progress: undefined,
+    });
   } finally {
     expect(await first.stop('SIGTERM')).toBe(0);
   }
   // Down: the scrape fails, the old process's series go stale and the alert resolves.
-  await until('the alert to resolve while the service is down', async () => ((await failuresFiring()) === undefined ? true : undefined));
+  await until('the alert to resolve while the service is down', async () =>
+    (await failuresFiring()) === undefined ? true : undefined,
+  );
 
   const runs = await query<{ status: string; skipped_reason: string | null; scheduled_time: Date }>(
     systemDatabaseUrlOf(appUrl),
     'select status, skipped_reason, scheduled_time from xyra.batch_runs order by scheduled_time',
   );
-  const lastCompleted = Math.max(...runs.filter((r) => r.status === 'completed').map((r) => r.scheduled_time.getTime()));
-  const streakStart = Math.max(...runs.filter((r) => r.status === 'completed' || (r.status === 'skipped' && r.skipped_reason === null)).map((r) => r.scheduled_time.getTime()));
+  const lastCompleted = Math.max(
+    ...runs.filter((r) => r.status === 'completed').map((r) => r.scheduled_time.getTime()),
+  );
+  const streakStart = Math.max(
+    ...runs
+      .filter((r) => r.status === 'completed' || (r.status === 'skipped' && r.skipped_reason === null))
+      .map((r) => r.scheduled_time.getTime()),
+  );
   const streak = runs.filter((r) => r.status === 'failed' && r.scheduled_time.getTime() > streakStart).length;
   expect(streak).toBeGreaterThanOrEqual(3);
 
@@ -254,7 +291,12 @@ it('slots missed in a downtime fire XyraSlotMissed in a real Prometheus, though 
   } finally {
     expect(await first.stop('SIGTERM')).toBe(0);
   }
-  const server = await startPrometheus({ targetPort: port, workDir: await tempDir('alerts-missed'), jobName: JOB, ruleFiles: [RULES] });
+  const server = await startPrometheus({
+    targetPort: port,
+    workDir: await tempDir('alerts-missed'),
+    jobName: JOB,
+    ruleFiles: [RULES],
+  });
   prometheusServers.push(server);
   await new Promise((r) => setTimeout(r, 9_000)); // the downtime: 4 or 5 slots, some older than the window
   const second = startServiceProcess(env);
@@ -266,7 +308,10 @@ it('slots missed in a downtime fire XyraSlotMissed in a real Prometheus, though 
     expect(alert.labels).toMatchObject({ schedule: 'evaluation-batch', severity: 'warning' });
 
     // The counter holds every missed slot on record: the summary's and the runs skipped as missed.
-    const summaries = await query<{ count: number }>(appUrl, `select (details ->> 'count')::int as count from schedule_events where kind = 'missed_summary'`);
+    const summaries = await query<{ count: number }>(
+      appUrl,
+      `select (details ->> 'count')::int as count from schedule_events where kind = 'missed_summary'`,
+    );
     expect(summaries.length).toBe(1);
     expect(summaries[0]!.count).toBeGreaterThanOrEqual(1);
     const onRecord = async () => {
@@ -276,8 +321,15 @@ it('slots missed in a downtime fire XyraSlotMissed in a real Prometheus, though 
       );
       return summaries[0]!.count + row!.n;
     };
-    const exported = async () => sampleOf(await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()), 'xyra_batch_skipped_slots_total', { reason: 'missed' });
-    await until('the missed counter to match the history', async () => ((await exported()) === (await onRecord()) ? true : undefined));
+    const exported = async () =>
+      sampleOf(
+        await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()),
+        'xyra_batch_skipped_slots_total',
+        { reason: 'missed' },
+      );
+    await until('the missed counter to match the history', async () =>
+      (await exported()) === (await onRecord()) ? true : undefined,
+    );
     expect(await exported()).toBe(await onRecord());
   } finally {
     expect(await second.stop('SIGTERM')).toBe(0);

@@ -93,7 +93,12 @@ afterAll(async () => {
 describe('DASHBOARD_TOKEN', () => {
   it('answers 401 on / and /api/* without the right bearer token, and never echoes the token', async () => {
     for (const p of ['/', '/api/runs', '/api/schedule', '/api/stats', '/api/datasets', '/api/errors']) {
-      const attempts: Array<Record<string, string>> = [{}, { authorization: 'Bearer wrong' }, { authorization: `Bearer ${TOKEN}x` }, { authorization: TOKEN }];
+      const attempts: Array<Record<string, string>> = [
+        {},
+        { authorization: 'Bearer wrong' },
+        { authorization: `Bearer ${TOKEN}x` },
+        { authorization: TOKEN },
+      ];
       for (const headers of attempts) {
         const r = await get(p, headers);
         expect({ p, headers, status: r.status }).toEqual({ p, headers, status: 401 });
@@ -133,7 +138,9 @@ describe('DASHBOARD_TOKEN', () => {
     await page.fill('#token', 'not-the-token');
     await page.click('#login button');
     await page.waitForFunction(() => {
-      const g = globalThis as unknown as { document: { getElementById(id: string): { textContent: string | null } | null } };
+      const g = globalThis as unknown as {
+        document: { getElementById(id: string): { textContent: string | null } | null };
+      };
       return (g.document.getElementById('login-error')?.textContent ?? '') !== '';
     });
     expect(await page.textContent('#login-error')).toBe('That token was not accepted.');
@@ -141,7 +148,11 @@ describe('DASHBOARD_TOKEN', () => {
     await page.click('#login button');
     await page.waitForSelector('#timeline .mark');
     expect(await page.isHidden('#login')).toBe(true);
-    expect(await page.evaluate(() => (globalThis as unknown as { sessionStorage: { length: number } }).sessionStorage.length)).toBe(1);
+    expect(
+      await page.evaluate(
+        () => (globalThis as unknown as { sessionStorage: { length: number } }).sessionStorage.length,
+      ),
+    ).toBe(1);
     // A reload in the same tab does not ask again.
     await page.reload();
     await page.waitForSelector('#timeline .mark');
@@ -176,7 +187,13 @@ describe('/api answers what the CLI --json prints', () => {
 
   it('/api/schedule equals xyra schedule status --json: cron, time zone, the next five slots in that zone, the failure streak', async () => {
     const s = (await apiJson('/api/schedule')) as Record<string, unknown>;
-    expect(s).toMatchObject({ cron: RARE_CRON, timezone: 'Europe/Paris', status: 'ACTIVE', consecutive_failures: 1, paused_reason: null });
+    expect(s).toMatchObject({
+      cron: RARE_CRON,
+      timezone: 'Europe/Paris',
+      status: 'ACTIVE',
+      consecutive_failures: 1,
+      paused_reason: null,
+    });
     const cliStatus = JSON.parse(await cli(['schedule', 'status', '--json'])) as Record<string, unknown>;
     expect(s).toEqual(cliStatus);
     const slots = (s.next_slots as string[]).map((t) => new Date(t));
@@ -201,7 +218,10 @@ describe('/api answers what the CLI --json prints', () => {
       state: 'done',
     });
     expect(list).toEqual(JSON.parse(await cli(['datasets', '--json'])));
-    const rows = await query<{ n: string }>(env.DATABASE_URL!, "select count(*) as n from tasks where task_key like 'api-ds:%'");
+    const rows = await query<{ n: string }>(
+      env.DATABASE_URL!,
+      "select count(*) as n from tasks where task_key like 'api-ds:%'",
+    );
     expect(Number(rows[0]?.n)).toBe(49);
   });
 
@@ -223,7 +243,10 @@ describe('/api answers what the CLI --json prints', () => {
 
 describe('HTTP server', () => {
   it('serves an attached /metrics handler without the dashboard token', async () => {
-    const server = await startHttpServer(0, { checkReady: async () => ({ ready: true, detail: {} }), dashboardToken: TOKEN });
+    const server = await startHttpServer(0, {
+      checkReady: async () => ({ ready: true, detail: {} }),
+      dashboardToken: TOKEN,
+    });
     try {
       const url = `http://127.0.0.1:${server.port}`;
       expect((await fetch(`${url}/metrics`)).status).toBe(404);

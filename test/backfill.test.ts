@@ -38,7 +38,13 @@ beforeAll(async () => {
   // Slow enough that runs started together would overlap (and the overlap guard would skip one).
   simulator.inject({ type: 'latency', ms: 400 });
   appUrl = await createTestDatabase('backfill');
-  env = { DATABASE_URL: appUrl, XYRA_API_URL: apiUrl, BATCH_CRON: CRON, EXECUTOR_ID: 'backfill', SHUTDOWN_TIMEOUT_MS: '5000' };
+  env = {
+    DATABASE_URL: appUrl,
+    XYRA_API_URL: apiUrl,
+    BATCH_CRON: CRON,
+    EXECUTOR_ID: 'backfill',
+    SHUTDOWN_TIMEOUT_MS: '5000',
+  };
   service = startServiceProcess(env);
   await service.waitForLog(isReady, 30_000);
 }, 60_000);
@@ -49,7 +55,10 @@ afterAll(async () => {
 });
 
 async function backfill(from: Date, to: Date) {
-  const r = await runCli(['schedule', 'backfill', '--from', from.toISOString(), '--to', to.toISOString(), '--json'], env);
+  const r = await runCli(
+    ['schedule', 'backfill', '--from', from.toISOString(), '--to', to.toISOString(), '--json'],
+    env,
+  );
   expect(r.code, r.stderr).toBe(0);
   return resultSchema.parse(JSON.parse(r.stdout));
 }
@@ -61,7 +70,9 @@ async function runs(): Promise<Run[]> {
     `select workflow_id, status, scheduled_time, actual_time, completed_at, skipped_reason from xyra.batch_runs order by scheduled_time`,
   );
   return rows.map((r) =>
-    runSchema.parse(Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v instanceof Date ? v.toISOString() : v]))),
+    runSchema.parse(
+      Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v instanceof Date ? v.toISOString() : v])),
+    ),
   );
 }
 
@@ -70,7 +81,10 @@ async function waitForFinished(count: number, timeoutMs = 30_000): Promise<Run[]
   for (;;) {
     const all = await runs();
     if (all.filter((r) => r.completed_at !== null).length >= count) return all;
-    if (Date.now() > deadline) throw new Error(`only ${all.filter((r) => r.completed_at).length} of ${count} runs finished: ${JSON.stringify(all)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `only ${all.filter((r) => r.completed_at).length} of ${count} runs finished: ${JSON.stringify(all)}`,
+      );
     await new Promise((r) => setTimeout(r, 300));
   }
 }

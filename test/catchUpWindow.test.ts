@@ -42,22 +42,30 @@ describe('catch-up window', () => {
     await first.waitForLog((l) => l.msg === 'batch completed', 20_000);
     expect(await first.stop('SIGTERM')).toBe(0);
 
-    const [{ created }] = (await query<{ created: number }>(sysUrl, `select min(created_at)::float8 as created from dbos.workflow_status`)) as [{ created: number }];
+    const [{ created }] = (await query<{ created: number }>(
+      sysUrl,
+      `select min(created_at)::float8 as created from dbos.workflow_status`,
+    )) as [{ created: number }];
     const lastFired = new Date(Math.floor(created / 1000) * 1000 - 60_000);
-    await query(appUrl, `update schedules set fired_through = $1 where name = 'evaluation-batch'`, [lastFired.toISOString()]);
+    await query(appUrl, `update schedules set fired_through = $1 where name = 'evaluation-batch'`, [
+      lastFired.toISOString(),
+    ]);
     const upAt = Date.now();
 
     const second = startServiceProcess(env);
     running.push(second);
     await second.waitForLog(isReady, 60_000);
     const readyAt = Date.now(); // the catch-up (and its window) was decided before ready
-    await second.waitForLog((l) => l.msg === 'batch completed' && Date.parse(String(l.scheduledTime)) > upAt + 2_000, 20_000);
+    await second.waitForLog(
+      (l) => l.msg === 'batch completed' && Date.parse(String(l.scheduledTime)) > upAt + 2_000,
+      20_000,
+    );
     expect(await second.stop('SIGTERM')).toBe(0);
 
-    const events = await query<{ kind: string; details: { count: number; first_slot: string; last_slot: string; window_ms: number } }>(
-      appUrl,
-      `select kind, details from schedule_events where kind not in ('created', 'updated')`,
-    );
+    const events = await query<{
+      kind: string;
+      details: { count: number; first_slot: string; last_slot: string; window_ms: number };
+    }>(appUrl, `select kind, details from schedule_events where kind not in ('created', 'updated')`);
     expect(events.map((e) => e.kind)).toEqual(['missed_summary']);
     const summary = events[0]!.details;
     expect(summary.window_ms).toBe(20_000);
@@ -67,9 +75,12 @@ describe('catch-up window', () => {
     expect(Date.parse(summary.last_slot)).toBeGreaterThan(upAt - 20_000 - 2_000);
     expect(Date.parse(summary.last_slot)).toBeLessThanOrEqual(readyAt - 20_000);
 
-    const ids = (await query<{ workflow_uuid: string }>(sysUrl, `select workflow_uuid from dbos.workflow_status where workflow_uuid like 'sched-evaluation-batch-2%'`)).map(
-      (r) => r.workflow_uuid,
-    );
+    const ids = (
+      await query<{ workflow_uuid: string }>(
+        sysUrl,
+        `select workflow_uuid from dbos.workflow_status where workflow_uuid like 'sched-evaluation-batch-2%'`,
+      )
+    ).map((r) => r.workflow_uuid);
     const outage = ids.map(slotOf).filter((t) => t > lastFired.getTime() && t < upAt);
     // No workflow for a summed-up slot; at most the window's ~20 slots (plus the few of start-up) became runs.
     expect(outage.filter((t) => t <= Date.parse(summary.last_slot))).toEqual([]);

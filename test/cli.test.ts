@@ -20,14 +20,24 @@ describe('xyra', () => {
   });
 
   it('runs the simulator standalone, requiring the token it is given, and exits 0 on SIGTERM', async () => {
-    const sim = startServiceProcess({ XYRA_API_TOKEN: 'standalone-token-1' }, resolve('dist/src/cli.js'), ['simulator', '--port', '0', '--host', '127.0.0.1']);
+    const sim = startServiceProcess({ XYRA_API_TOKEN: 'standalone-token-1' }, resolve('dist/src/cli.js'), [
+      'simulator',
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+    ]);
     const line = await sim.waitForLog((l) => typeof l.url === 'string', 15_000);
     const url = String(line.url);
     const body = JSON.stringify({ workflow_id: 'wf-1', triggered_at: new Date().toISOString(), batch_size_limit: 5 });
     const post = (auth?: string) =>
       fetch(`${url}/v1/evaluation-batches`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'idempotency-key': 'wf-1', ...(auth ? { authorization: auth } : {}) },
+        headers: {
+          'content-type': 'application/json',
+          'idempotency-key': 'wf-1',
+          ...(auth ? { authorization: auth } : {}),
+        },
         body,
       });
     expect((await post()).status).toBe(401);
@@ -42,7 +52,13 @@ describe('xyra', () => {
   it('xyra start stops the service cleanly on a terminal Ctrl-C (SIGINT to the whole process group)', async () => {
     const appUrl = await createTestDatabase('clistart');
     const child = spawn(process.execPath, [resolve('dist/src/cli.js'), 'start'], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATABASE_URL: appUrl, PORT: '0', EXECUTOR_ID: 'cli-start' },
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        DATABASE_URL: appUrl,
+        PORT: '0',
+        EXECUTOR_ID: 'cli-start',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true, // its own process group, like a shell job in a terminal
     });
@@ -60,9 +76,17 @@ describe('xyra', () => {
   it('generates the same dataset for the same seed, a different one for another seed', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'xyra-generate-'));
     try {
-      const gen = (seed: string, out: string) => runCli(['generate', '--records', '50', '--seed', seed, '--out', path.join(dir, out)], {});
-      for (const [seed, out] of [['7', 'a.json'], ['7', 'b.json'], ['8', 'c.json']] as const) expect((await gen(seed, out)).code).toBe(0);
-      const [a, b, c] = await Promise.all(['a.json', 'b.json', 'c.json'].map((f) => fs.readFile(path.join(dir, f), 'utf8')));
+      const gen = (seed: string, out: string) =>
+        runCli(['generate', '--records', '50', '--seed', seed, '--out', path.join(dir, out)], {});
+      for (const [seed, out] of [
+        ['7', 'a.json'],
+        ['7', 'b.json'],
+        ['8', 'c.json'],
+      ] as const)
+        expect((await gen(seed, out)).code).toBe(0);
+      const [a, b, c] = await Promise.all(
+        ['a.json', 'b.json', 'c.json'].map((f) => fs.readFile(path.join(dir, f), 'utf8')),
+      );
       expect(b).toBe(a);
       expect(c).not.toBe(a);
       const records = JSON.parse(a!) as Array<{ id: number }>;

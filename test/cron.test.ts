@@ -21,8 +21,12 @@ describe('CronSchedule', () => {
   });
 
   it('reads the cron in its time zone, not the process zone', () => {
-    expect(new CronSchedule('0 9 * * *', 'Asia/Tokyo').next(new Date('2026-06-01T00:30:00Z')).toISOString()).toBe('2026-06-02T00:00:00.000Z');
-    expect(new CronSchedule('0 9 * * *', 'Europe/Paris').next(new Date('2026-06-01T00:30:00Z')).toISOString()).toBe('2026-06-01T07:00:00.000Z');
+    expect(new CronSchedule('0 9 * * *', 'Asia/Tokyo').next(new Date('2026-06-01T00:30:00Z')).toISOString()).toBe(
+      '2026-06-02T00:00:00.000Z',
+    );
+    expect(new CronSchedule('0 9 * * *', 'Europe/Paris').next(new Date('2026-06-01T00:30:00Z')).toISOString()).toBe(
+      '2026-06-01T07:00:00.000Z',
+    );
   });
 
   it('tells fixed-time crons from wildcard ones', () => {
@@ -57,7 +61,10 @@ describe('CronSchedule', () => {
   });
 
   it('counts slots in a range with the first and last', () => {
-    const c = new CronSchedule('* * * * * *').countBetween(new Date('2026-01-01T00:00:00Z'), new Date('2026-01-01T00:01:00Z'));
+    const c = new CronSchedule('* * * * * *').countBetween(
+      new Date('2026-01-01T00:00:00Z'),
+      new Date('2026-01-01T00:01:00Z'),
+    );
     expect(c.count).toBe(60);
     expect(c.first?.toISOString()).toBe('2026-01-01T00:00:00.000Z');
     expect(c.last?.toISOString()).toBe('2026-01-01T00:00:59.000Z');

@@ -29,7 +29,6 @@ const DAYS = ['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'];
 function generator(seed: number) {
   const rnd = mulberry32(seed);
   const int = (lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1));
-  const pick = <T>(xs: readonly T[]) => xs[int(0, xs.length - 1)]!;
 
   function atom(min: number, max: number, name?: (v: number) => string): string {
     const v = () => {
@@ -87,7 +86,12 @@ function ours(expr: string, from: Date, n: number): string[] {
 }
 
 function theirs(expr: string, from: Date, n: number): string[] {
-  return iso(new Cron(expr, { timezone: 'UTC', mode: expr.trim().split(/\s+/).length === 6 ? '6-part' : '5-part' }).nextRuns(n, from));
+  return iso(
+    new Cron(expr, { timezone: 'UTC', mode: expr.trim().split(/\s+/).length === 6 ? '6-part' : '5-part' }).nextRuns(
+      n,
+      from,
+    ),
+  );
 }
 
 describe('cron(8) reading against croner', () => {
@@ -108,7 +112,8 @@ describe('cron(8) reading against croner', () => {
       const from = new Date(Date.UTC(2026, 0, 1) + Math.floor(rnd() * 365 * 86_400) * 1000);
       const a = ours(expr, from, 8);
       const b = theirs(expr, from, 8);
-      if (JSON.stringify(a) !== JSON.stringify(b)) disagreements.push(`${expr} from ${from.toISOString()}: ours ${a[0]}… croner ${b[0]}…`);
+      if (JSON.stringify(a) !== JSON.stringify(b))
+        disagreements.push(`${expr} from ${from.toISOString()}: ours ${a[0]}… croner ${b[0]}…`);
       const f = expr.split(' ');
       const [dom, dow] = f.length === 6 ? [f[3]!, f[5]!] : [f[2]!, f[4]!];
       if (dom !== '*' && dow !== '*') bothRestricted += 1;
@@ -133,19 +138,45 @@ describe('cron(8) reading against croner', () => {
 
   it('reads names, 7 = Sunday and nicknames like croner', () => {
     const from = new Date('2026-03-10T12:34:56Z');
-    for (const expr of ['0 9 * JAN-MAR MON-FRI', '0 0 * * 7', '0 0 * * SUN', '15 10 1 * sat,7', '@hourly', '@daily', '@weekly', '@monthly', '@yearly']) {
+    for (const expr of [
+      '0 9 * JAN-MAR MON-FRI',
+      '0 0 * * 7',
+      '0 0 * * SUN',
+      '15 10 1 * sat,7',
+      '@hourly',
+      '@daily',
+      '@weekly',
+      '@monthly',
+      '@yearly',
+    ]) {
       expect(ours(expr, from, 5), expr).toEqual(theirs(expr, from, 5));
     }
   });
 
   it('intended divergence: a day field starting with `*` is unrestricted (cron(8)), croner ORs `*/2`', () => {
     // cron(8): odd days of the month that are also Mondays. 2026-01: Mondays 5, 12, 19, 26 → none odd but 5, 19.
-    expect(ours('0 0 */2 * 1', new Date('2026-01-01T00:00:00Z'), 2)).toEqual(['2026-01-05T00:00:00.000Z', '2026-01-19T00:00:00.000Z']);
-    expect(theirs('0 0 */2 * 1', new Date('2026-01-01T00:00:00Z'), 2)).not.toEqual(['2026-01-05T00:00:00.000Z', '2026-01-19T00:00:00.000Z']);
+    expect(ours('0 0 */2 * 1', new Date('2026-01-01T00:00:00Z'), 2)).toEqual([
+      '2026-01-05T00:00:00.000Z',
+      '2026-01-19T00:00:00.000Z',
+    ]);
+    expect(theirs('0 0 */2 * 1', new Date('2026-01-01T00:00:00Z'), 2)).not.toEqual([
+      '2026-01-05T00:00:00.000Z',
+      '2026-01-19T00:00:00.000Z',
+    ]);
   });
 
   it('refuses what cron(8) refuses: backwards ranges, out-of-range values, wrong field counts', () => {
-    for (const bad of ['0 5-2 * * *', '0 0 * * 8', '60 * * * *', '0 0 32 * *', '* * * *', '0 0 1 * * * *', '@reboot', '0 0 ? * L', 'x * * * *']) {
+    for (const bad of [
+      '0 5-2 * * *',
+      '0 0 * * 8',
+      '60 * * * *',
+      '0 0 32 * *',
+      '* * * *',
+      '0 0 1 * * * *',
+      '@reboot',
+      '0 0 ? * L',
+      'x * * * *',
+    ]) {
       expect(() => parseCron(bad), bad).toThrow(CronSyntaxError);
     }
     expect(() => new Cron('0 5-2 * * *')).toThrow(); // the reference refuses it too

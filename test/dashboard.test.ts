@@ -46,8 +46,10 @@ async function history(limit: number) {
 // Functions that run in the page (passed as functions: the page's CSP forbids evaluating strings). The test's
 // TypeScript has no DOM types, so the little they touch is typed here.
 type PageGlobals = { document: { body: { dataset: Record<string, string | undefined> } }; __xss?: unknown };
-const refreshesAtLeast = (n: number) => Number((globalThis as unknown as PageGlobals).document.body.dataset.refreshes ?? '0') >= n;
-const refreshCount = () => page.evaluate(() => Number((globalThis as unknown as PageGlobals).document.body.dataset.refreshes ?? '0'));
+const refreshesAtLeast = (n: number) =>
+  Number((globalThis as unknown as PageGlobals).document.body.dataset.refreshes ?? '0') >= n;
+const refreshCount = () =>
+  page.evaluate(() => Number((globalThis as unknown as PageGlobals).document.body.dataset.refreshes ?? '0'));
 
 /** Waits until a refresh that started after this call has been drawn. */
 async function nextFullRefresh(): Promise<void> {
@@ -115,7 +117,9 @@ describe('dashboard in Chromium', () => {
 
   it('shows a run that fails within one refresh, in the timeline and the failures list', async () => {
     db.simulator.inject({ type: 'status', status: 400, count: 1 });
-    const failed = await until('a failed run in xyra history', async () => (await latestRuns(5)).find((r) => r.status === 'failed'));
+    const failed = await until('a failed run in xyra history', async () =>
+      (await latestRuns(5)).find((r) => r.status === 'failed'),
+    );
     await nextFullRefresh();
     const mark = page.locator(`#timeline .mark[data-workflow-id="${failed.workflow_id}"]`);
     expect(await mark.getAttribute('class')).toContain('failed');
@@ -147,7 +151,9 @@ describe('dashboard in Chromium', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'xyra-dash-'));
     const file = path.join(dir, 'progress-ds.json');
     // 3,000 records, one of them invalid (a numeric title) in chunk 0; ids that PIPELINE_FAIL_IDS does not name.
-    const lines = Array.from({ length: 3_000 }, (_, i) => JSON.stringify({ id: `p${i}`, title: i === 10 ? 10 : `task ${i}` }));
+    const lines = Array.from({ length: 3_000 }, (_, i) =>
+      JSON.stringify({ id: `p${i}`, title: i === 10 ? 10 : `task ${i}` }),
+    );
     writeFileSync(file, `${lines.join('\n')}\n`);
     // Hold the ingest part-way, whatever the machine's speed: with the errors table locked against inserts, the
     // one chunk holding the invalid record (chunk 0) waits while the 29 others finish.
@@ -195,9 +201,13 @@ describe('dashboard in Chromium', () => {
     // Stop new slots so both sides read the same set: the service polls schedule edits every 5 s.
     await cli(['schedule', 'pause']);
     await new Promise((r) => setTimeout(r, 6_000));
-    await until('no run in flight', async () => ((await latestRuns(20)).some((r) => ['enqueued', 'running', 'triggered'].includes(r.status)) ? undefined : true));
+    await until('no run in flight', async () =>
+      (await latestRuns(20)).some((r) => ['enqueued', 'running', 'triggered'].includes(r.status)) ? undefined : true,
+    );
     await nextFullRefresh();
-    const marks = await page.$$eval('#timeline .mark', (els) => els.map((e) => [e.getAttribute('data-workflow-id'), e.getAttribute('data-status')]));
+    const marks = await page.$$eval('#timeline .mark', (els) =>
+      els.map((e) => [e.getAttribute('data-workflow-id'), e.getAttribute('data-status')]),
+    );
     const runs = await history(120);
     expect(runs.length).toBeGreaterThan(5);
     expect(marks).toEqual(runs.map((r) => [r.workflow_id, r.status]).reverse());

@@ -87,7 +87,11 @@ describe('readElements: NDJSON', () => {
     const elements = [];
     for await (const e of readElements(p)) elements.push(e);
     expect(elements.map((e) => JSON.parse(e.text) as unknown)).toEqual([{ id: 1 }, { id: 2, title: 'x' }, { id: 3 }]);
-    expect(elements.map((e) => [e.index, e.position])).toEqual([[0, 1], [1, 3], [2, 5]]);
+    expect(elements.map((e) => [e.index, e.position])).toEqual([
+      [0, 1],
+      [1, 3],
+      [2, 5],
+    ]);
     expect(await scanDataset(p)).toMatchObject({ records: 3, format: 'ndjson', name: 'lines' });
   });
 
@@ -141,25 +145,46 @@ describe('prepareChunk', () => {
       '{"id":8,"title":null}',
     ];
     const positions = [11, 12, 13, 14, 15, 16, 17, 18, 19];
-    const chunk = parseChunk({ dataset: 'ds', ingestion: 'ds:abc:c9', fileSha: 'abc', chunk: 1, positions, elements, duplicates: [[18, 11]] });
+    const chunk = parseChunk({
+      dataset: 'ds',
+      ingestion: 'ds:abc:c9',
+      fileSha: 'abc',
+      chunk: 1,
+      positions,
+      elements,
+      duplicates: [[18, 11]],
+    });
     const out = prepareChunk(chunk, new Set(['5']));
     expect(out.tasks).toEqual([
       { task_key: 'ds:1', title: 'ok', data: { id: 1, title: 'OK', tags: ['A'] }, position: 11 },
       { task_key: 'ds#16', title: 'no id', data: { title: 'NO ID' }, position: 16 },
       { task_key: 'ds:8', title: null, data: { id: 8, title: null }, position: 19 },
     ]);
-    expect(out.errors.map((e) => [e.error_key, e.message.task_key, e.message.position, e.message.kind, e.message.attempts])).toEqual([
+    expect(
+      out.errors.map((e) => [e.error_key, e.message.task_key, e.message.position, e.message.kind, e.message.attempts]),
+    ).toEqual([
       ['ds@abc#12', 'ds#12', 12, 'invalid_record', 1],
       ['ds@abc#13', 'ds:3', 13, 'invalid_record', 1],
       ['ds@abc#14', 'ds#14', 14, 'invalid_record', 1],
       ['ds@abc#17', 'ds#17', 17, 'invalid_record', 1],
       ['ds@abc#18', 'ds:1', 18, 'duplicate_id', 1],
     ]);
-    expect(out.errors[1]?.message).toMatchObject({ record: { id: 3, title: 42 }, error: expect.stringMatching(/title/) });
+    expect(out.errors[1]?.message).toMatchObject({
+      record: { id: 3, title: 42 },
+      error: expect.stringMatching(/title/),
+    });
     expect(out.errors[2]?.message).toMatchObject({ record: '{broken', error: expect.stringMatching(/not valid JSON/) });
-    expect(out.errors[4]?.message).toMatchObject({ record: { id: '1', title: 'again' }, first_position: 11, error: expect.stringMatching(/position 11/) });
+    expect(out.errors[4]?.message).toMatchObject({
+      record: { id: '1', title: 'again' },
+      first_position: 11,
+      error: expect.stringMatching(/position 11/),
+    });
     expect(out.failed).toEqual([
-      { place: { dataset: 'ds', fileSha: 'abc', position: 15, key: 'ds:5' }, record: { id: 5, title: 'fails' }, error: expect.stringMatching(/simulated/) },
+      {
+        place: { dataset: 'ds', fileSha: 'abc', position: 15, key: 'ds:5' },
+        record: { id: 5, title: 'fails' },
+        error: expect.stringMatching(/simulated/),
+      },
     ]);
   });
 
@@ -168,8 +193,16 @@ describe('prepareChunk', () => {
     registerSecret('xyra');
     registerSecret('a-long-secret-token');
     const chunk = parseChunk({
-      dataset: 'ds', ingestion: 'k', fileSha: 'abc', chunk: 0, positions: [1, 2], duplicates: [],
-      elements: ['{"id":1,"title":"xyra a-long-secret-token"}', '{"id":2,"title":42,"note":"xyra a-long-secret-token"}'],
+      dataset: 'ds',
+      ingestion: 'k',
+      fileSha: 'abc',
+      chunk: 0,
+      positions: [1, 2],
+      duplicates: [],
+      elements: [
+        '{"id":1,"title":"xyra a-long-secret-token"}',
+        '{"id":2,"title":42,"note":"xyra a-long-secret-token"}',
+      ],
     });
     const out = prepareChunk(chunk, new Set());
     expect(out.tasks[0]?.title).toBe('xyra a-long-secret-token');

@@ -8,7 +8,14 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DatasetError } from '../src/errors.js';
 import { parseChunk, prepareChunk } from '../src/pipeline/chunk.js';
-import { MAX_RECORD_BYTES, MAX_RECORD_DEPTH, nestingDepth, readElements, RECORD_PREVIEW_CHARS, scanDataset } from '../src/pipeline/dataset.js';
+import {
+  MAX_RECORD_BYTES,
+  MAX_RECORD_DEPTH,
+  nestingDepth,
+  readElements,
+  RECORD_PREVIEW_CHARS,
+  scanDataset,
+} from '../src/pipeline/dataset.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -27,7 +34,15 @@ async function prepareFile(file: string) {
     positions.push(e.position);
     elements.push(e.text);
   }
-  const chunk = parseChunk({ dataset: 'ds', ingestion: 'ds:x:c0', fileSha: scan.sha256, chunk: 0, positions, elements, duplicates: [] });
+  const chunk = parseChunk({
+    dataset: 'ds',
+    ingestion: 'ds:x:c0',
+    fileSha: scan.sha256,
+    chunk: 0,
+    positions,
+    elements,
+    duplicates: [],
+  });
   return { scan, elements, out: prepareChunk(chunk, new Set()) };
 }
 
@@ -41,7 +56,11 @@ describe('a record nested too deep', () => {
     expect(scan.records).toBe(3);
     expect(out.tasks.map((t) => t.task_key)).toEqual(['ds:1', 'ds:3']);
     expect(out.errors).toHaveLength(1);
-    expect(out.errors[0]!.message).toMatchObject({ kind: 'invalid_record', position: 2, error: `invalid record: record nested deeper than ${MAX_RECORD_DEPTH} levels` });
+    expect(out.errors[0]!.message).toMatchObject({
+      kind: 'invalid_record',
+      position: 2,
+      error: `invalid record: record nested deeper than ${MAX_RECORD_DEPTH} levels`,
+    });
     expect(String(out.errors[0]!.message.record)).toHaveLength(RECORD_PREVIEW_CHARS);
   });
 
@@ -106,6 +125,8 @@ describe('files that are no files', () => {
     // over the limit it is one oversized record.
     const { out } = await prepareFile(file);
     expect(out.tasks).toEqual([]);
-    expect(out.errors.map((e) => e.message.error)).toEqual([expect.stringMatching(/^invalid record: record too large: 3145728 bytes/)]);
+    expect(out.errors.map((e) => e.message.error)).toEqual([
+      expect.stringMatching(/^invalid record: record too large: 3145728 bytes/),
+    ]);
   });
 });

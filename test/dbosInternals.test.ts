@@ -63,9 +63,17 @@ describe('recoverExecutorWorkflows (DBOSExecutor.recoverPendingWorkflows)', () =
     // one at another application version; the fourth finished on "ghost".
     const ids = [direct, queued, otherVersion];
     await query(sys, `delete from dbos.operation_outputs where workflow_uuid = any($1)`, [ids]);
-    await query(sys, `update dbos.workflow_status set status = 'PENDING', executor_id = 'ghost' where workflow_uuid = any($1)`, [ids]);
+    await query(
+      sys,
+      `update dbos.workflow_status set status = 'PENDING', executor_id = 'ghost' where workflow_uuid = any($1)`,
+      [ids],
+    );
     await query(sys, `update dbos.workflow_status set executor_id = 'ghost' where workflow_uuid = $1`, [finished]);
-    await query(sys, `update dbos.workflow_status set application_version = 'another-version' where workflow_uuid = $1`, [otherVersion]);
+    await query(
+      sys,
+      `update dbos.workflow_status set application_version = 'another-version' where workflow_uuid = $1`,
+      [otherVersion],
+    );
     executions.length = 0;
 
     const recovered = await recoverExecutorWorkflows('ghost');
@@ -73,15 +81,30 @@ describe('recoverExecutorWorkflows (DBOSExecutor.recoverPendingWorkflows)', () =
     await Promise.all(recovered.map((id) => DBOS.retrieveWorkflow(id).getResult()));
 
     expect([...executions].sort()).toEqual([direct, queued].sort());
-    const rows = await query<{ workflow_uuid: string; status: string; executor_id: string; queue_name: string | null; application_version: string }>(
+    const rows = await query<{
+      workflow_uuid: string;
+      status: string;
+      executor_id: string;
+      queue_name: string | null;
+      application_version: string;
+    }>(
       sys,
       `select workflow_uuid, status, executor_id, queue_name, application_version from dbos.workflow_status where workflow_uuid = any($1) order by 1`,
       [[...ids, finished]],
     );
     const byId = new Map(rows.map((r) => [r.workflow_uuid, r]));
-    expect(byId.get(direct)).toMatchObject({ status: 'SUCCESS', executor_id: EXECUTOR, queue_name: DBOS_INTERNAL_QUEUE, application_version: VERSION });
+    expect(byId.get(direct)).toMatchObject({
+      status: 'SUCCESS',
+      executor_id: EXECUTOR,
+      queue_name: DBOS_INTERNAL_QUEUE,
+      application_version: VERSION,
+    });
     expect(byId.get(queued)).toMatchObject({ status: 'SUCCESS', executor_id: EXECUTOR, queue_name: QUEUE });
-    expect(byId.get(otherVersion)).toMatchObject({ status: 'PENDING', executor_id: 'ghost', application_version: 'another-version' });
+    expect(byId.get(otherVersion)).toMatchObject({
+      status: 'PENDING',
+      executor_id: 'ghost',
+      application_version: 'another-version',
+    });
     expect(byId.get(finished)).toMatchObject({ status: 'SUCCESS', executor_id: 'ghost' });
 
     // Recovering the same executor again (a second replica, or the dead ID coming back) runs nothing twice.
@@ -96,10 +119,17 @@ describe('failover takeover through the adapter (this process is the live replic
     const stamp = Date.now();
     const mine = `probe-dead-mine-${stamp}`;
     const theirs = `probe-dead-theirs-${stamp}`;
-    for (const id of [mine, theirs]) await (await DBOS.startWorkflow(RecoveryProbe, { workflowID: id }).run(id)).getResult();
+    for (const id of [mine, theirs])
+      await (await DBOS.startWorkflow(RecoveryProbe, { workflowID: id }).run(id)).getResult();
     await query(sys, `delete from dbos.operation_outputs where workflow_uuid = any($1)`, [[mine, theirs]]);
-    await query(sys, `update dbos.workflow_status set status = 'PENDING', executor_id = 'dead-replica' where workflow_uuid = any($1)`, [[mine, theirs]]);
-    await query(sys, `update dbos.workflow_status set application_version = 'older-version' where workflow_uuid = $1`, [theirs]);
+    await query(
+      sys,
+      `update dbos.workflow_status set status = 'PENDING', executor_id = 'dead-replica' where workflow_uuid = any($1)`,
+      [[mine, theirs]],
+    );
+    await query(sys, `update dbos.workflow_status set application_version = 'older-version' where workflow_uuid = $1`, [
+      theirs,
+    ]);
     // Its claim row: free (nobody holds the lock) and first seen free a minute ago (> FAILOVER_AFTER, 30 s).
     await query(
       appUrl,
@@ -113,9 +143,15 @@ describe('failover takeover through the adapter (this process is the live replic
 
     expect(logText).toContain('failover: took over 1 unfinished workflow(s) of executor dead-replica');
     expect(logText).toContain(`${mine}`);
-    expect(logText).toContain(`failover: 1 unfinished workflow(s) of executor dead-replica are of application version older-version, not ours (${VERSION}): not taken over`);
+    expect(logText).toContain(
+      `failover: 1 unfinished workflow(s) of executor dead-replica are of application version older-version, not ours (${VERSION}): not taken over`,
+    );
     expect(executions).toEqual([mine]);
-    const [theirsRow] = await query<{ status: string; executor_id: string }>(sys, 'select status, executor_id from dbos.workflow_status where workflow_uuid = $1', [theirs]);
+    const [theirsRow] = await query<{ status: string; executor_id: string }>(
+      sys,
+      'select status, executor_id from dbos.workflow_status where workflow_uuid = $1',
+      [theirs],
+    );
     expect(theirsRow).toEqual({ status: 'PENDING', executor_id: 'dead-replica' });
     const [claim] = await query<{ generation: string; adopted_by: string; adopted_at: Date | null }>(
       appUrl,

@@ -11,7 +11,12 @@ import { dbRetryConfig } from '@dbos-inc/dbos-sdk/internal/utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
-import { currentExecution, DBOS_CONNECTION_NOISE, executionOwnsWorkflow, setDbRetryMaxBackoff } from '../src/runtime/dbosInternals.js';
+import {
+  currentExecution,
+  DBOS_CONNECTION_NOISE,
+  executionOwnsWorkflow,
+  setDbRetryMaxBackoff,
+} from '../src/runtime/dbosInternals.js';
 import { startService, type Service } from '../src/service.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 
@@ -53,8 +58,15 @@ beforeAll(async () => {
   const appUrl = await createTestDatabase('internals_fence');
   sys = systemDatabaseUrlOf(appUrl);
   pool = new pg.Pool({ connectionString: sys, max: 1 });
-  const config = loadConfig({ DATABASE_URL: appUrl, XYRA_API_URL: 'http://127.0.0.1:9', EXECUTOR_ID: 'internals-fence' });
-  service = await startService(config, createLogger('info', new PassThrough()), { schedule: false, healthServer: false });
+  const config = loadConfig({
+    DATABASE_URL: appUrl,
+    XYRA_API_URL: 'http://127.0.0.1:9',
+    EXECUTOR_ID: 'internals-fence',
+  });
+  service = await startService(config, createLogger('info', new PassThrough()), {
+    schedule: false,
+    healthServer: false,
+  });
 });
 
 afterAll(async () => {
@@ -69,7 +81,11 @@ describe('the execution behind a step (currentOwnerXid) and its ownership', () =
     for (let i = 0; i < 100 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
     const execution = seen[0];
     expect(execution?.workflowId).toBe(id);
-    const [row] = await query<{ owner_xid: string }>(sys, 'select owner_xid from dbos.workflow_status where workflow_uuid = $1', [id]);
+    const [row] = await query<{ owner_xid: string }>(
+      sys,
+      'select owner_xid from dbos.workflow_status where workflow_uuid = $1',
+      [id],
+    );
     expect(execution?.ownerXid).toBe(row?.owner_xid);
     expect(await executionOwnsWorkflow(pool, id, execution!.ownerXid)).toBe(true);
     expect(await executionOwnsWorkflow(pool, id, 'not-the-token')).toBe(false);
@@ -79,8 +95,14 @@ describe('the execution behind a step (currentOwnerXid) and its ownership', () =
     expect(await executionOwnsWorkflow(pool, id, execution!.ownerXid)).toBe(false);
     release();
     for (let i = 0; i < 200 && secondStepError === undefined; i++) await new Promise((r) => setTimeout(r, 50));
-    expect(String((secondStepError as Error | undefined)?.message)).toBe(`Workflow ${id} is no longer owned by this execution`); // DBOSWorkflowConflictError
-    const steps = await query<{ function_name: string }>(sys, 'select function_name from dbos.operation_outputs where workflow_uuid = $1 order by function_id', [id]);
+    expect(String((secondStepError as Error | undefined)?.message)).toBe(
+      `Workflow ${id} is no longer owned by this execution`,
+    ); // DBOSWorkflowConflictError
+    const steps = await query<{ function_name: string }>(
+      sys,
+      'select function_name from dbos.operation_outputs where workflow_uuid = $1 order by function_id',
+      [id],
+    );
     expect(steps.map((s) => s.function_name)).toEqual(['look']); // the stale execution recorded nothing more
     expect(secondStepRan).toBe(true); // DBOS refuses only the record: why the fence must refuse the step itself
     expect(currentExecution()).toBeUndefined(); // outside a workflow
@@ -100,7 +122,9 @@ describe('DBOS retry settings and log lines', () => {
     const source = await fs.readFile(require.resolve('@dbos-inc/dbos-sdk/internal/system_database'), 'utf8');
     expect(source).toContain('`Database connection failed: ${');
     expect(source).toContain('Unexpected error in pool: ');
-    expect(DBOS_CONNECTION_NOISE.test('Database connection failed: connect ECONNREFUSED. Retrying in 1.2s (attempt 3)')).toBe(true);
+    expect(
+      DBOS_CONNECTION_NOISE.test('Database connection failed: connect ECONNREFUSED. Retrying in 1.2s (attempt 3)'),
+    ).toBe(true);
     expect(DBOS_CONNECTION_NOISE.test('Unexpected error in pool: error: terminating connection')).toBe(true);
     expect(DBOS_CONNECTION_NOISE.test('Workflow X failed')).toBe(false);
   });

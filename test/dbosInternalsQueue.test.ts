@@ -16,7 +16,12 @@ let service: Service;
 
 beforeAll(async () => {
   const appUrl = await createTestDatabase('queueinternals');
-  const config = loadConfig({ DATABASE_URL: appUrl, EXECUTOR_ID: 'queue-internals', PIPELINE_POLL_MS: '800', SHUTDOWN_TIMEOUT_MS: '2000' });
+  const config = loadConfig({
+    DATABASE_URL: appUrl,
+    EXECUTOR_ID: 'queue-internals',
+    PIPELINE_POLL_MS: '800',
+    SHUTDOWN_TIMEOUT_MS: '2000',
+  });
   service = await startService(config, createLogger('warn'), { schedule: false, healthServer: false });
 });
 
@@ -25,8 +30,11 @@ afterAll(async () => {
 });
 
 it('lowers the tasks queue’s next poll and its in-memory minimum at once', async () => {
-  const states = (wfQueueRunner as unknown as { states: Map<string, { currentPollingMs: number; queue: { minPollingIntervalMs: number } }> })
-    .states;
+  const states = (
+    wfQueueRunner as unknown as {
+      states: Map<string, { currentPollingMs: number; queue: { minPollingIntervalMs: number } }>;
+    }
+  ).states;
   // A queue registered after launch joins the runner at its next reconcile (every 5 s here).
   for (let i = 0; i < 100 && !states.get(TASKS_QUEUE); i++) await new Promise((r) => setTimeout(r, 100));
   expect(states.get(TASKS_QUEUE)?.queue.minPollingIntervalMs).toBe(800);

@@ -35,13 +35,16 @@ function run(cmd: string, args: string[], env: Record<string, string>, stdin: 'i
     waitFor: (re: RegExp, ms: number) =>
       new Promise<void>((resolve, reject) => {
         if (re.test(output)) return resolve();
-        const t = setTimeout(() => reject(new Error(`timed out waiting for ${re}; output:\n${output.slice(-3000)}`)), ms);
+        const t = setTimeout(
+          () => reject(new Error(`timed out waiting for ${re}; output:\n${output.slice(-3000)}`)),
+          ms,
+        );
         waiters.push({ re, resolve: () => (clearTimeout(t), resolve()) });
       }),
   };
 }
 
-const within = <T,>(p: Promise<T>, ms: number) =>
+const within = <T>(p: Promise<T>, ms: number) =>
   Promise.race([p, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms))]);
 
 /** `cmd` in a real pseudo-terminal (util-linux `script`): its stdin is the terminal's keyboard. */
@@ -56,7 +59,8 @@ function servicePid(executorId: string): number | undefined {
     try {
       const cmdline = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8');
       const environ = fs.readFileSync(`/proc/${name}/environ`, 'utf8');
-      if (cmdline.includes('dist/src/main.js') && environ.split('\0').includes(`EXECUTOR_ID=${executorId}`)) return Number(name);
+      if (cmdline.includes('dist/src/main.js') && environ.split('\0').includes(`EXECUTOR_ID=${executorId}`))
+        return Number(name);
     } catch {
       // exited while we looked
     }
@@ -91,9 +95,9 @@ beforeAll(async () => {
 describe('npx dbos migrate / dbos start', () => {
   it('migrate creates both schemas', async () => {
     expect(await query(appUrl, "select to_regclass('public.tasks')::text as t")).toEqual([{ t: 'tasks' }]);
-    expect(await query(env.DBOS_SYSTEM_DATABASE_URL!, "select to_regclass('dbos.workflow_status')::text as t")).toEqual([
-      { t: 'dbos.workflow_status' },
-    ]);
+    expect(await query(env.DBOS_SYSTEM_DATABASE_URL!, "select to_regclass('dbos.workflow_status')::text as t")).toEqual(
+      [{ t: 'dbos.workflow_status' }],
+    );
   });
 
   it('as the container runs it: SIGTERM to `dbos start` drains the service and the tree exits 0', async () => {

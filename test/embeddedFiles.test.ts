@@ -51,7 +51,9 @@ describe('embedded Postgres files', () => {
     const dataDir = path.join(root, 'unrelated');
     await fs.mkdir(path.join(dataDir, 'pg'), { recursive: true, mode: 0o755 });
     await fs.writeFile(path.join(dataDir, 'pg', 'notes.txt'), 'mine');
-    await expect(startEmbeddedPostgres(dataDir, createLogger('silent'))).rejects.toThrow(/holds no Postgres cluster \(no PG_VERSION\): move it away/);
+    await expect(startEmbeddedPostgres(dataDir, createLogger('silent'))).rejects.toThrow(
+      /holds no Postgres cluster \(no PG_VERSION\): move it away/,
+    );
     expect(await fs.readFile(path.join(dataDir, 'pg', 'notes.txt'), 'utf8')).toBe('mine');
   });
 });
@@ -73,7 +75,9 @@ describe('file lock', () => {
   it('still waits for a live holder, and for our own lock while we hold it', async () => {
     const file = path.join(root, 'held.lock');
     await withFileLock(file, async () => {
-      await expect(withFileLock(file, async () => 'nested', undefined, 500)).rejects.toThrow(/timed out waiting for lock/);
+      await expect(withFileLock(file, async () => 'nested', undefined, 500)).rejects.toThrow(
+        /timed out waiting for lock/,
+      );
     });
   });
 });

@@ -94,26 +94,38 @@ describe('embedded defaults', () => {
   });
 
   // Run as root (a fresh machine or CI): the postgres OS user must still reach its cluster.
-  it.runIf(process.getuid?.() === 0)('as root, keeps the cluster where postgres can reach it when the data directory is private', async () => {
-    const privateParent = await fs.mkdtemp(path.join(os.tmpdir(), 'xyra-private-'));
-    await fs.chmod(privateParent, 0o700); // like a project cloned under /root
-    const privateData = path.join(privateParent, '.data');
-    const p = startServiceProcess({ XYRA_DATA_DIR: privateData, BATCH_CRON: '*/2 * * * * *', EXECUTOR_ID: 'embedded-private' });
-    running.push(p);
-    try {
-      const started = await p.waitForLog((l) => l.msg === 'DATABASE_URL not set: started the embedded Postgres', 90_000);
-      expect(String(started.dataDir)).toMatch(/^\/var\/lib\/xyra-scheduler\/[0-9a-f]{16}\/pg$/);
-      await p.waitForLog(completed, 20_000);
-      const state = JSON.parse(await fs.readFile(path.join(privateData, 'postgres.json'), 'utf8')) as { pgData: string };
-      expect(state.pgData).toBe(started.dataDir);
-      const migrate = await runCli(['migrate'], { XYRA_DATA_DIR: privateData, LOG_LEVEL: 'info' });
-      expect(migrate.code, migrate.stderr).toBe(0);
-      expect(await p.stop('SIGTERM')).toBe(0);
-    } finally {
-      const state = await fs.readFile(path.join(privateData, 'postgres.json'), 'utf8').catch(() => undefined);
-      const pgData = state ? (JSON.parse(state) as { pgData?: string }).pgData : undefined;
-      if (pgData) await fs.rm(path.dirname(pgData), { recursive: true, force: true });
-      await fs.rm(privateParent, { recursive: true, force: true });
-    }
-  });
+  it.runIf(process.getuid?.() === 0)(
+    'as root, keeps the cluster where postgres can reach it when the data directory is private',
+    async () => {
+      const privateParent = await fs.mkdtemp(path.join(os.tmpdir(), 'xyra-private-'));
+      await fs.chmod(privateParent, 0o700); // like a project cloned under /root
+      const privateData = path.join(privateParent, '.data');
+      const p = startServiceProcess({
+        XYRA_DATA_DIR: privateData,
+        BATCH_CRON: '*/2 * * * * *',
+        EXECUTOR_ID: 'embedded-private',
+      });
+      running.push(p);
+      try {
+        const started = await p.waitForLog(
+          (l) => l.msg === 'DATABASE_URL not set: started the embedded Postgres',
+          90_000,
+        );
+        expect(String(started.dataDir)).toMatch(/^\/var\/lib\/xyra-scheduler\/[0-9a-f]{16}\/pg$/);
+        await p.waitForLog(completed, 20_000);
+        const state = JSON.parse(await fs.readFile(path.join(privateData, 'postgres.json'), 'utf8')) as {
+          pgData: string;
+        };
+        expect(state.pgData).toBe(started.dataDir);
+        const migrate = await runCli(['migrate'], { XYRA_DATA_DIR: privateData, LOG_LEVEL: 'info' });
+        expect(migrate.code, migrate.stderr).toBe(0);
+        expect(await p.stop('SIGTERM')).toBe(0);
+      } finally {
+        const state = await fs.readFile(path.join(privateData, 'postgres.json'), 'utf8').catch(() => undefined);
+        const pgData = state ? (JSON.parse(state) as { pgData?: string }).pgData : undefined;
+        if (pgData) await fs.rm(path.dirname(pgData), { recursive: true, force: true });
+        await fs.rm(privateParent, { recursive: true, force: true });
+      }
+    },
+  );
 });

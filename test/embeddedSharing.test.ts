@@ -49,7 +49,9 @@ describe('the shared embedded Postgres', () => {
     const b = start('embedded-b');
     const c = start('embedded-c');
     await Promise.all([b.waitForLog(isReady, 60_000), c.waitForLog(isReady, 60_000)]);
-    expect(b.logs.some((l) => l.msg === 'embedded Postgres: joined the server another process of this directory runs')).toBe(true);
+    expect(
+      b.logs.some((l) => l.msg === 'embedded Postgres: joined the server another process of this directory runs'),
+    ).toBe(true);
     c.child.kill('SIGKILL'); // a user that never leaves properly
     await c.exited;
 
@@ -81,5 +83,4 @@ describe('the shared embedded Postgres', () => {
     await cli!.release();
     expect(await alive(pid!)).toBe(false);
   });
-
 });

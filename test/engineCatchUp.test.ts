@@ -25,7 +25,13 @@ const defaults = { timezone: 'UTC', catchUp: 'all' as const, catchUpWindow: '30d
 beforeAll(async () => {
   const apiUrl = await simulator.start();
   appUrl = await createTestDatabase('engcatchup');
-  const config = loadConfig({ DATABASE_URL: appUrl, XYRA_API_URL: apiUrl, BATCH_CRON: '0 0 1 1 *', BATCH_CATCH_UP: 'all', EXECUTOR_ID: 'engine-catchup' });
+  const config = loadConfig({
+    DATABASE_URL: appUrl,
+    XYRA_API_URL: apiUrl,
+    BATCH_CRON: '0 0 1 1 *',
+    BATCH_CATCH_UP: 'all',
+    EXECUTOR_ID: 'engine-catchup',
+  });
   service = await startService(config, logger, { healthServer: false, schedule: false });
   appPool = new pg.Pool({ connectionString: appUrl, max: 4 });
   systemPool = new pg.Pool({ connectionString: service.databases.systemDatabaseUrl, max: 4 });
@@ -41,13 +47,22 @@ afterAll(async () => {
 async function calledSlots(name: string, expected: number): Promise<string[]> {
   const prefix = `sched-${name}-`;
   const deadline = Date.now() + 60_000;
-  const slots = () => simulator.calls.filter((c) => c.idempotencyKey?.startsWith(prefix)).map((c) => c.idempotencyKey!.slice(prefix.length));
+  const slots = () =>
+    simulator.calls
+      .filter((c) => c.idempotencyKey?.startsWith(prefix))
+      .map((c) => c.idempotencyKey!.slice(prefix.length));
   while (slots().length < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   await new Promise((r) => setTimeout(r, 500)); // nothing more arrives
   return slots().sort();
 }
 
-async function downtime(name: string, cron: string, timezone: string, from: string, to: string): Promise<ScheduleEngine> {
+async function downtime(
+  name: string,
+  cron: string,
+  timezone: string,
+  from: string,
+  to: string,
+): Promise<ScheduleEngine> {
   await createSchedule(appPool, parseScheduleSpec({ name, cron, timezone, catch_up: 'all' }, defaults), 'api');
   // The schedule last fired at `from`; no replica ran until `to`.
   await query(appUrl, `update schedules set fired_through = $2 where name = $1`, [name, from]);
@@ -60,8 +75,15 @@ describe('catch-up after downtime, by our cron rules', () => {
   it('catches up a day that matches only one of the two day fields (cron(8) OR)', async () => {
     // Noon on the 15th or on Fridays: Fri 13th, Sun 15th (day-of-month only), Fri 20th. DBOS's matcher (AND) has none.
     await downtime('either-day', '0 12 15 * 5', 'UTC', '2026-02-10T00:00:00Z', '2026-02-21T00:00:00Z');
-    expect(await calledSlots('either-day', 3)).toEqual(['2026-02-13T12:00:00.000Z', '2026-02-15T12:00:00.000Z', '2026-02-20T12:00:00.000Z']);
-    const [row] = await query<{ fired_through: Date }>(appUrl, `select fired_through from schedules where name = 'either-day'`);
+    expect(await calledSlots('either-day', 3)).toEqual([
+      '2026-02-13T12:00:00.000Z',
+      '2026-02-15T12:00:00.000Z',
+      '2026-02-20T12:00:00.000Z',
+    ]);
+    const [row] = await query<{ fired_through: Date }>(
+      appUrl,
+      `select fired_through from schedules where name = 'either-day'`,
+    );
     expect(row!.fired_through.toISOString()).toBe('2026-02-20T12:00:00.000Z');
   }, 90_000);
 
@@ -72,15 +94,30 @@ describe('catch-up after downtime, by our cron rules', () => {
 
   it('sums up slots older than the catch-up window in one event instead of running them', async () => {
     await query(appUrl, `delete from schedules where name in ('either-day', 'spring')`); // only this one catches up
-    await createSchedule(appPool, parseScheduleSpec({ name: 'windowed', cron: '0 * * * *', catch_up: 'all', catch_up_window: '3h' }, defaults), 'api');
+    await createSchedule(
+      appPool,
+      parseScheduleSpec({ name: 'windowed', cron: '0 * * * *', catch_up: 'all', catch_up_window: '3h' }, defaults),
+      'api',
+    );
     await query(appUrl, `update schedules set fired_through = $1 where name = 'windowed'`, ['2026-04-01T00:00:00Z']);
     const engine = new ScheduleEngine({ appPool, systemPool, appDatabaseUrl: appUrl, logger });
     await engine.catchUp(new Date('2026-04-02T00:30:00Z'));
     // Window starts 21:30: 22:00, 23:00, 00:00 run; 01:00 … 21:00 (21 slots) are summed up.
-    expect(await calledSlots('windowed', 3)).toEqual(['2026-04-01T22:00:00.000Z', '2026-04-01T23:00:00.000Z', '2026-04-02T00:00:00.000Z']);
-    const events = await query<{ details: Record<string, unknown> }>(appUrl, `select details from schedule_events where schedule_name = 'windowed' and kind = 'missed_summary'`);
+    expect(await calledSlots('windowed', 3)).toEqual([
+      '2026-04-01T22:00:00.000Z',
+      '2026-04-01T23:00:00.000Z',
+      '2026-04-02T00:00:00.000Z',
+    ]);
+    const events = await query<{ details: Record<string, unknown> }>(
+      appUrl,
+      `select details from schedule_events where schedule_name = 'windowed' and kind = 'missed_summary'`,
+    );
     expect(events.map((e) => e.details)).toEqual([
-      expect.objectContaining({ count: 21, first_slot: '2026-04-01T01:00:00.000Z', last_slot: '2026-04-01T21:00:00.000Z' }),
+      expect.objectContaining({
+        count: 21,
+        first_slot: '2026-04-01T01:00:00.000Z',
+        last_slot: '2026-04-01T21:00:00.000Z',
+      }),
     ]);
   }, 90_000);
 });

@@ -64,12 +64,18 @@ async function eventually(what: string, check: () => Promise<boolean>): Promise<
 it('exports each schedule by name from the engine: created at runtime, paused through the store, deleted', async () => {
   // The env schedule, known at start-up: its next slot is the next 1 January.
   const envNext = new CronSchedule('0 0 1 1 *', 'UTC').next(new Date());
-  await eventually('evaluation-batch next slot', async () => (await sample('xyra_batch_next_slot_time', 'evaluation-batch')) === envNext.getTime() / 1000);
+  await eventually(
+    'evaluation-batch next slot',
+    async () => (await sample('xyra_batch_next_slot_time', 'evaluation-batch')) === envNext.getTime() / 1000,
+  );
 
   // Created at runtime: the engine learns it by NOTIFY.
   await createSchedule(appPool, parseScheduleSpec({ name: 'metrics-rt', cron: '0 3 * * *' }, defaults), 'api');
   const next = new CronSchedule('0 3 * * *', 'UTC').next(new Date());
-  await eventually('metrics-rt next slot', async () => (await sample('xyra_batch_next_slot_time', 'metrics-rt')) === next.getTime() / 1000);
+  await eventually(
+    'metrics-rt next slot',
+    async () => (await sample('xyra_batch_next_slot_time', 'metrics-rt')) === next.getTime() / 1000,
+  );
   expect(await sample('xyra_batch_slot_interval', 'metrics-rt')).toBe(86_400);
   expect(await sample('xyra_batch_schedule_paused', 'metrics-rt')).toBe(0);
   expect(await sample('xyra_batch_skipped_slots_total', 'metrics-rt', 'reason="superseded"')).toBe(0);
@@ -81,7 +87,10 @@ it('exports each schedule by name from the engine: created at runtime, paused th
   expect(await sample('xyra_batch_slot_interval', 'metrics-rt')).toBe(86_400);
 
   await deleteSchedule(appPool, 'metrics-rt', 'operator');
-  await eventually('metrics-rt interval gone', async () => (await sample('xyra_batch_slot_interval', 'metrics-rt')) === Number.POSITIVE_INFINITY);
+  await eventually(
+    'metrics-rt interval gone',
+    async () => (await sample('xyra_batch_slot_interval', 'metrics-rt')) === Number.POSITIVE_INFINITY,
+  );
   expect(await sample('xyra_batch_next_slot_time', 'metrics-rt')).toBe(Number.POSITIVE_INFINITY);
   // The other schedule is untouched.
   expect(await sample('xyra_batch_next_slot_time', 'evaluation-batch')).toBe(envNext.getTime() / 1000);

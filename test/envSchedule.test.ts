@@ -40,17 +40,30 @@ describe('BATCH_* reconciled at start-up', () => {
     const b = startServiceProcess({ ...base, BATCH_CRON: '2-58/4 * * * * *' });
     running.push(b);
     await b.waitForLog(isReady, 60_000);
-    const [edit] = await query<{ details: { before: { cron: string }; after: { cron: string }; version: number; by: string; effective_from: string } }>(
-      appUrl,
-      `select details from schedule_events where schedule_name = 'evaluation-batch' and kind = 'updated'`,
-    );
-    expect(edit!.details).toMatchObject({ before: { cron: '*/4 * * * * *' }, after: { cron: '2-58/4 * * * * *' }, version: 2, by: 'env' });
+    const [edit] = await query<{
+      details: {
+        before: { cron: string };
+        after: { cron: string };
+        version: number;
+        by: string;
+        effective_from: string;
+      };
+    }>(appUrl, `select details from schedule_events where schedule_name = 'evaluation-batch' and kind = 'updated'`);
+    expect(edit!.details).toMatchObject({
+      before: { cron: '*/4 * * * * *' },
+      after: { cron: '2-58/4 * * * * *' },
+      version: 2,
+      by: 'env',
+    });
     const effectiveFrom = Date.parse(edit!.details.effective_from);
     // The downtime's old-cron slots run one after another (BATCH_CATCH_UP=all), the new cron's fire meanwhile:
     // wait until the last old slot before the edit and two new ones have been called.
     const lastOld = Math.floor((effectiveFrom - 1) / 4_000) * 4_000;
     const deadline = Date.now() + 90_000;
-    while (Date.now() < deadline && !(slotsCalled().includes(lastOld) && slotsCalled().filter((s) => s >= effectiveFrom).length >= 2)) {
+    while (
+      Date.now() < deadline &&
+      !(slotsCalled().includes(lastOld) && slotsCalled().filter((s) => s >= effectiveFrom).length >= 2)
+    ) {
       await new Promise((r) => setTimeout(r, 200));
     }
     await b.stop('SIGTERM');
@@ -72,7 +85,10 @@ describe('BATCH_* reconciled at start-up', () => {
     running.push(c);
     await c.waitForLog(isReady, 60_000);
     await c.stop('SIGTERM');
-    const kinds = await query<{ kind: string; by: string }>(appUrl, `select kind, details ->> 'by' as by from schedule_events where schedule_name = 'evaluation-batch' and kind in ('created', 'updated') order by id`);
+    const kinds = await query<{ kind: string; by: string }>(
+      appUrl,
+      `select kind, details ->> 'by' as by from schedule_events where schedule_name = 'evaluation-batch' and kind in ('created', 'updated') order by id`,
+    );
     expect(kinds).toEqual([
       { kind: 'created', by: 'env' },
       { kind: 'updated', by: 'env' },

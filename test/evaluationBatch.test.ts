@@ -126,14 +126,24 @@ describe('EvaluationBatch.trigger', () => {
     // A finished run turned into what a replica that died mid-call leaves: PENDING, `triggered`, its executor gone.
     const { id: orphan } = await runBatch();
     const sys = systemDatabaseUrlOf(appUrl);
-    await query(sys, `update dbos.workflow_events set value = replace(value, '"status":"completed"', '"status":"triggered"') where workflow_uuid = $1 and key = $2`, [orphan, BATCH_STATUS_EVENT]);
-    await query(sys, `update dbos.workflow_status set status = 'PENDING', executor_id = 'ghost-executor' where workflow_uuid = $1`, [orphan]);
+    await query(
+      sys,
+      `update dbos.workflow_events set value = replace(value, '"status":"completed"', '"status":"triggered"') where workflow_uuid = $1 and key = $2`,
+      [orphan, BATCH_STATUS_EVENT],
+    );
+    await query(
+      sys,
+      `update dbos.workflow_status set status = 'PENDING', executor_id = 'ghost-executor' where workflow_uuid = $1`,
+      [orphan],
+    );
     const ghostClaim = new pg.Client({ connectionString: appUrl });
     await ghostClaim.connect();
     try {
       expect((await runBatch()).event.status).toBe('completed'); // nobody holds ghost-executor's claim
 
-      await ghostClaim.query(`select pg_advisory_lock(hashtext('xyra-scheduler:executor'), hashtext('ghost-executor'))`);
+      await ghostClaim.query(
+        `select pg_advisory_lock(hashtext('xyra-scheduler:executor'), hashtext('ghost-executor'))`,
+      );
       const whileAlive = await runBatch();
       expect(whileAlive.output.skipped_reason).toBe('in_progress');
       expect(callsFor(whileAlive.id)).toHaveLength(0);
@@ -144,7 +154,11 @@ describe('EvaluationBatch.trigger', () => {
       expect((await runBatch()).output.skipped_reason).toBe('in_progress');
     } finally {
       await ghostClaim.end();
-      await query(sys, `update dbos.workflow_status set status = 'SUCCESS', executor_id = 'evaluation-test' where workflow_uuid = $1`, [orphan]);
+      await query(
+        sys,
+        `update dbos.workflow_status set status = 'SUCCESS', executor_id = 'evaluation-test' where workflow_uuid = $1`,
+        [orphan],
+      );
     }
   });
 
@@ -153,7 +167,16 @@ describe('EvaluationBatch.trigger', () => {
     try {
       let warned = 0;
       // A holder that decided and then never got to write `triggered` (nor to release in its finally).
-      expect(await enterGate(pool, 'evaluation-batch', `stuck-holder-${Date.now()}`, async () => false, () => (warned += 1), 300)).toBeUndefined();
+      expect(
+        await enterGate(
+          pool,
+          'evaluation-batch',
+          `stuck-holder-${Date.now()}`,
+          async () => false,
+          () => (warned += 1),
+          300,
+        ),
+      ).toBeUndefined();
       expect(gatesHeld()).toBe(1);
       for (let i = 0; i < 100 && gatesHeld() > 0; i++) await new Promise((r) => setTimeout(r, 20));
       expect(gatesHeld()).toBe(0);
@@ -174,7 +197,9 @@ describe('EvaluationBatch.trigger', () => {
       await sys.query(`select pg_advisory_lock(hashtext('xyra-scheduler:batch-gate'))`);
       seq += 1;
       const ids = [`test-batch-race-a-${Date.now()}-${seq}`, `test-batch-race-b-${Date.now()}-${seq}`];
-      const handles = await Promise.all(ids.map((id) => DBOS.startWorkflow(EvaluationBatch.trigger, { workflowID: id })(new Date(), null)));
+      const handles = await Promise.all(
+        ids.map((id) => DBOS.startWorkflow(EvaluationBatch.trigger, { workflowID: id })(new Date(), null)),
+      );
       let waiting = 0;
       for (let i = 0; i < 200 && waiting < 2; i++) {
         await new Promise((r) => setTimeout(r, 25));

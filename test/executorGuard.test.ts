@@ -4,7 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExecutorConflictError } from '../src/errors.js';
 import { createLogger } from '../src/logger.js';
 import pg from 'pg';
-import { assertExecutorIdFree, CLAIM_HELD_SQL, ClaimLostError, warnIfNotLatestVersion } from '../src/runtime/executorGuard.js';
+import {
+  assertExecutorIdFree,
+  CLAIM_HELD_SQL,
+  ClaimLostError,
+  warnIfNotLatestVersion,
+} from '../src/runtime/executorGuard.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import { isReady, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
 
@@ -23,7 +28,9 @@ describe('assertExecutorIdFree', () => {
   it('refuses a second claim on the same ID until the first is released; other IDs are independent', async () => {
     const first = await assertExecutorIdFree(appUrl, 'replica-a', logger);
     await expect(assertExecutorIdFree(appUrl, 'replica-a', logger)).rejects.toThrow(ExecutorConflictError);
-    await expect(assertExecutorIdFree(appUrl, 'replica-a', logger)).rejects.toThrow(/EXECUTOR_ID "replica-a" is already in use/);
+    await expect(assertExecutorIdFree(appUrl, 'replica-a', logger)).rejects.toThrow(
+      /EXECUTOR_ID "replica-a" is already in use/,
+    );
     const other = await assertExecutorIdFree(appUrl, 'replica-b', logger);
     await first.release();
     const again = await assertExecutorIdFree(appUrl, 'replica-a', logger);
@@ -32,7 +39,10 @@ describe('assertExecutorIdFree', () => {
 
   it('a claim dies with its connection (a crashed replica does not block its restart)', async () => {
     await assertExecutorIdFree(appUrl, 'replica-c', logger);
-    await query(appUrl, "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'xyra-scheduler-executor-claim'");
+    await query(
+      appUrl,
+      "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'xyra-scheduler-executor-claim'",
+    );
     const claim = await assertExecutorIdFree(appUrl, 'replica-c', logger);
     await claim.release();
   });
@@ -60,7 +70,9 @@ describe('claim liveness and re-take', () => {
     expect(claim.held).toBe(false);
     expect(await heldNow('replica-f')).toBe(false);
     // The next statement on the claim connection re-takes it first.
-    const pid = await claim.withClaimConnection(async (c) => (await c.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid);
+    const pid = await claim.withClaimConnection(
+      async (c) => (await c.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid,
+    );
     expect(claim.held).toBe(true);
     expect((await query<{ pid: number }>(appUrl, backendOf)).map((r) => r.pid)).toEqual([pid]);
 
@@ -89,9 +101,14 @@ describe('warnIfNotLatestVersion', () => {
       sys,
       'create table dbos.application_versions (version_name text, version_timestamp bigint, application_name text)',
     );
-    await query(sys, "insert into dbos.application_versions values ('0.1.0', 1, 'xyra-scheduler'), ('0.2.0', 2, 'xyra-scheduler')");
+    await query(
+      sys,
+      "insert into dbos.application_versions values ('0.1.0', 1, 'xyra-scheduler'), ('0.2.0', 2, 'xyra-scheduler')",
+    );
     const lines: string[] = [];
-    const capture = createLogger('warn', { write: (l: string) => (lines.push(l), true) } as unknown as NodeJS.WritableStream);
+    const capture = createLogger('warn', {
+      write: (l: string) => (lines.push(l), true),
+    } as unknown as NodeJS.WritableStream);
     expect(await warnIfNotLatestVersion(sys, 'xyra-scheduler', '0.1.0', capture)).toBe('0.2.0');
     expect(lines.join('')).toMatch(/runs version 0.1.0 but the latest registered version is 0.2.0/);
   });

@@ -13,7 +13,9 @@ import { rowCounts, serviceEnv, summarySchema, tempDir } from './pipelineSupport
 
 const { simulator, start } = replicaFixture();
 
-async function batchRuns(appUrl: string): Promise<Array<{ id: string; wf: string; executor: string; status: string; scheduled: number }>> {
+async function batchRuns(
+  appUrl: string,
+): Promise<Array<{ id: string; wf: string; executor: string; status: string; scheduled: number }>> {
   const rows = await query<{ workflow_uuid: string; status: string; executor_id: string; value: string | null }>(
     systemDatabaseUrlOf(appUrl),
     `select s.workflow_uuid, s.status, s.executor_id, e.value
@@ -33,7 +35,12 @@ async function batchRuns(appUrl: string): Promise<Array<{ id: string; wf: string
 describe('failover: a replica SIGKILLed for good', () => {
   it('a live replica finishes its hung batch run (same idempotency key) and later slots complete', async () => {
     const appUrl = await createTestDatabase('failover_batch');
-    const env = { DATABASE_URL: appUrl, XYRA_API_URL: simulator.url, BATCH_CRON: '*/2 * * * * *', XYRA_TIMEOUT_MS: '60000' };
+    const env = {
+      DATABASE_URL: appUrl,
+      XYRA_API_URL: simulator.url,
+      BATCH_CRON: '*/2 * * * * *',
+      XYRA_TIMEOUT_MS: '60000',
+    };
     simulator.reset();
     simulator.inject({ type: 'hang', count: 1 });
     const a = start({ ...env, EXECUTOR_ID: 'fo-a' });
@@ -52,11 +59,16 @@ describe('failover: a replica SIGKILLed for good', () => {
     expect(adoption.workflowIds).toContain(hung);
     const finished = await b.waitForLog((l) => l.msg === 'batch completed' && l.workflowId === hung, 15_000);
     const failoverMs = Date.parse(String(finished.time)) - killedAt;
-    console.log(`failover: SIGKILL of the replica → hung run completed on the survivor in ${failoverMs} ms (FAILOVER_AFTER ${FAILOVER_AFTER_MS} ms)`);
+    console.log(
+      `failover: SIGKILL of the replica → hung run completed on the survivor in ${failoverMs} ms (FAILOVER_AFTER ${FAILOVER_AFTER_MS} ms)`,
+    );
 
     // Later slots run instead of being skipped as "in progress".
     const after = Date.parse(String(finished.time));
-    await b.waitForLog((l) => l.msg === 'batch completed' && Date.parse(String(l.scheduledTime)) > after + 2_000, 15_000);
+    await b.waitForLog(
+      (l) => l.msg === 'batch completed' && Date.parse(String(l.scheduledTime)) > after + 2_000,
+      15_000,
+    );
 
     // The dead ID comes back later: nothing it owned runs again.
     const back = start({ ...env, EXECUTOR_ID: 'fo-a' });
@@ -85,7 +97,12 @@ describe('failover: a replica SIGKILLed for good', () => {
     const dir = await tempDir('failover');
     const file = path.join(dir, 'orphans.json');
     await writeDataset(file, 120, 7, 'json');
-    const pipelineEnv = { PIPELINE_CHUNK_SIZE: '10', PIPELINE_CONCURRENCY: '3', PIPELINE_STEP_MAX_ATTEMPTS: '100', PIPELINE_STEP_INTERVAL_MS: '100' };
+    const pipelineEnv = {
+      PIPELINE_CHUNK_SIZE: '10',
+      PIPELINE_CONCURRENCY: '3',
+      PIPELINE_STEP_MAX_ATTEMPTS: '100',
+      PIPELINE_STEP_INTERVAL_MS: '100',
+    };
     const a = start({ ...serviceEnv(appUrl, pipelineEnv), EXECUTOR_ID: 'fo-ingest-a' });
     await a.waitForLog(isReady, 60_000);
     // Hold `tasks` so A's chunk workflows stay PENDING in their insert step.
@@ -95,11 +112,17 @@ describe('failover: a replica SIGKILLed for good', () => {
     await holder.query('lock table tasks in access exclusive mode');
     const sys = systemDatabaseUrlOf(appUrl);
     try {
-      const ingest = (args: string[]) => runCli(['ingest', file, '--json', ...args], serviceEnv(appUrl, pipelineEnv), 90_000);
+      const ingest = (args: string[]) =>
+        runCli(['ingest', file, '--json', ...args], serviceEnv(appUrl, pipelineEnv), 90_000);
       const submitted = await ingest([]);
       expect(submitted.code, submitted.stderr).toBe(0);
       const pendingOnA = async () =>
-        (await query<{ workflow_uuid: string }>(sys, `select workflow_uuid from dbos.workflow_status where status = 'PENDING' and executor_id = 'fo-ingest-a' and workflow_uuid like 'ingest:%' order by 1`)).map((r) => r.workflow_uuid);
+        (
+          await query<{ workflow_uuid: string }>(
+            sys,
+            `select workflow_uuid from dbos.workflow_status where status = 'PENDING' and executor_id = 'fo-ingest-a' and workflow_uuid like 'ingest:%' order by 1`,
+          )
+        ).map((r) => r.workflow_uuid);
       for (let i = 0; i < 200 && (await pendingOnA()).length === 0; i++) await sleep(50);
       await sleep(1_000);
       const orphaned = await pendingOnA();
@@ -121,7 +144,10 @@ describe('failover: a replica SIGKILLed for good', () => {
       const errors = summary.errors.total;
       expect(tasks + errors).toBe(120);
       expect(await rowCounts(appUrl, 'orphans')).toEqual({ tasks, errors });
-      const statuses = await query<{ status: string; n: string }>(sys, `select status, count(*) as n from dbos.workflow_status where workflow_uuid like 'ingest:%' group by status`);
+      const statuses = await query<{ status: string; n: string }>(
+        sys,
+        `select status, count(*) as n from dbos.workflow_status where workflow_uuid like 'ingest:%' group by status`,
+      );
       expect(statuses.map((s) => [s.status, Number(s.n)])).toEqual([['SUCCESS', 12]]);
       await b.stop('SIGTERM');
     } finally {

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, expect, it } from 'vitest';
 import { z } from 'zod';
 import { XyraSimulator } from '../src/simulator/server.js';
-import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+import { createTestDatabase, query } from './support/database.js';
 import { isReady, runCli, startServiceProcess, type LogLine, type ServiceProcess } from './support/serviceProcess.js';
 
 const simulator = new XyraSimulator();
@@ -19,11 +19,18 @@ const receiver = http.createServer((req, res) => {
   req.on('end', () => {
     const text = Buffer.concat(chunks).toString('utf8');
     // OTLP/JSON: find the gauge's data points wherever the exporter nests them.
-    const body = JSON.parse(text) as { resourceMetrics: { scopeMetrics: { metrics: { name: string; gauge?: { dataPoints: { asInt?: string | number; asDouble?: number }[] } }[] }[] }[] };
+    const body = JSON.parse(text) as {
+      resourceMetrics: {
+        scopeMetrics: {
+          metrics: { name: string; gauge?: { dataPoints: { asInt?: string | number; asDouble?: number }[] } }[];
+        }[];
+      }[];
+    };
     for (const rm of body.resourceMetrics)
       for (const sm of rm.scopeMetrics)
         for (const m of sm.metrics)
-          if (m.name === 'xyra.batch.consecutive_failures') gaugeValues.push(...(m.gauge?.dataPoints ?? []).map((d) => Number(d.asInt ?? d.asDouble)));
+          if (m.name === 'xyra.batch.consecutive_failures')
+            gaugeValues.push(...(m.gauge?.dataPoints ?? []).map((d) => Number(d.asInt ?? d.asDouble)));
     res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
   });
 });
@@ -34,8 +41,17 @@ afterAll(async () => {
   await new Promise((r) => receiver.close(r));
 });
 
-const historyRow = z.object({ workflow_id: z.string(), status: z.string(), scheduled_time: z.string(), actual_time: z.string().nullable() });
-const pausedEvent = z.object({ note: z.string(), details: z.object({ by: z.string(), consecutive_failures: z.number(), workflow_id: z.string() }), at: z.date() });
+const historyRow = z.object({
+  workflow_id: z.string(),
+  status: z.string(),
+  scheduled_time: z.string(),
+  actual_time: z.string().nullable(),
+});
+const pausedEvent = z.object({
+  note: z.string(),
+  details: z.object({ by: z.string(), consecutive_failures: z.number(), workflow_id: z.string() }),
+  at: z.date(),
+});
 
 it('pauses after 3 consecutive failed runs, counting across a SIGKILL, and a completed run resets the count', async () => {
   const apiUrl = await simulator.start();
@@ -86,11 +102,18 @@ it('pauses after 3 consecutive failed runs, counting across a SIGKILL, and a com
   expect(pauseLog).toMatchObject({ level: 'error', consecutiveFailures: 3, pauseAfterFailures: 3 });
   expect(failed(b, 0)).toBeGreaterThanOrEqual(1);
 
-  const events = (await query(appUrl, `select note, details, at from schedule_events where kind = 'paused'`)).map((r) => pausedEvent.parse(r));
+  const events = (await query(appUrl, `select note, details, at from schedule_events where kind = 'paused'`)).map((r) =>
+    pausedEvent.parse(r),
+  );
   expect(events).toHaveLength(1);
   expect(events[0]!.details).toMatchObject({ by: 'failure_policy', consecutive_failures: 3 });
-  expect(events[0]!.note).toMatch(/^paused by the failure policy after 3 consecutive failed runs \(pause_after_failures=3\); last error: .*500/);
-  const [sched] = await query<{ status: string }>(appUrl, `select status from schedules where name = 'evaluation-batch'`);
+  expect(events[0]!.note).toMatch(
+    /^paused by the failure policy after 3 consecutive failed runs \(pause_after_failures=3\); last error: .*500/,
+  );
+  const [sched] = await query<{ status: string }>(
+    appUrl,
+    `select status from schedules where name = 'evaluation-batch'`,
+  );
   expect(sched!.status).toBe('PAUSED');
 
   // No further runs once the replica has seen the pause (DBOS re-reads schedules every 5 s).
@@ -110,9 +133,20 @@ it('pauses after 3 consecutive failed runs, counting across a SIGKILL, and a com
   const st = await runCli(['schedule', 'status', '--json'], cliEnv);
   expect(st.code, st.stderr).toBe(0);
   const status = z
-    .object({ status: z.string(), paused_reason: z.string().nullable(), paused_by: z.string().nullable(), consecutive_failures: z.number(), next_slots: z.array(z.string()) })
+    .object({
+      status: z.string(),
+      paused_reason: z.string().nullable(),
+      paused_by: z.string().nullable(),
+      consecutive_failures: z.number(),
+      next_slots: z.array(z.string()),
+    })
     .parse(JSON.parse(st.stdout));
-  expect(status).toMatchObject({ status: 'PAUSED', paused_reason: events[0]!.note, paused_by: 'failure_policy', next_slots: [] });
+  expect(status).toMatchObject({
+    status: 'PAUSED',
+    paused_reason: events[0]!.note,
+    paused_by: 'failure_policy',
+    next_slots: [],
+  });
   const lastCompleted = runs.findIndex((r) => r.status === 'completed');
   expect(status.consecutive_failures).toBe(runs.slice(0, lastCompleted).filter((r) => r.status === 'failed').length);
   expect(status.consecutive_failures).toBeGreaterThanOrEqual(3);

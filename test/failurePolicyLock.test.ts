@@ -12,7 +12,7 @@ import type { BatchStatus } from '../src/evaluation/status.js';
 import { createLogger } from '../src/logger.js';
 import { startService, type Service } from '../src/service.js';
 import { XyraSimulator } from '../src/simulator/server.js';
-import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+import { createTestDatabase, query } from './support/database.js';
 
 const simulator = new XyraSimulator();
 let service: Service;
@@ -64,11 +64,16 @@ it('twelve decisions at once over a streak at the threshold pause once, with one
     actual_time: new Date().toISOString(),
     error: 'HTTP 500',
   });
-  const verdicts = await Promise.all(Array.from({ length: 12 }, (_, i) => applyFailurePolicy('evaluation-batch', failed(i))));
+  const verdicts = await Promise.all(
+    Array.from({ length: 12 }, (_, i) => applyFailurePolicy('evaluation-batch', failed(i))),
+  );
   expect(verdicts.filter((v) => v.paused)).toHaveLength(1);
   expect(verdicts.map((v) => v.consecutiveFailures)).toEqual(Array(12).fill(3));
   const paused = await query(appUrl, `select details from schedule_events where kind = 'paused'`);
   expect(paused).toHaveLength(1);
-  const [sched] = await query<{ status: string }>(appUrl, `select status from schedules where name = 'evaluation-batch'`);
+  const [sched] = await query<{ status: string }>(
+    appUrl,
+    `select status from schedules where name = 'evaluation-batch'`,
+  );
   expect(sched!.status).toBe('PAUSED');
 }, 60_000);

@@ -40,7 +40,10 @@ describe('fencing: a replica whose claim connection is cut', () => {
     try {
       await thief.query(`select pg_terminate_backend(pid) from (${claimBackend('fence-a')}) c`);
       await thief.query(`select pg_advisory_lock(hashtext('xyra-scheduler:executor'), hashtext('fence-a'))`);
-      const fenced = await a.waitForLog((l) => String(l.msg).startsWith('database unreachable'), FAILOVER_AFTER_MS + 2_000);
+      const fenced = await a.waitForLog(
+        (l) => String(l.msg).startsWith('database unreachable'),
+        FAILOVER_AFTER_MS + 2_000,
+      );
       expect(fenced.level).toBe('error');
       await sleep(FAILOVER_AFTER_MS + 1_000);
       expect(a.child.exitCode).toBeNull();
@@ -80,8 +83,13 @@ describe('fencing: a replica whose claim connection is cut', () => {
     } finally {
       await thief.end();
     }
-    const gone = await b.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('failover: executor fence-exit-a is gone') || tookOver(l), FAILOVER_AFTER_MS + 10_000);
-    expect(Date.parse(String(gone.time))).toBeGreaterThan(Date.parse(String(a.logs.find((l) => String(l.msg).startsWith('fenced'))?.time)));
+    const gone = await b.waitForLog(
+      (l) => (typeof l.msg === 'string' && l.msg.startsWith('failover: executor fence-exit-a is gone')) || tookOver(l),
+      FAILOVER_AFTER_MS + 10_000,
+    );
+    expect(Date.parse(String(gone.time))).toBeGreaterThan(
+      Date.parse(String(a.logs.find((l) => String(l.msg).startsWith('fenced'))?.time)),
+    );
     await b.stop('SIGTERM');
   }, 60_000);
 });
@@ -111,9 +119,13 @@ describe('every connection of two replicas dropped at once (as a Postgres restar
     expect(b.child.exitCode).toBeNull();
     await Promise.all([a.stop('SIGTERM'), b.stop('SIGTERM')]);
 
-    expect([...a.logs, ...b.logs].filter((l) => l.msg === 're-took the executor claim on a new connection')).toHaveLength(2);
+    expect(
+      [...a.logs, ...b.logs].filter((l) => l.msg === 're-took the executor claim on a new connection'),
+    ).toHaveLength(2);
     expect([...a.logs, ...b.logs].filter((l) => tookOver(l) || String(l.msg).startsWith('fenced'))).toEqual([]);
-    const expected = new CronSchedule(cron).slotsBetween(windowStart, windowEnd).map((d) => `sched-evaluation-batch-${d.toISOString()}`);
+    const expected = new CronSchedule(cron)
+      .slotsBetween(windowStart, windowEnd)
+      .map((d) => `sched-evaluation-batch-${d.toISOString()}`);
     const rows = await query<{ workflow_uuid: string; value: string | null }>(
       systemDatabaseUrlOf(appUrl),
       `select s.workflow_uuid, e.value from dbos.workflow_status s

@@ -79,14 +79,23 @@ describe('methods and bodies', () => {
   });
 
   it('answers a body over 64 KB with 413, declared or chunked', async () => {
-    const declared = await rawRequest(port, `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n`);
+    const declared = await rawRequest(
+      port,
+      `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n`,
+    );
     expect(declared.status).toBe(413);
     const chunk = 'x'.repeat(16 * 1024);
     const chunks = Array.from({ length: 6 }, () => `${chunk.length.toString(16)}\r\n${chunk}\r\n`).join('');
-    const chunked = await rawRequest(port, `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n${chunks}`);
+    const chunked = await rawRequest(
+      port,
+      `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n${chunks}`,
+    );
     expect(chunked.status).toBe(413);
     // A small body on a GET is read and dropped: the request is answered as usual.
-    const small = await rawRequest(port, `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello`);
+    const small = await rawRequest(
+      port,
+      `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello`,
+    );
     expect(small.status).toBe(200);
     await expectStillUp();
   });
@@ -115,7 +124,8 @@ describe('slow and flooding clients', () => {
       ),
     );
     // The server closes the ones over its cap at accept; wait for that (generous bound), never a fixed delay.
-    const closedCount = async () => (await Promise.all(sockets.map((s) => Promise.race([s.closed, Promise.resolve(false)])))).filter(Boolean).length;
+    const closedCount = async () =>
+      (await Promise.all(sockets.map((s) => Promise.race([s.closed, Promise.resolve(false)])))).filter(Boolean).length;
     const deadline = Date.now() + 20_000;
     while ((await closedCount()) < 300 - 256 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(await closedCount()).toBe(300 - 256);
@@ -156,7 +166,10 @@ describe('answers that leak nothing', () => {
     expect(text).not.toContain('078-05-1120');
     const rows = JSON.parse(text) as Array<{ record_withheld: boolean; message: { record: unknown; kind: string } }>;
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ record_withheld: true, message: { kind: 'invalid_record', record: expect.stringContaining('DASHBOARD_TOKEN') } });
+    expect(rows[0]).toMatchObject({
+      record_withheld: true,
+      message: { kind: 'invalid_record', record: expect.stringContaining('DASHBOARD_TOKEN') },
+    });
   });
 
   it('refuses / and /api for a Host name other than loopback (DNS rebinding); health stays open', async () => {
@@ -183,7 +196,12 @@ describe('every /api answer is bounded', () => {
 
 describe('a non-loopback HOST without DASHBOARD_TOKEN', () => {
   it('logs a SECURITY warning at start-up', async () => {
-    const other = startServiceProcess({ DATABASE_URL: appUrl, HOST: '0.0.0.0', EXECUTOR_ID: 'hostile-open', BATCH_CRON: '0 0 1 1 *' });
+    const other = startServiceProcess({
+      DATABASE_URL: appUrl,
+      HOST: '0.0.0.0',
+      EXECUTOR_ID: 'hostile-open',
+      BATCH_CRON: '0 0 1 1 *',
+    });
     try {
       const warning = await other.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('SECURITY:'), 60_000);
       expect(warning).toMatchObject({ level: 'warn', host: '0.0.0.0' });
@@ -204,8 +222,56 @@ describe('fuzz: seeded random request lines and headers over raw sockets', () =>
       return seed / 0x7fffffff;
     };
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
-    const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT', 'PATCH', 'G\u00e9T', 'get', '', 'GET GET', 'PRI'];
-    const PIECES = ['/', '//', '/api/', 'api', 'runs', 'stats', 'errors', 'schedule', 'datasets', '?', '&', '=', 'limit', 'since', '%', '%zz', '%00', '[', ']', '@', ':', '#', '..', '\\', '\u00ff', '\t', '*', 'http://', 'healthz', '999999999999999999999', '-1', '36500d'];
+    const METHODS = [
+      'GET',
+      'HEAD',
+      'POST',
+      'PUT',
+      'DELETE',
+      'OPTIONS',
+      'TRACE',
+      'CONNECT',
+      'PATCH',
+      'G\u00e9T',
+      'get',
+      '',
+      'GET GET',
+      'PRI',
+    ];
+    const PIECES = [
+      '/',
+      '//',
+      '/api/',
+      'api',
+      'runs',
+      'stats',
+      'errors',
+      'schedule',
+      'datasets',
+      '?',
+      '&',
+      '=',
+      'limit',
+      'since',
+      '%',
+      '%zz',
+      '%00',
+      '[',
+      ']',
+      '@',
+      ':',
+      '#',
+      '..',
+      '\\',
+      '\u00ff',
+      '\t',
+      '*',
+      'http://',
+      'healthz',
+      '999999999999999999999',
+      '-1',
+      '36500d',
+    ];
     const VERSIONS = ['HTTP/1.1', 'HTTP/1.0', 'HTTP/2.0', 'HTTP/9', '', 'http/1.1'];
     const HEADERS = [
       'Host: 127.0.0.1',
@@ -230,7 +296,10 @@ describe('fuzz: seeded random request lines and headers over raw sockets', () =>
       const target = Array.from({ length: 1 + Math.floor(rand() * 6) }, () => pick(PIECES)).join('');
       const headers = Array.from({ length: Math.floor(rand() * 5) }, () => pick(HEADERS));
       const body = rand() < 0.3 ? 'x'.repeat(Math.floor(rand() * 200)) : '';
-      return Buffer.from(`${pick(METHODS)} ${target} ${pick(VERSIONS)}\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n${body}`, 'latin1');
+      return Buffer.from(
+        `${pick(METHODS)} ${target} ${pick(VERSIONS)}\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n${body}`,
+        'latin1',
+      );
     });
     const statuses: number[] = [];
     for (let i = 0; i < cases.length; i += 25) {
@@ -249,15 +318,21 @@ describe('dashboard files', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'xyra-dash-'));
     writeFileSync(path.join(dir, 'index.html'), '<!doctype html>');
     expect(() => loadDashboardFiles(dir)).toThrow(/^dashboard file .*style\.css cannot be read \(ENOENT\)/);
-    await expect(startHttpServer(0, { checkReady: async () => ({ ready: true, detail: {} }), dashboardDir: dir })).rejects.toThrow(/style\.css/);
+    await expect(
+      startHttpServer(0, { checkReady: async () => ({ ready: true, detail: {} }), dashboardDir: dir }),
+    ).rejects.toThrow(/style\.css/);
   });
 });
 
 describe('ALLOWED_HOSTS', () => {
   it('when set, / and /api answer only those names (any port, any case); health answers every name', async () => {
-    const server = await startHttpServer(0, { checkReady: async () => ({ ready: true, detail: {} }), allowedHosts: ['sched.example.com', '::1'] });
+    const server = await startHttpServer(0, {
+      checkReady: async () => ({ ready: true, detail: {} }),
+      allowedHosts: ['sched.example.com', '::1'],
+    });
     try {
-      const status = async (p: string, host: string) => (await rawRequest(server.port, `GET ${p} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)).status;
+      const status = async (p: string, host: string) =>
+        (await rawRequest(server.port, `GET ${p} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)).status;
       expect(await status('/', 'Sched.Example.com:8443')).toBe(200);
       expect(await status('/', '[::1]:3000')).toBe(200);
       expect(await status('/', '127.0.0.1')).toBe(403);
@@ -271,7 +346,10 @@ describe('ALLOWED_HOSTS', () => {
   it('unset on a non-loopback HOST: every name is accepted (the service cannot know its public name)', async () => {
     const server = await startHttpServer(0, { checkReady: async () => ({ ready: true, detail: {} }), host: '0.0.0.0' });
     try {
-      expect((await rawRequest(server.port, 'GET / HTTP/1.1\r\nHost: sched.example.com\r\nConnection: close\r\n\r\n')).status).toBe(200);
+      expect(
+        (await rawRequest(server.port, 'GET / HTTP/1.1\r\nHost: sched.example.com\r\nConnection: close\r\n\r\n'))
+          .status,
+      ).toBe(200);
     } finally {
       await server.close();
     }

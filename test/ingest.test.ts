@@ -53,15 +53,28 @@ describe('xyra ingest', () => {
   it('ingests the 100-record dataset: 99 tasks, record 50 in errors with its error, position, attempts and original record', async () => {
     const r = await ingest(appUrl, 'data/tasks_100.json');
     expect(r.code, r.stderr).toBe(0);
-    expect(r.summary).toMatchObject({ dataset: 'tasks_100', records: 100, tasks: 99, errors: { total: 1, by_kind: kinds({ transform_failed: 1 }) }, no_outcome: 0, failed_chunks: 0 });
+    expect(r.summary).toMatchObject({
+      dataset: 'tasks_100',
+      records: 100,
+      tasks: 99,
+      errors: { total: 1, by_kind: kinds({ transform_failed: 1 }) },
+      no_outcome: 0,
+      failed_chunks: 0,
+    });
     expect(await rowCounts(appUrl, 'tasks_100')).toEqual({ tasks: 99, errors: 1 });
     // Every chunk finished: the staged records are gone (the ingestion's staging table was dropped).
-    const [ingestion] = await query<{ staging: string | null; staged_at: Date | null }>(appUrl, "select staging, staged_at from ingestions where dataset = 'tasks_100'");
+    const [ingestion] = await query<{ staging: string | null; staged_at: Date | null }>(
+      appUrl,
+      "select staging, staged_at from ingestions where dataset = 'tasks_100'",
+    );
     expect(ingestion).toMatchObject({ staging: null, staged_at: expect.any(Date) });
     expect(await stagedRecords(appUrl, 'tasks_100')).toBeNull();
 
-    const original = (JSON.parse(await fs.readFile('data/tasks_100.json', 'utf8')) as Array<Record<string, unknown>>);
-    const [error] = await query<{ error_key: string; message: Record<string, unknown> }>(appUrl, 'select error_key, message from errors');
+    const original = JSON.parse(await fs.readFile('data/tasks_100.json', 'utf8')) as Array<Record<string, unknown>>;
+    const [error] = await query<{ error_key: string; message: Record<string, unknown> }>(
+      appUrl,
+      'select error_key, message from errors',
+    );
     expect(error?.error_key).toBe(`tasks_100@${r.summary?.sha256.slice(0, 20)}#50`);
     expect(error?.message).toEqual({
       kind: 'transform_failed',
@@ -72,10 +85,18 @@ describe('xyra ingest', () => {
       attempts: 5, // PIPELINE_STEP_MAX_ATTEMPTS default
     });
 
-    const [task] = await query<{ title: string; data: Record<string, unknown> }>(appUrl, "select title, data from tasks where task_key = 'tasks_100:7'");
+    const [task] = await query<{ title: string; data: Record<string, unknown> }>(
+      appUrl,
+      "select title, data from tasks where task_key = 'tasks_100:7'",
+    );
     const seven = original[6] as { title: string; tags: string[]; priority: number };
     expect(task?.title).toBe(seven.title);
-    expect(task?.data).toMatchObject({ id: 7, title: seven.title.toUpperCase(), tags: seven.tags.map((t) => t.toUpperCase()), priority: seven.priority });
+    expect(task?.data).toMatchObject({
+      id: 7,
+      title: seven.title.toUpperCase(),
+      tags: seven.tags.map((t) => t.toUpperCase()),
+      priority: seven.priority,
+    });
   });
 
   it('re-ingesting the same file creates no duplicates and no new workflows, and accounts for every record again', async () => {
@@ -93,7 +114,13 @@ describe('xyra ingest', () => {
   it('with a different chunk size the same file re-runs, finds the same rows, inserts nothing twice', async () => {
     const r = await ingest(appUrl, 'data/tasks_100.json', ['--wait', '--json', '--chunk-size', '7']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.summary).toMatchObject({ chunks: 15, records: 100, tasks: 99, errors: { total: 1, by_kind: kinds({ transform_failed: 1 }) }, no_outcome: 0 });
+    expect(r.summary).toMatchObject({
+      chunks: 15,
+      records: 100,
+      tasks: 99,
+      errors: { total: 1, by_kind: kinds({ transform_failed: 1 }) },
+      no_outcome: 0,
+    });
     expect(await rowCounts(appUrl, 'tasks_100')).toEqual({ tasks: 99, errors: 1 });
   });
 
@@ -106,10 +133,20 @@ describe('xyra ingest', () => {
     await fs.writeFile(file, JSON.stringify(changed));
     const r = await ingest(appUrl, file);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.summary).toMatchObject({ records: 10, tasks: 9, errors: { total: 1, by_kind: kinds({ key_conflict: 1 }) }, no_outcome: 0 });
-    const [conflict] = await query<{ message: Record<string, unknown> }>(appUrl, "select message from errors where message->>'kind' = 'key_conflict'");
+    expect(r.summary).toMatchObject({
+      records: 10,
+      tasks: 9,
+      errors: { total: 1, by_kind: kinds({ key_conflict: 1 }) },
+      no_outcome: 0,
+    });
+    const [conflict] = await query<{ message: Record<string, unknown> }>(
+      appUrl,
+      "select message from errors where message->>'kind' = 'key_conflict'",
+    );
     expect(conflict?.message).toMatchObject({
-      task_key: 'tasks_100:3', position: 3, record: changed[2],
+      task_key: 'tasks_100:3',
+      position: 3,
+      record: changed[2],
       stored: { title: original[2]?.title, data: { id: 3, title: String(original[2]?.title).toUpperCase() } },
     });
     const [stored] = await query<{ title: string }>(appUrl, "select title from tasks where task_key = 'tasks_100:3'");
@@ -119,8 +156,16 @@ describe('xyra ingest', () => {
   it('turns malformed records into invalid_record errors (keyed by position without an id); a null title is a task', async () => {
     const r = await ingest(appUrl, 'data/malformed_records.json', ['--wait', '--json', '--chunk-size', '3']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.summary).toMatchObject({ records: 10, tasks: 5, errors: { total: 5, by_kind: kinds({ invalid_record: 5 }) }, no_outcome: 0 });
-    const tasks = await query<{ task_key: string; title: string | null }>(appUrl, "select task_key, title from tasks where task_key like 'malformed_records%' order by task_key");
+    expect(r.summary).toMatchObject({
+      records: 10,
+      tasks: 5,
+      errors: { total: 5, by_kind: kinds({ invalid_record: 5 }) },
+      no_outcome: 0,
+    });
+    const tasks = await query<{ task_key: string; title: string | null }>(
+      appUrl,
+      "select task_key, title from tasks where task_key like 'malformed_records%' order by task_key",
+    );
     expect(tasks.map((t) => [t.task_key, t.title])).toEqual([
       ['malformed_records#7', 'No id: keyed by its index'],
       ['malformed_records:101', 'A good record'],
@@ -128,7 +173,9 @@ describe('xyra ingest', () => {
       ['malformed_records:106', 'Another good one'],
       ['malformed_records:110', 'Last good record'],
     ]);
-    const errors = await query<{ message: { kind: string; task_key: string; position: number; record: unknown; error: string } }>(
+    const errors = await query<{
+      message: { kind: string; task_key: string; position: number; record: unknown; error: string };
+    }>(
       appUrl,
       "select message from errors where error_key like 'malformed_records@%' order by (message->>'position')::int",
     );
@@ -147,7 +194,10 @@ describe('xyra ingest', () => {
     const r = await ingest(appUrl, 'data/mixed_lines.ndjson');
     expect(r.code, r.stderr).toBe(0);
     expect(r.summary).toMatchObject({ records: 5, tasks: 3, errors: { total: 2 } });
-    const errors = await query<{ message: { task_key: string; record: unknown } }>(appUrl, "select message from errors where error_key like 'mixed_lines@%' order by (message->>'position')::int");
+    const errors = await query<{ message: { task_key: string; record: unknown } }>(
+      appUrl,
+      "select message from errors where error_key like 'mixed_lines@%' order by (message->>'position')::int",
+    );
     expect(errors.map((e) => e.message.task_key)).toEqual(['mixed_lines#3', 'mixed_lines:a4']);
     expect(errors[0]?.message.record).toBe('{this line is broken');
   });
@@ -177,13 +227,22 @@ describe('xyra ingest', () => {
     const release = await lockTasks();
     try {
       const running = ingest(appUrl, file);
-      const retried = await service.waitForLog((l) => /automatically retried/.test(String(l.msg)) && /lock timeout/.test(String(l.msg)), 30_000);
+      const retried = await service.waitForLog(
+        (l) => /automatically retried/.test(String(l.msg)) && /lock timeout/.test(String(l.msg)),
+        30_000,
+      );
       expect(retried.msg).toMatch(/Attempt 1 of 5/);
       await release();
       const r = await running;
       expect(r.code, r.stderr).toBe(0);
       // Record 50 is in PIPELINE_FAIL_IDS for this service.
-      expect(r.summary).toMatchObject({ records: 300, tasks: 299, errors: { total: 1 }, no_outcome: 0, failed_chunks: 0 });
+      expect(r.summary).toMatchObject({
+        records: 300,
+        tasks: 299,
+        errors: { total: 1 },
+        no_outcome: 0,
+        failed_chunks: 0,
+      });
     } finally {
       await release();
     }
@@ -192,11 +251,20 @@ describe('xyra ingest', () => {
 
   it('keeps a record holding a NUL character (JSONB cannot store it) from sinking its chunk', async () => {
     const file = path.join(dir, 'nul.json');
-    const records = [{ id: 1, title: 'fine' }, { id: 2, title: 'bad\u0000title' }, { id: 3, note: 'fine too' }];
+    const records = [
+      { id: 1, title: 'fine' },
+      { id: 2, title: 'bad\u0000title' },
+      { id: 3, note: 'fine too' },
+    ];
     await fs.writeFile(file, JSON.stringify(records));
     const r = await ingest(appUrl, file);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.summary).toMatchObject({ records: 3, tasks: 2, errors: { total: 1, by_kind: kinds({ invalid_record: 1 }) }, failed_chunks: 0 });
+    expect(r.summary).toMatchObject({
+      records: 3,
+      tasks: 2,
+      errors: { total: 1, by_kind: kinds({ invalid_record: 1 }) },
+      failed_chunks: 0,
+    });
     const [row] = await query<{ message: { kind: string; error: string; record: { title: string } } }>(
       appUrl,
       "select message from errors where message->>'task_key' = 'nul:2'",
@@ -214,7 +282,13 @@ describe('xyra ingest', () => {
     await fs.writeFile(file, [`{"id":1,"title":"a"}`, big, deep, `{"id":4,"title":"d"}`].join('\n') + '\n');
     const r = await ingest(appUrl, file, ['--wait', '--json', '--chunk-size', '2', '--timeout', '90']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.summary).toMatchObject({ records: 4, tasks: 2, errors: { total: 2, by_kind: kinds({ invalid_record: 2 }) }, no_outcome: 0, failed_chunks: 0 });
+    expect(r.summary).toMatchObject({
+      records: 4,
+      tasks: 2,
+      errors: { total: 2, by_kind: kinds({ invalid_record: 2 }) },
+      no_outcome: 0,
+      failed_chunks: 0,
+    });
     const rows = await query<{ message: { kind: string; position: number; error: string; record: string } }>(
       appUrl,
       "select message from errors where error_key like 'limits@%' order by (message->>'position')::int",
@@ -240,7 +314,13 @@ describe('xyra ingest', () => {
       // Every insert attempt times out on the lock until the step's retries are spent: the chunk fails.
       const failed = await ingest(appUrl, file);
       expect(failed.code).toBe(1);
-      expect(failed.summary).toMatchObject({ records: 120, tasks: 0, errors: { total: 0 }, no_outcome: 120, failed_chunks: 1 });
+      expect(failed.summary).toMatchObject({
+        records: 120,
+        tasks: 0,
+        errors: { total: 0 },
+        no_outcome: 120,
+        failed_chunks: 1,
+      });
       expect(failed.stderr).toMatch(/120 of 120 records have no outcome/);
       failedId = failed.summary?.failed_chunk_ids[0];
       expect(failed.stderr).toContain(`${failedId} (failed)`);
@@ -252,10 +332,21 @@ describe('xyra ingest', () => {
     const again = await ingest(appUrl, file);
     expect(again.code, `${again.stderr}\n${again.stdout}`).toBe(0);
     expect(again.stderr).toMatch(/re-running 1 chunk\(s\) that had failed/);
-    expect(again.summary).toMatchObject({ records: 120, tasks: 119, errors: { total: 1 }, no_outcome: 0, failed_chunks: 0 });
+    expect(again.summary).toMatchObject({
+      records: 120,
+      tasks: 119,
+      errors: { total: 1 },
+      no_outcome: 0,
+      failed_chunks: 0,
+    });
     expect(await rowCounts(appUrl, 'outage')).toEqual({ tasks: 119, errors: 1 });
     expect(await stagedRecords(appUrl, 'outage')).toBeNull(); // the re-run finished the ingestion: dropped
-    const rows = await query<{ workflow_uuid: string; status: string; error: string | null; forked_from: string | null }>(
+    const rows = await query<{
+      workflow_uuid: string;
+      status: string;
+      error: string | null;
+      forked_from: string | null;
+    }>(
       systemDatabaseUrlOf(appUrl),
       // DBOS 5.3 keeps a workflow's error in workflow_output (older rows: workflow_status.error).
       `select s.workflow_uuid, s.status, coalesce(o.error, s.error)::text as error, s.forked_from

@@ -32,11 +32,15 @@ afterAll(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-async function inProcess<T>(fn: (client: Parameters<Parameters<typeof withDbosClient>[2]>[0], db: pg.Client) => Promise<T>): Promise<T> {
+async function inProcess<T>(
+  fn: (client: Parameters<Parameters<typeof withDbosClient>[2]>[0], db: pg.Client) => Promise<T>,
+): Promise<T> {
   const db = new pg.Client({ connectionString: appUrl });
   await db.connect();
   try {
-    return await withDbosClient(systemDatabaseUrlOf(appUrl), createLogger('warn', new PassThrough()), (client) => fn(client, db));
+    return await withDbosClient(systemDatabaseUrlOf(appUrl), createLogger('warn', new PassThrough()), (client) =>
+      fn(client, db),
+    );
   } finally {
     await db.end();
   }
@@ -91,24 +95,51 @@ it('a cancelled chunk stays cancelled (ingest --wait says so and exits 1) until 
 
   const kept = await ingest(appUrl, file, ['--wait', '--json', '--chunk-size', '10', '--timeout', '60']);
   expect(kept.code).toBe(1);
-  expect(kept.summary).toMatchObject({ records: 30, tasks: 20, errors: { total: 0 }, no_outcome: 10, cancelled_chunks: 1, failed_chunks: 0 });
+  expect(kept.summary).toMatchObject({
+    records: 30,
+    tasks: 20,
+    errors: { total: 0 },
+    no_outcome: 10,
+    cancelled_chunks: 1,
+    failed_chunks: 0,
+  });
   expect(kept.stderr).toMatch(/1 chunk\(s\) stay cancelled/);
   expect(kept.stderr).toContain(`10 of 30 records have no outcome`);
   expect(kept.stderr).toContain(`${chunkWorkflowId(plan, 1)} (cancelled)`);
   expect(await rowCounts(appUrl, 'cancelled')).toEqual({ tasks: 20, errors: 0 });
   expect(await datasetReport('cancelled')).toMatchObject({
-    records: 30, records_done: 20, tasks: 20, errors: { total: 0 }, chunks: { total: 3, done: 2, failed: 0, cancelled: 1 }, state: 'failed', chunk_size: 10,
+    records: 30,
+    records_done: 20,
+    tasks: 20,
+    errors: { total: 0 },
+    chunks: { total: 3, done: 2, failed: 0, cancelled: 1 },
+    state: 'failed',
+    chunk_size: 10,
   });
 
-  const retried = await ingest(appUrl, file, ['--wait', '--json', '--chunk-size', '10', '--retry-cancelled', '--timeout', '60']);
+  const retried = await ingest(appUrl, file, [
+    '--wait',
+    '--json',
+    '--chunk-size',
+    '10',
+    '--retry-cancelled',
+    '--timeout',
+    '60',
+  ]);
   expect(retried.code, retried.stderr).toBe(0);
   expect(retried.summary).toMatchObject({ records: 30, tasks: 30, no_outcome: 0, cancelled_chunks: 0 });
   expect(await rowCounts(appUrl, 'cancelled')).toEqual({ tasks: 30, errors: 0 });
   const report = await datasetReport('cancelled');
   expect(report).toMatchObject({
-    dataset: 'cancelled', file_name: file, sha256_prefix: plan.sha256.slice(0, 12), records: 30, records_done: 30, tasks: 30,
+    dataset: 'cancelled',
+    file_name: file,
+    sha256_prefix: plan.sha256.slice(0, 12),
+    records: 30,
+    records_done: 30,
+    tasks: 30,
     errors: { total: 0, by_kind: { invalid_record: 0, transform_failed: 0, duplicate_id: 0, key_conflict: 0 } },
-    chunks: { total: 3, done: 3, failed: 0, cancelled: 0 }, state: 'done',
+    chunks: { total: 3, done: 3, failed: 0, cancelled: 0 },
+    state: 'done',
   });
   expect(Date.parse(String(report?.finished_at))).toBeGreaterThanOrEqual(Date.parse(String(report?.started_at)));
   const chunk1 = (await workflows(plan.workflowPrefix)).filter((w) => w.id.startsWith(chunkWorkflowId(plan, 1)));

@@ -93,4 +93,3 @@ it('exports xyra.batch.runs by status and one xyra.batch.schedule_lag record per
   expect(Object.fromEntries(batchReceiver.batchRuns)).toEqual(onRecord);
   expect(batchReceiver.lagCount()).toBe(rows.reduce((n, r) => n + Number(r.n), 0));
 });
-

@@ -56,7 +56,10 @@ beforeAll(async () => {
   resumedAt = Date.now();
   const seen = db.service.logs.length;
   await db.service.waitForLog(
-    (l) => db.service.logs.indexOf(l) >= seen && l.msg === 'batch completed' && Date.parse(String(l.scheduledTime)) > resumedAt,
+    (l) =>
+      db.service.logs.indexOf(l) >= seen &&
+      l.msg === 'batch completed' &&
+      Date.parse(String(l.scheduledTime)) > resumedAt,
     20_000,
   );
   expect(await db.service.stop('SIGTERM', 20_000)).toBe(0);
@@ -155,7 +158,12 @@ describe('xyra stats', () => {
         success_rate: z.number(),
         delay_ms: z.object({ p50: z.number(), p95: z.number(), max: z.number() }),
         duration_ms: z.object({ p50: z.number(), p95: z.number(), max: z.number() }),
-        retries: z.object({ api_runs: z.number(), runs_with_retries: z.number(), total_retries: z.number(), retry_rate: z.number() }),
+        retries: z.object({
+          api_runs: z.number(),
+          runs_with_retries: z.number(),
+          total_retries: z.number(),
+          retry_rate: z.number(),
+        }),
         missed_slots: z.number(),
         slots_without_run: z.number(),
         in_progress_skips: z.number(),
@@ -164,12 +172,18 @@ describe('xyra stats', () => {
     expect(stats.runs).toBe(rows.length);
     expect(stats.manual_runs).toBe(1);
     const count = (s: string) => rows.filter((r) => r.status === s).length;
-    expect(stats.by_status).toEqual(Object.fromEntries([...new Set(rows.map((r) => r.status))].sort().map((s) => [s, count(s)])));
+    expect(stats.by_status).toEqual(
+      Object.fromEntries([...new Set(rows.map((r) => r.status))].sort().map((s) => [s, count(s)])),
+    );
     expect(stats.success_rate).toBeCloseTo(count('completed') / (count('completed') + count('failed')), 6);
-    const delays = rows.filter((r) => !r.manual && r.skipped_reason !== 'missed' && r.delay_ms !== null).map((r) => r.delay_ms!);
+    const delays = rows
+      .filter((r) => !r.manual && r.skipped_reason !== 'missed' && r.delay_ms !== null)
+      .map((r) => r.delay_ms!);
     expect(stats.delay_ms.max).toBe(Math.max(...delays));
     expect(stats.delay_ms.p50).toBeLessThanOrEqual(stats.delay_ms.p95);
-    expect(stats.duration_ms.max).toBe(Math.max(...rows.filter((r) => r.duration_ms !== null).map((r) => r.duration_ms!)));
+    expect(stats.duration_ms.max).toBe(
+      Math.max(...rows.filter((r) => r.duration_ms !== null).map((r) => r.duration_ms!)),
+    );
     expect(stats.retries).toEqual({
       api_runs: rows.filter((r) => r.attempts > 0).length,
       runs_with_retries: rows.filter((r) => r.attempts > 1).length,
@@ -193,7 +207,10 @@ describe('xyra stats', () => {
   });
 
   it('an empty window reports zero runs, not an error', async () => {
-    const stats = JSON.parse((await cli(['stats', '--since', '1s', '--json'])).stdout) as { runs: number; success_rate: unknown };
+    const stats = JSON.parse((await cli(['stats', '--since', '1s', '--json'])).stdout) as {
+      runs: number;
+      success_rate: unknown;
+    };
     expect(stats).toMatchObject({ runs: 0, success_rate: null });
   });
 });
@@ -201,7 +218,10 @@ describe('xyra stats', () => {
 describe('xyra trigger and schedule', () => {
   it('trigger --wait runs a batch now through the service and reports its outcome', async () => {
     const out = z
-      .object({ workflow_id: z.string().regex(/^sched-evaluation-batch-trigger-/), outcome: z.object({ status: z.string(), processed: z.number() }) })
+      .object({
+        workflow_id: z.string().regex(/^sched-evaluation-batch-trigger-/),
+        outcome: z.object({ status: z.string(), processed: z.number() }),
+      })
       .parse(triggerOutput);
     expect(out.outcome.status).toBe('completed');
     const [row] = await query<{ status: string; queue_name: string }>(
@@ -213,14 +233,31 @@ describe('xyra trigger and schedule', () => {
   });
 
   it('schedule pause stops new slots within the poll interval; resume restarts them', async () => {
-    expect(statusWhilePaused).toMatchObject({ name: 'evaluation-batch', status: 'PAUSED', cron: '*/2 * * * * *', next_slot: null });
+    expect(statusWhilePaused).toMatchObject({
+      name: 'evaluation-batch',
+      status: 'PAUSED',
+      cron: '*/2 * * * * *',
+      next_slot: null,
+    });
     const rows = await history();
     // Nothing starts while paused, and on resume the paused slots are not backfilled (pause means pause).
     const startedWhilePaused = rows.filter(
-      (r) => !r.manual && r.actual_time !== null && Date.parse(r.actual_time) > pausedAt + 5_500 && Date.parse(r.actual_time) < resumedAt,
+      (r) =>
+        !r.manual &&
+        r.actual_time !== null &&
+        Date.parse(r.actual_time) > pausedAt + 5_500 &&
+        Date.parse(r.actual_time) < resumedAt,
     );
     expect(startedWhilePaused).toEqual([]);
-    expect(rows.filter((r) => !r.manual && Date.parse(r.scheduled_time) > pausedAt && Date.parse(r.scheduled_time) < resumedAt && r.status !== 'skipped')).toEqual([]);
+    expect(
+      rows.filter(
+        (r) =>
+          !r.manual &&
+          Date.parse(r.scheduled_time) > pausedAt &&
+          Date.parse(r.scheduled_time) < resumedAt &&
+          r.status !== 'skipped',
+      ),
+    ).toEqual([]);
     expect(rows.some((r) => Date.parse(r.scheduled_time) > resumedAt && r.status === 'completed')).toBe(true);
     const status = JSON.parse((await cli(['schedule', 'status', '--json'])).stdout) as { status: string };
     expect(status.status).toBe('ACTIVE');
@@ -237,11 +274,21 @@ describe('xyra errors', () => {
   // The pipeline (xyra ingest) fills this table; rows here are shaped as its contract describes.
   it('shows the latest errors rows, newest first, readable and as JSON', async () => {
     for (let i = 1; i <= 3; i++) {
-      await query(db.appUrl, `insert into errors (error_key, message, created_at) values ($1, $2, now() - make_interval(secs => $3))`, [
-        `small:${i}`,
-        JSON.stringify({ error: `transform failed for record ${i}`, kind: 'transform_failed', task_key: `small:${i}`, attempts: 1, record: { id: i } }),
-        10 - i,
-      ]);
+      await query(
+        db.appUrl,
+        `insert into errors (error_key, message, created_at) values ($1, $2, now() - make_interval(secs => $3))`,
+        [
+          `small:${i}`,
+          JSON.stringify({
+            error: `transform failed for record ${i}`,
+            kind: 'transform_failed',
+            task_key: `small:${i}`,
+            attempts: 1,
+            record: { id: i },
+          }),
+          10 - i,
+        ],
+      );
     }
     const rows = z
       .array(z.object({ error_key: z.string(), message: z.object({ error: z.string() }) }))

@@ -65,7 +65,9 @@ async function batchRuns(appUrl: string): Promise<Run[]> {
 
 /** Every slot in [from, to] has exactly one run, finished as completed or skipped; returns the slots' IDs. */
 async function expectEachSlotOnce(appUrl: string, from: Date, to: Date): Promise<string[]> {
-  const expected = new CronSchedule(CRON).slotsBetween(from, to).map((d) => `sched-evaluation-batch-${d.toISOString()}`);
+  const expected = new CronSchedule(CRON)
+    .slotsBetween(from, to)
+    .map((d) => `sched-evaluation-batch-${d.toISOString()}`);
   const runs = await batchRuns(appUrl);
   for (const id of expected) {
     const mine = runs.filter((r) => r.id === id);
@@ -93,8 +95,18 @@ describe('a Postgres outage longer than FAILOVER_AFTER', () => {
     const file = path.join(dir, 'outage.json');
     await writeDataset(file, 200, 11, 'json');
     // Chunks wait on a lock first (lock timeouts are retried): enough attempts that waiting never fails one.
-    const pipelineEnv = { PIPELINE_CHUNK_SIZE: '10', PIPELINE_CONCURRENCY: '2', PIPELINE_STEP_MAX_ATTEMPTS: '100', PIPELINE_STEP_INTERVAL_MS: '100' };
-    const env = { ...serviceEnv(appUrl, pipelineEnv), XYRA_API_URL: simulator.url, BATCH_CRON: CRON, EXECUTOR_ID: 'outage-one' };
+    const pipelineEnv = {
+      PIPELINE_CHUNK_SIZE: '10',
+      PIPELINE_CONCURRENCY: '2',
+      PIPELINE_STEP_MAX_ATTEMPTS: '100',
+      PIPELINE_STEP_INTERVAL_MS: '100',
+    };
+    const env = {
+      ...serviceEnv(appUrl, pipelineEnv),
+      XYRA_API_URL: simulator.url,
+      BATCH_CRON: CRON,
+      EXECUTOR_ID: 'outage-one',
+    };
     simulator.reset();
     const a = start(env);
     const port = await readyPort(a);
@@ -105,9 +117,21 @@ describe('a Postgres outage longer than FAILOVER_AFTER', () => {
       await holder.connect();
       await holder.query('begin');
       await holder.query('lock table tasks in access exclusive mode');
-      const waiting = runCli(['ingest', file, '--wait', '--json', '--timeout', '120'], serviceEnv(appUrl, pipelineEnv), 150_000);
+      const waiting = runCli(
+        ['ingest', file, '--wait', '--json', '--timeout', '120'],
+        serviceEnv(appUrl, pipelineEnv),
+        150_000,
+      );
       await until(
-        async () => Number((await query<{ n: string }>(sys, `select count(*) as n from dbos.workflow_status where status = 'PENDING' and workflow_uuid like 'ingest:%'`))[0]?.n) > 0,
+        async () =>
+          Number(
+            (
+              await query<{ n: string }>(
+                sys,
+                `select count(*) as n from dbos.workflow_status where status = 'PENDING' and workflow_uuid like 'ingest:%'`,
+              )
+            )[0]?.n,
+          ) > 0,
         30_000,
         'a chunk in flight',
       );
@@ -157,9 +181,13 @@ describe('a Postgres outage longer than FAILOVER_AFTER', () => {
       const windowEnd = new Date(Date.now() - 2_500);
       const ids = await expectEachSlotOnce(appUrl, windowStart, windowEnd);
       expect(ids.length).toBeGreaterThanOrEqual(Math.floor(OUTAGE_MS / 2_000));
-      expect((await batchRuns(appUrl)).find((r) => r.id === inFlight)).toMatchObject({ wf: 'SUCCESS', status: 'completed' });
+      expect((await batchRuns(appUrl)).find((r) => r.id === inFlight)).toMatchObject({
+        wf: 'SUCCESS',
+        status: 'completed',
+      });
       const perKey = new Map<string, number>();
-      for (const c of simulator.calls) perKey.set(c.idempotencyKey ?? '', (perKey.get(c.idempotencyKey ?? '') ?? 0) + 1);
+      for (const c of simulator.calls)
+        perKey.set(c.idempotencyKey ?? '', (perKey.get(c.idempotencyKey ?? '') ?? 0) + 1);
       expect(perKey.get(inFlight)).toBe(1);
       expect([...perKey].filter(([, n]) => n > 1)).toEqual([]);
 
@@ -167,7 +195,9 @@ describe('a Postgres outage longer than FAILOVER_AFTER', () => {
       expect(a.logs.filter(unreachable)).toHaveLength(1);
       expect(a.logs.filter(reachable)).toHaveLength(1);
       const noisy = a.logs.filter(
-        (l) => (l.level === 'warn' || l.level === 'error' || l.level === 'raw') && Date.parse(String(l.time ?? stoppedAt)) >= stoppedAt - 1_000 &&
+        (l) =>
+          (l.level === 'warn' || l.level === 'error' || l.level === 'raw') &&
+          Date.parse(String(l.time ?? stoppedAt)) >= stoppedAt - 1_000 &&
           /connect|terminat|ECONN|shutting down|pool/i.test(String(l.msg)),
       );
       expect(noisy.map((l) => l.msg)).toEqual([]);
@@ -230,14 +260,22 @@ describe('one replica loses its claim while the others keep theirs', () => {
     const ownUrl = await own.start();
     own.inject({ type: 'latency', ms: 1_500 });
     try {
-      const a = start({ DATABASE_URL: viaProxy.toString(), BATCH_CRON: CRON, XYRA_API_URL: ownUrl, EXECUTOR_ID: 'part-a' });
+      const a = start({
+        DATABASE_URL: viaProxy.toString(),
+        BATCH_CRON: CRON,
+        XYRA_API_URL: ownUrl,
+        EXECUTOR_ID: 'part-a',
+      });
       const b = start({ DATABASE_URL: appUrl, BATCH_CRON: CRON, XYRA_API_URL: simulator.url, EXECUTOR_ID: 'part-b' });
       const [portA] = await Promise.all([readyPort(a), readyPort(b)]);
       await until(() => own.calls.length > 0, 20_000, 'a call from A');
       proxy.cut();
       const cutAt = Date.now();
       await a.waitForLog(unreachable, 10_000);
-      const adoption = await b.waitForLog((l) => tookOver(l) || String(l.msg).startsWith('failover: executor part-a is gone'), FAILOVER_AFTER_MS + 15_000);
+      const adoption = await b.waitForLog(
+        (l) => tookOver(l) || String(l.msg).startsWith('failover: executor part-a is gone'),
+        FAILOVER_AFTER_MS + 15_000,
+      );
       expect(adoption.deadExecutorId).toBe('part-a');
       expect((await http(portA, '/readyz')).status).toBe(503);
       expect((await http(portA, '/healthz')).status).toBe(200);
@@ -250,7 +288,11 @@ describe('one replica loses its claim while the others keep theirs', () => {
       expect(own.calls.filter((c) => Date.parse(c.at) >= cutAt && Date.parse(c.at) < reopenedAt)).toEqual([]);
       const resumed = new Date(Date.now() + 500);
       // A works again: it wins some slots' races (B fires them too).
-      await until(() => own.calls.some((c) => Date.parse(c.at) >= reopenedAt), 40_000, 'a call from A after it is back');
+      await until(
+        () => own.calls.some((c) => Date.parse(c.at) >= reopenedAt),
+        40_000,
+        'a call from A after it is back',
+      );
       expect(a.child.exitCode).toBeNull();
       expect(b.child.exitCode).toBeNull();
       await Promise.all([a.stop('SIGTERM'), b.stop('SIGTERM')]);
@@ -262,7 +304,11 @@ describe('one replica loses its claim while the others keep theirs', () => {
       expect([...onB].filter(([, n]) => n > 1)).toEqual([]);
       const both = [...onA.keys()].filter((k) => onB.has(k));
       const runs = await batchRuns(appUrl);
-      for (const k of both) expect(runs.find((r) => r.id === k), k).toMatchObject({ wf: 'SUCCESS', status: 'completed' });
+      for (const k of both)
+        expect(
+          runs.find((r) => r.id === k),
+          k,
+        ).toMatchObject({ wf: 'SUCCESS', status: 'completed' });
       expect(both.every((k) => own.calls.some((c) => c.idempotencyKey === k && Date.parse(c.at) < cutAt))).toBe(true);
     } finally {
       await own.stop();
@@ -291,7 +337,11 @@ describe('one replica loses its claim while the others keep theirs', () => {
         await thief.end();
       }
       const reopenedAt = Date.parse(String((await a.waitForLog(reachable, 30_000)).time));
-      await until(() => own.calls.some((c) => Date.parse(c.at) >= reopenedAt), 40_000, 'a call from A after it is back');
+      await until(
+        () => own.calls.some((c) => Date.parse(c.at) >= reopenedAt),
+        40_000,
+        'a call from A after it is back',
+      );
       await Promise.all([a.stop('SIGTERM'), b.stop('SIGTERM')]);
       expect(own.calls.filter((c) => Date.parse(c.at) >= fencedAt && Date.parse(c.at) < reopenedAt)).toEqual([]);
       expect(b.logs.filter(tookOver)).toEqual([]);

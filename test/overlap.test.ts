@@ -35,22 +35,36 @@ function intervals(name: string): Array<{ start: number; end: number; slot: numb
     .sort((a, b) => a.start - b.start);
 }
 
-const overlapping = (xs: Array<{ start: number; end: number }>) => xs.slice(1).filter((x, i) => x.start < xs[i]!.end - 50).length;
+const overlapping = (xs: Array<{ start: number; end: number }>) =>
+  xs.slice(1).filter((x, i) => x.start < xs[i]!.end - 50).length;
 
 describe('overlap policies', () => {
   it('skip, buffer_one and allow_all behave as the contract says when a slow API makes runs overlap', async () => {
     const appUrl = await createTestDatabase('overlap');
-    const env = { DATABASE_URL: appUrl, XYRA_API_URL: simulator.url, BATCH_CRON: '0 0 1 1 *', EXECUTOR_ID: 'overlap-1' };
+    const env = {
+      DATABASE_URL: appUrl,
+      XYRA_API_URL: simulator.url,
+      BATCH_CRON: '0 0 1 1 *',
+      EXECUTOR_ID: 'overlap-1',
+    };
     service = startServiceProcess(env);
     await service.waitForLog(isReady, 60_000);
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'xyra-overlap-')), 'overlap.json');
-    const schedules = ['skip', 'buffer_one', 'allow_all'].map((overlap) => ({ name: overlap.replace('_', '-'), cron: '* * * * * *', overlap, payload: { policy: overlap } }));
+    const schedules = ['skip', 'buffer_one', 'allow_all'].map((overlap) => ({
+      name: overlap.replace('_', '-'),
+      cron: '* * * * * *',
+      overlap,
+      payload: { policy: overlap },
+    }));
     writeFileSync(file, JSON.stringify({ schedules }));
     simulator.inject({ type: 'latency', ms: LATENCY_MS }); // before the first slot: every run is slow
     const applied = await runCli(['schedule', 'apply', file], env);
     expect(applied.code, applied.stderr).toBe(0);
     const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline && (intervals('skip').length < 3 || intervals('buffer-one').length < 4 || intervals('allow-all').length < 6)) {
+    while (
+      Date.now() < deadline &&
+      (intervals('skip').length < 3 || intervals('buffer-one').length < 4 || intervals('allow-all').length < 6)
+    ) {
       await new Promise((r) => setTimeout(r, 200));
     }
     await service.stop('SIGKILL'); // calls already made are on the simulator's record

@@ -33,7 +33,13 @@ interface EventRow {
 describe('schedule pause / resume', () => {
   it('calls the API for no slot inside a 10 s pause, records the note, and continues with the next slot', async () => {
     const appUrl = await createTestDatabase('pause');
-    const env = { DATABASE_URL: appUrl, XYRA_API_URL: simulator.url, BATCH_CRON: CRON, BATCH_CATCH_UP: 'all', EXECUTOR_ID: 'pause-1' };
+    const env = {
+      DATABASE_URL: appUrl,
+      XYRA_API_URL: simulator.url,
+      BATCH_CRON: CRON,
+      BATCH_CATCH_UP: 'all',
+      EXECUTOR_ID: 'pause-1',
+    };
     service = startServiceProcess(env);
     await service.waitForLog(isReady, 60_000);
     await service.waitForLog((l) => l.msg === 'batch completed', 20_000);
@@ -45,7 +51,10 @@ describe('schedule pause / resume', () => {
     const resumed = await runCli(['schedule', 'resume'], env);
     expect(resumed.code).toBe(0);
 
-    const events = await query<EventRow>(appUrl, `select kind, at, note, details from schedule_events where kind in ('paused', 'resumed') order by at`);
+    const events = await query<EventRow>(
+      appUrl,
+      `select kind, at, note, details from schedule_events where kind in ('paused', 'resumed') order by at`,
+    );
     expect(events.map((e) => e.kind)).toEqual(['paused', 'resumed']);
     const [pause, resume] = events as [EventRow, EventRow];
     expect(pause.note).toBe('vendor maintenance');
@@ -54,7 +63,10 @@ describe('schedule pause / resume', () => {
 
     // After resume: DBOS's loop restarts (and would backfill from last_fired_at), the next slots run.
     const resumedAt = resume.at.getTime();
-    await service.waitForLog((l) => l.msg === 'batch completed' && Date.parse(String(l.scheduledTime)) > resumedAt + 6_000, 30_000);
+    await service.waitForLog(
+      (l) => l.msg === 'batch completed' && Date.parse(String(l.scheduledTime)) > resumedAt + 6_000,
+      30_000,
+    );
     await service.stop('SIGTERM');
     service = undefined;
 

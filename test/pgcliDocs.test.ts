@@ -24,7 +24,8 @@ function docQueries(): DocQuery[] {
     }
     const sql = m[2] ?? '';
     const db = /^-- database: (system|app)$/m.exec(sql)?.[1];
-    if (db !== 'system' && db !== 'app') throw new Error(`SQL block under "${heading}" lacks "-- database: system|app"`);
+    if (db !== 'system' && db !== 'app')
+      throw new Error(`SQL block under "${heading}" lacks "-- database: system|app"`);
     out.push({ database: db, sql, heading });
   }
   return out;
@@ -53,11 +54,14 @@ describe('docs/pgcli.md', () => {
     expect(queries.filter((q) => q.database === 'app').length).toBeGreaterThanOrEqual(2);
   });
 
-  it.each(queries.map((q, i) => [i + 1, q.heading, q] as const))('query %i (%s) runs and returns rows', async (_i, _h, q) => {
-    const rows = await query(q.database === 'system' ? db.systemUrl : db.appUrl, q.sql);
-    // Blocks marked "(empty when ...)" / "(empty until ...)" may legitimately return nothing.
-    if (!/^-- \(empty (when|until) /m.test(q.sql)) expect(rows.length).toBeGreaterThan(0);
-  });
+  it.each(queries.map((q, i) => [i + 1, q.heading, q] as const))(
+    'query %i (%s) runs and returns rows',
+    async (_i, _h, q) => {
+      const rows = await query(q.database === 'system' ? db.systemUrl : db.appUrl, q.sql);
+      // Blocks marked "(empty when ...)" / "(empty until ...)" may legitimately return nothing.
+      if (!/^-- \(empty (when|until) /m.test(q.sql)) expect(rows.length).toBeGreaterThan(0);
+    },
+  );
 
   it('the view agrees with the raw tables on status and counts', async () => {
     const view = await query<{ workflow_id: string; status: string; processed: number }>(
@@ -76,6 +80,8 @@ describe('docs/pgcli.md', () => {
   it('installing the views again (every service start) is idempotent', async () => {
     await installOpsViews(db.systemUrl);
     await installOpsViews(db.systemUrl);
-    expect((await query(db.systemUrl, 'select count(*)::int as n from xyra.batch_runs'))[0]).toMatchObject({ n: expect.any(Number) });
+    expect((await query(db.systemUrl, 'select count(*)::int as n from xyra.batch_runs'))[0]).toMatchObject({
+      n: expect.any(Number),
+    });
   });
 });

@@ -45,10 +45,16 @@ function deep(depth: number, leaf: unknown): unknown {
 /** One record's text; `ndjson` allows texts that are not JSON at all. */
 function randomRecordText(rand: () => number, ndjson: boolean): string {
   const r = rand();
-  const pick = <T,>(xs: T[]): T => xs[Math.floor(rand() * xs.length)] as T;
+  const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)] as T;
   const numeric = 1 + Math.floor(rand() * 60);
   const id = rand() < 0.3 ? String(numeric) : numeric; // 5 and "5" are the same id
-  if (r < 0.45) return JSON.stringify({ id, title: `task ${numeric} ${pick(['alpha', 'Beta', 'ça'])}`, tags: [pick(['a', 'b'])], n: numeric });
+  if (r < 0.45)
+    return JSON.stringify({
+      id,
+      title: `task ${numeric} ${pick(['alpha', 'Beta', 'ça'])}`,
+      tags: [pick(['a', 'b'])],
+      n: numeric,
+    });
   if (r < 0.55) return JSON.stringify({ id: `s-${Math.floor(rand() * 20)}`, title: null, note: 'null title' });
   if (r < 0.65) return JSON.stringify({ title: `no id ${Math.floor(rand() * 5)}`, body: 'same text twice is fine' });
   if (r < 0.7) return JSON.stringify(pick<unknown>([42, 'a string', [1, 2], null, true]));
@@ -70,7 +76,10 @@ async function writeCase(i: number, rand: () => number): Promise<Case> {
   const ndjson = i % 3 !== 2;
   const count = 200 + Math.floor(rand() * 150);
   // The first record must parse: a file whose first element is not JSON is rejected as a whole (not this test's subject).
-  const texts = [JSON.stringify({ id: 'first', title: 'first' }), ...Array.from({ length: count }, () => randomRecordText(rand, ndjson))];
+  const texts = [
+    JSON.stringify({ id: 'first', title: 'first' }),
+    ...Array.from({ length: count }, () => randomRecordText(rand, ndjson)),
+  ];
   const name = `inv${i}.s${SEED}`;
   const file = path.join(dir, `${name}.${ndjson ? 'ndjson' : 'json'}`);
   await fs.writeFile(file, ndjson ? `${texts.join('\n')}\n` : `[\n${texts.join(',\n')}\n]\n`);
@@ -80,7 +89,8 @@ async function writeCase(i: number, rand: () => number): Promise<Case> {
 function upperDeep(v: unknown): unknown {
   if (typeof v === 'string') return v.toUpperCase();
   if (Array.isArray(v)) return v.map(upperDeep);
-  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, upperDeep(x)]));
+  if (v !== null && typeof v === 'object')
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, upperDeep(x)]));
   return v;
 }
 
@@ -106,7 +116,12 @@ function expectedOutcomes(c: Case): Map<string, Outcome> {
     }
     const isObject = value !== null && typeof value === 'object' && !Array.isArray(value);
     const rawId = isObject ? (value as Record<string, unknown>).id : undefined;
-    const id = typeof rawId === 'number' ? String(rawId) : typeof rawId === 'string' && !rawId.includes('\u0000') ? rawId : undefined;
+    const id =
+      typeof rawId === 'number'
+        ? String(rawId)
+        : typeof rawId === 'string' && !rawId.includes('\u0000')
+          ? rawId
+          : undefined;
     const key = id === undefined ? `${c.name}#${position}` : `${c.name}:${id}`;
     const at = `${key}|${position}`;
     if (id !== undefined && firstOf.has(id)) return out.set(at, { kind: 'duplicate_id' });
@@ -123,17 +138,20 @@ function expectedOutcomes(c: Case): Map<string, Outcome> {
 
 /** What the tables hold, in the same shape: tasks by key (their first occurrence's position), errors by key and position. */
 async function actualOutcomes(appUrl: string, c: Case, expected: Map<string, Outcome>): Promise<Map<string, Outcome>> {
-  const positionOfTask = new Map([...expected.entries()].filter(([, o]) => o.kind === 'task').map(([k]) => [k.split('|')[0], k]));
+  const positionOfTask = new Map(
+    [...expected.entries()].filter(([, o]) => o.kind === 'task').map(([k]) => [k.split('|')[0], k]),
+  );
   const out = new Map<string, Outcome>();
   const tasks = await query<{ task_key: string; title: string | null; data: unknown }>(
     appUrl,
     `select task_key, title, data from tasks where starts_with(task_key, $1 || ':') or starts_with(task_key, $1 || '#')`,
     [c.name],
   );
-  for (const t of tasks) out.set(positionOfTask.get(t.task_key) ?? `${t.task_key}|?`, { kind: 'task', title: t.title, data: t.data });
+  for (const t of tasks)
+    out.set(positionOfTask.get(t.task_key) ?? `${t.task_key}|?`, { kind: 'task', title: t.title, data: t.data });
   const errors = await query<{ message: { task_key: string; position: number; kind: string } }>(
     appUrl,
-    'select message from errors where starts_with(error_key, $1 || \'@\')',
+    "select message from errors where starts_with(error_key, $1 || '@')",
     [c.name],
   );
   for (const e of errors) {
@@ -174,7 +192,13 @@ function expectAccounted(accounting: Accounting[], cases: Case[], expected: Map<
     const byKind = countKinds(want);
     expect(a.records).toBe(cases[i]?.texts.length);
     expect(a.tasks + a.errors.total).toBe(a.records);
-    expect({ tasks: a.tasks, byKind: a.errors.by_kind, noOutcome: a.noOutcome, failed: a.failedChunks, cancelled: a.cancelledChunks }).toEqual({
+    expect({
+      tasks: a.tasks,
+      byKind: a.errors.by_kind,
+      noOutcome: a.noOutcome,
+      failed: a.failedChunks,
+      cancelled: a.cancelledChunks,
+    }).toEqual({
       tasks: [...want.values()].filter((o) => o.kind === 'task').length,
       byKind,
       noOutcome: 0,
@@ -190,7 +214,10 @@ it(`random datasets (seed ${SEED}): SIGKILL mid-work at a random point, restart,
   for (let i = 0; i < CASES; i++) cases.push(await writeCase(i, rand));
   const expected = cases.map(expectedOutcomes);
   // The generated data must exercise every kind, or the test proves less than it says.
-  const allKinds = expected.reduce((acc, m) => ({ ...acc, ...Object.fromEntries(Object.entries(countKinds(m)).filter(([, n]) => n > 0)) }), {});
+  const allKinds = expected.reduce(
+    (acc, m) => ({ ...acc, ...Object.fromEntries(Object.entries(countKinds(m)).filter(([, n]) => n > 0)) }),
+    {},
+  );
   expect(Object.keys(allKinds).sort()).toEqual(['duplicate_id', 'invalid_record', 'transform_failed']);
 
   // Run A: chunk size 7, concurrency 3, killed at a seeded random moment.
@@ -202,7 +229,11 @@ it(`random datasets (seed ${SEED}): SIGKILL mid-work at a random point, restart,
   // Kill once a seeded random number of records (up to half of them) have their outcome: always mid-work.
   const total = cases.reduce((n, c) => n + c.texts.length, 0);
   const killAt = 1 + Math.floor(rand() * (total / 2));
-  const outcomes = async () => Number((await query<{ n: string }>(appA, 'select (select count(*) from tasks) + (select count(*) from errors) as n'))[0]?.n);
+  const outcomes = async () =>
+    Number(
+      (await query<{ n: string }>(appA, 'select (select count(*) from tasks) + (select count(*) from errors) as n'))[0]
+        ?.n,
+    );
   const deadline = Date.now() + 30_000;
   while ((await outcomes()) < killAt && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   await first.stop('SIGKILL');
@@ -216,7 +247,13 @@ it(`random datasets (seed ${SEED}): SIGKILL mid-work at a random point, restart,
 
   // Run B: another chunk size and concurrency, no kill.
   const appB = await createTestDatabase('invariant_b');
-  running.push(await startPipelineService(appB, { EXECUTOR_ID: 'invariant-b', PIPELINE_CONCURRENCY: '2', PIPELINE_FAIL_IDS: FAIL_ID }));
+  running.push(
+    await startPipelineService(appB, {
+      EXECUTOR_ID: 'invariant-b',
+      PIPELINE_CONCURRENCY: '2',
+      PIPELINE_FAIL_IDS: FAIL_ID,
+    }),
+  );
   const accountingB = await ingestAll(appB, cases, 13, true);
   expectAccounted(accountingB, cases, expected);
 

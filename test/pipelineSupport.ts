@@ -20,7 +20,10 @@ export function serviceEnv(appUrl: string, extra: Record<string, string> = {}): 
   };
 }
 
-export async function startPipelineService(appUrl: string, extra: Record<string, string> = {}): Promise<ServiceProcess> {
+export async function startPipelineService(
+  appUrl: string,
+  extra: Record<string, string> = {},
+): Promise<ServiceProcess> {
   const service = startServiceProcess(serviceEnv(appUrl, extra));
   await service.waitForLog(isReady, 60_000);
   return service;
@@ -90,7 +93,10 @@ export async function stagedRecords(appUrl: string, dataset: string): Promise<nu
   );
   let total: number | null = null;
   for (const i of ingestions.filter((r) => r.present)) {
-    const [row] = await query<{ n: string }>(appUrl, `select count(*) as n from xyra_staging.ingestion_${Number(i.id)}`);
+    const [row] = await query<{ n: string }>(
+      appUrl,
+      `select count(*) as n from xyra_staging.ingestion_${Number(i.id)}`,
+    );
     total = (total ?? 0) + Number(row?.n);
   }
   return total;

@@ -57,7 +57,13 @@ describe('DispatchSpeed', () => {
 
   it('never polls fast when the idle interval is already the fast one', async () => {
     const applied: number[] = [];
-    const speed = new DispatchSpeed({ idleMs: 50, busyMs: 50, recheckMs: 2_000, hasBacklog: async () => true, apply: async (ms) => void applied.push(ms) });
+    const speed = new DispatchSpeed({
+      idleMs: 50,
+      busyMs: 50,
+      recheckMs: 2_000,
+      hasBacklog: async () => true,
+      apply: async (ms) => void applied.push(ms),
+    });
     await speed.check();
     expect(applied).toEqual([50]);
     speed.stop();

@@ -46,7 +46,10 @@ describe('the logger scrubs secrets inside logged objects and errors', () => {
     logger.info({ url: 'http://otel-user:otlpPassw0rd-55@collector:4318/v1/metrics' }, 'exporting metrics');
     registerUrlSecrets('https://api.example/v1?api_token=QueryT0ken-abcdef12');
     registerUrlSecrets('postgres://xyra:DbPassw0rd-77aa@db:5432/xyra');
-    logger.warn({ err: 'password authentication failed for password DbPassw0rd-77aa' }, 'pool error: token QueryT0ken-abcdef12');
+    logger.warn(
+      { err: 'password authentication failed for password DbPassw0rd-77aa' },
+      'pool error: token QueryT0ken-abcdef12',
+    );
     const out = text();
     expect(out).toContain('http://otel-user:[REDACTED]@collector:4318/v1/metrics');
     expect(out).not.toMatch(/otlpPassw0rd-55|DbPassw0rd-77aa|QueryT0ken-abcdef12/);
@@ -67,7 +70,9 @@ describe('terminal output', () => {
   it('shows control characters (escape sequences, bidi overrides) as ? in tables and one-line text', () => {
     const hostile = 'ok\u001b[2J\u001b]0;pwned\u0007\u009b31m\u202eevil';
     expect(oneLine(hostile)).toBe('ok?[2J?]0;pwned??31m?evil');
-    expect(renderTable(['key', 'error'], [[`ds:${hostile}`, hostile]]).join('\n')).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/);
+    expect(renderTable(['key', 'error'], [[`ds:${hostile}`, hostile]]).join('\n')).not.toMatch(
+      /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/,
+    );
   });
 });
 
@@ -82,7 +87,9 @@ describe('/api/runs errors', () => {
       const shown = publicRunError(error);
       expect(shown).toBe('the workflow failed (Error); details: xyra history --json');
     }
-    expect(publicRunError('HTTP 400: bad request (gave up after 1 attempts)')).toBe('HTTP 400: bad request (gave up after 1 attempts)');
+    expect(publicRunError('HTTP 400: bad request (gave up after 1 attempts)')).toBe(
+      'HTTP 400: bad request (gave up after 1 attempts)',
+    );
     expect(publicRunError(null)).toBeNull();
   });
 });

@@ -27,7 +27,11 @@ async function rowsPerTable(sysUrl: string, ids: string[]): Promise<Record<strin
   const counts: Record<string, number> = {};
   for (const table of WORKFLOW_TABLES) {
     const column = table === 'notifications' ? 'destination_uuid' : 'workflow_uuid';
-    const [row] = await query<{ n: string }>(sysUrl, `select count(*) as n from dbos.${table} where ${column} = any($1)`, [ids]);
+    const [row] = await query<{ n: string }>(
+      sysUrl,
+      `select count(*) as n from dbos.${table} where ${column} = any($1)`,
+      [ids],
+    );
     counts[table] = Number(row!.n);
   }
   return counts;
@@ -61,7 +65,12 @@ it('deletes finished runs and chunks older than HISTORY_RETENTION, keeps ENQUEUE
   const retention = { HISTORY_RETENTION: '5s' };
   const common = { EXECUTOR_ID: 'retention-test', BATCH_CRON: '*/2 * * * * *', PIPELINE_FAIL_IDS: '5,6' };
   const scheduleOf = async () =>
-    (await query<{ schedule: string }>(sysUrl, `select schedule from dbos.workflow_schedules where schedule_name = 'history-retention'`))[0]?.schedule;
+    (
+      await query<{ schedule: string }>(
+        sysUrl,
+        `select schedule from dbos.workflow_schedules where schedule_name = 'history-retention'`,
+      )
+    )[0]?.schedule;
 
   // First a retention of an hour: history accumulates and nothing is pruned while we take stock.
   const first = await startPipelineService(appUrl, { ...common, HISTORY_RETENTION: '1h' });
@@ -72,7 +81,12 @@ it('deletes finished runs and chunks older than HISTORY_RETENTION, keeps ENQUEUE
     const client = await DBOSClient.create({ systemDatabaseUrl: sysUrl, applicationName: APP_NAME });
     try {
       await client.enqueue(
-        { queueName: 'parked-by-retention-test', workflowName: 'processChunk', workflowClassName: 'TaskPipeline', workflowID: 'parked-chunk' },
+        {
+          queueName: 'parked-by-retention-test',
+          workflowName: 'processChunk',
+          workflowClassName: 'TaskPipeline',
+          workflowID: 'parked-chunk',
+        },
         { parked: true },
       );
     } finally {
@@ -82,10 +96,17 @@ it('deletes finished runs and chunks older than HISTORY_RETENTION, keeps ENQUEUE
     expect(ingested.code, ingested.stderr).toBe(0);
     rowsBefore = await rowCounts(appUrl);
     expect(rowsBefore).toEqual({ tasks: 98, errors: 2 });
-    await until('two finished batch runs', async () => {
-      const [r] = await query<{ n: string }>(sysUrl, `select count(*) as n from dbos.workflow_status where workflow_uuid like 'sched-evaluation-batch-%' and status = 'SUCCESS'`);
-      return Number(r!.n) >= 2;
-    }, 30_000);
+    await until(
+      'two finished batch runs',
+      async () => {
+        const [r] = await query<{ n: string }>(
+          sysUrl,
+          `select count(*) as n from dbos.workflow_status where workflow_uuid like 'sched-evaluation-batch-%' and status = 'SUCCESS'`,
+        );
+        return Number(r!.n) >= 2;
+      },
+      30_000,
+    );
   } finally {
     expect(await first.stop('SIGTERM')).toBe(0);
   }
@@ -100,14 +121,25 @@ it('deletes finished runs and chunks older than HISTORY_RETENTION, keeps ENQUEUE
   ).map((r) => r.id);
   expect(doomed.filter((id) => id.startsWith('ingest:')).length).toBe(4);
   const before = await rowsPerTable(sysUrl, doomed);
-  for (const table of ['workflow_status', 'workflow_input', 'workflow_output', 'operation_outputs', 'workflow_events', 'workflow_events_history']) {
+  for (const table of [
+    'workflow_status',
+    'workflow_input',
+    'workflow_output',
+    'operation_outputs',
+    'workflow_events',
+    'workflow_events_history',
+  ]) {
     expect(before[table], table).toBeGreaterThan(0);
   }
 
   const service = await startPipelineService(appUrl, { ...common, ...retention });
   try {
     expect(await scheduleOf()).toBe('*/1 * * * * *'); // 5 s ÷ 4 → every second
-    await until('the cleanup to delete them', async () => (await rowsPerTable(sysUrl, doomed)).workflow_status === 0, 30_000);
+    await until(
+      'the cleanup to delete them',
+      async () => (await rowsPerTable(sysUrl, doomed)).workflow_status === 0,
+      30_000,
+    );
     expect(await rowsPerTable(sysUrl, doomed)).toEqual(Object.fromEntries(WORKFLOW_TABLES.map((t) => [t, 0])));
     await service.waitForLog((l) => l.msg === 'history pruned', 5_000);
 
@@ -128,7 +160,9 @@ it('deletes finished runs and chunks older than HISTORY_RETENTION, keeps ENQUEUE
     expect(runs.filter((r) => doomed.includes(r.workflow_id))).toEqual([]);
     const long = await runCli(['stats', '--since', '1h', '--json'], cliEnv);
     expect(long.code, long.stderr).toBe(0);
-    const longStats = z.object({ runs: z.number(), pruned_before: z.string().nullable() }).parse(JSON.parse(long.stdout));
+    const longStats = z
+      .object({ runs: z.number(), pruned_before: z.string().nullable() })
+      .parse(JSON.parse(long.stdout));
     expect(longStats.pruned_before).not.toBeNull();
     expect(longStats.runs).toBe(runs.length);
     const text = await runCli(['stats', '--since', '1h'], cliEnv);

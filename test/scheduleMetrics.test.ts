@@ -24,7 +24,10 @@ let server: http.Server;
 let url = '';
 
 beforeEach(async () => {
-  const config = loadConfig({ DATABASE_URL: 'postgres://unused@127.0.0.1/unused', OTEL_METRICS_EXPORTER: 'prometheus' });
+  const config = loadConfig({
+    DATABASE_URL: 'postgres://unused@127.0.0.1/unused',
+    OTEL_METRICS_EXPORTER: 'prometheus',
+  });
   telemetry = startTelemetry(config, createLogger('silent'), 'test');
   const handler = telemetry.metricsHandler!;
   server = http.createServer((req, res) => handler(req, res));
@@ -57,7 +60,7 @@ async function samples(name: string): Promise<Record<string, number>> {
 const at = (iso: string) => new Date(iso);
 const sec = (iso: string) => Date.parse(iso) / 1000;
 
-it('counts runs by schedule and status, and skips by schedule and reason (the API\'s own skip is `api`); skip counters start at 0', async () => {
+it("counts runs by schedule and status, and skips by schedule and reason (the API's own skip is `api`); skip counters start at 0", async () => {
   initScheduleMetrics('nightly');
   recordBatchRun('nightly', 'completed', at('2026-01-01T00:00:00Z'));
   recordBatchRun('nightly', 'skipped', at('2026-01-02T00:00:00Z'), 'missed');

@@ -15,7 +15,10 @@ describe('xyra schedule next', () => {
   it('lists the New York slots across both 2026 changes as JSON', async () => {
     const results = await Promise.all(
       NEW_YORK_2026_CASES.map((c) =>
-        runCli(['schedule', 'next', '--count', String(c.slots.length), '--from', c.from, '--json'], env(c.cron, 'America/New_York')),
+        runCli(
+          ['schedule', 'next', '--count', String(c.slots.length), '--from', c.from, '--json'],
+          env(c.cron, 'America/New_York'),
+        ),
       ),
     );
     results.forEach((r, i) => {
@@ -26,7 +29,10 @@ describe('xyra schedule next', () => {
   });
 
   it('prints a table with local times by default and defaults to 5 slots', async () => {
-    const r = await runCli(['schedule', 'next', '--from', '2026-03-08T06:00:00Z'], env('30 2 * * *', 'America/New_York'));
+    const r = await runCli(
+      ['schedule', 'next', '--from', '2026-03-08T06:00:00Z'],
+      env('30 2 * * *', 'America/New_York'),
+    );
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(6);

@@ -32,7 +32,13 @@ const statusSchema = z.object({
   lag_ms: z.object({ runs: z.number(), p50: z.number(), p95: z.number(), max: z.number() }),
   last_missed_summary: z.object({ details: z.object({ count: z.number() }) }).nullable(),
 });
-const runSchema = z.object({ workflow_id: z.string(), status: z.string(), scheduled_time: z.string(), manual: z.boolean(), delay_ms: z.number().nullable() });
+const runSchema = z.object({
+  workflow_id: z.string(),
+  status: z.string(),
+  scheduled_time: z.string(),
+  manual: z.boolean(),
+  delay_ms: z.number().nullable(),
+});
 
 async function cliJson(args: string[]): Promise<unknown> {
   const r = await runCli(args, env);
@@ -45,7 +51,13 @@ let runsOnly: Array<z.infer<typeof runSchema>> = [];
 beforeAll(async () => {
   const apiUrl = await simulator.start();
   appUrl = await createTestDatabase('schedstatus');
-  env = { DATABASE_URL: appUrl, XYRA_API_URL: apiUrl, BATCH_CRON: CRON, EXECUTOR_ID: 'schedstatus', SHUTDOWN_TIMEOUT_MS: '5000' };
+  env = {
+    DATABASE_URL: appUrl,
+    XYRA_API_URL: apiUrl,
+    BATCH_CRON: CRON,
+    EXECUTOR_ID: 'schedstatus',
+    SHUTDOWN_TIMEOUT_MS: '5000',
+  };
   const service = startServiceProcess(env);
   await service.waitForLog(isReady, 30_000);
   let completed = 0;
@@ -55,12 +67,30 @@ beforeAll(async () => {
   await db.connect();
   try {
     const at = (msAgo: number) => new Date(Date.now() - msAgo);
-    await recordScheduleEvent(db, { scheduleName: 'evaluation-batch', kind: 'paused', note: 'deploy freeze', details: { by: 'operator' }, at: at(3_000) });
-    resumedAt = (await recordScheduleEvent(db, { scheduleName: 'evaluation-batch', kind: 'resumed', details: { by: 'operator' }, at: at(2_000) })).at;
+    await recordScheduleEvent(db, {
+      scheduleName: 'evaluation-batch',
+      kind: 'paused',
+      note: 'deploy freeze',
+      details: { by: 'operator' },
+      at: at(3_000),
+    });
+    resumedAt = (
+      await recordScheduleEvent(db, {
+        scheduleName: 'evaluation-batch',
+        kind: 'resumed',
+        details: { by: 'operator' },
+        at: at(2_000),
+      })
+    ).at;
     await recordScheduleEvent(db, {
       scheduleName: 'evaluation-batch',
       kind: 'missed_summary',
-      details: { count: 1234, first_slot: '2026-11-20T00:00:00.000Z', last_slot: '2026-11-21T00:00:00.000Z', window_ms: 86_400_000 },
+      details: {
+        count: 1234,
+        first_slot: '2026-11-20T00:00:00.000Z',
+        last_slot: '2026-11-21T00:00:00.000Z',
+        window_ms: 86_400_000,
+      },
       at: at(1_000),
     });
   } finally {
@@ -78,13 +108,26 @@ it('status --json: cron, zone, state, the next 5 slots, last run, failures and l
   const status = statusSchema.parse(raw);
   const runs = z.array(runSchema).parse(await cliJson(['history', '--json', '--limit', '100']));
   runsOnly = runs;
-  expect(status).toMatchObject({ name: 'evaluation-batch', cron: CRON, timezone: 'UTC', status: 'ACTIVE', paused_reason: null, resumed_at: resumedAt });
+  expect(status).toMatchObject({
+    name: 'evaluation-batch',
+    cron: CRON,
+    timezone: 'UTC',
+    status: 'ACTIVE',
+    paused_reason: null,
+    resumed_at: resumedAt,
+  });
   // The next 5 slots of the cron after the moment of the call.
   const cron = new CronSchedule(CRON);
-  expect(status.next_slots).toEqual(cron.nextSlots(new Date(Date.parse(status.next_slots[0]!) - 1), 5).map((d) => d.toISOString()));
+  expect(status.next_slots).toEqual(
+    cron.nextSlots(new Date(Date.parse(status.next_slots[0]!) - 1), 5).map((d) => d.toISOString()),
+  );
   expect(Date.parse(status.next_slots[0]!)).toBeGreaterThan(before);
   expect(Date.parse(status.next_slots[0]!) - before).toBeLessThanOrEqual(30_000);
-  expect(status.last_run).toMatchObject({ workflow_id: runs[0]!.workflow_id, status: runs[0]!.status, scheduled_time: runs[0]!.scheduled_time });
+  expect(status.last_run).toMatchObject({
+    workflow_id: runs[0]!.workflow_id,
+    status: runs[0]!.status,
+    scheduled_time: runs[0]!.scheduled_time,
+  });
   expect(status.consecutive_failures).toBe(0);
   const delays = runs.filter((r) => !r.manual && r.delay_ms !== null).map((r) => r.delay_ms!);
   expect(status.lag_ms.runs).toBe(delays.length);
@@ -98,7 +141,11 @@ it('status --json: cron, zone, state, the next 5 slots, last run, failures and l
   await Promise.all([sys.connect(), db.connect()]);
   try {
     const direct = await scheduleStatus(sys, db, loadConfig({ ...env }));
-    expect({ ...direct, next_slots: [], next_slot: null }).toEqual({ ...(raw as object), next_slots: [], next_slot: null });
+    expect({ ...direct, next_slots: [], next_slot: null }).toEqual({
+      ...(raw as object),
+      next_slots: [],
+      next_slot: null,
+    });
   } finally {
     await Promise.all([sys.end(), db.end()]);
   }
@@ -116,9 +163,19 @@ it('history shows pauses, resumes and missed-slot summaries among the runs; --js
   expect(runsOnly.every((r) => !('type' in r) && r.workflow_id.startsWith('sched-evaluation-batch-'))).toBe(true);
 
   const entries = z
-    .array(z.union([z.object({ type: z.literal('run'), scheduled_time: z.string() }), z.object({ type: z.literal('schedule_event'), kind: z.string(), at: z.string() })]))
+    .array(
+      z.union([
+        z.object({ type: z.literal('run'), scheduled_time: z.string() }),
+        z.object({ type: z.literal('schedule_event'), kind: z.string(), at: z.string() }),
+      ]),
+    )
     .parse(await cliJson(['history', '--json', '--events']));
-  expect(entries.filter((e) => e.type === 'schedule_event').map((e) => (e as { kind: string }).kind)).toEqual(['missed_summary', 'resumed', 'paused', 'created']); // created: the BATCH_* declaration at start-up
+  expect(entries.filter((e) => e.type === 'schedule_event').map((e) => (e as { kind: string }).kind)).toEqual([
+    'missed_summary',
+    'resumed',
+    'paused',
+    'created',
+  ]); // created: the BATCH_* declaration at start-up
   const times = entries.map((e) => Date.parse(e.type === 'run' ? e.scheduled_time : e.at));
   expect(times).toEqual([...times].sort((a, b) => b - a));
   expect(entries.filter((e) => e.type === 'run')).toHaveLength(runsOnly.length);
@@ -127,16 +184,32 @@ it('history shows pauses, resumes and missed-slot summaries among the runs; --js
   const lines = stdout.trimEnd().split('\n');
   const kindAt = (kind: string) => lines.findIndex((l) => l.includes(`[${kind}]`));
   expect(lines[kindAt('paused')]).toMatch(/deploy freeze \(by operator\)/);
-  expect(lines[kindAt('missed_summary')]).toMatch(/1234 slots 2026-11-20T00:00:00.000Z → 2026-11-21T00:00:00.000Z not run/);
+  expect(lines[kindAt('missed_summary')]).toMatch(
+    /1234 slots 2026-11-20T00:00:00.000Z → 2026-11-21T00:00:00.000Z not run/,
+  );
   expect(kindAt('missed_summary')).toBeLessThan(kindAt('resumed'));
   expect(kindAt('resumed')).toBeLessThan(kindAt('paused'));
 });
 
 it('stats reports the missed-slot summaries of the window (count and range)', async () => {
   const stats = z
-    .object({ missed_summary: z.object({ records: z.number(), slots: z.number(), first_slot: z.string(), last_slot: z.string() }) })
+    .object({
+      missed_summary: z.object({
+        records: z.number(),
+        slots: z.number(),
+        first_slot: z.string(),
+        last_slot: z.string(),
+      }),
+    })
     .parse(await cliJson(['stats', '--since', '1h', '--json']));
-  expect(stats.missed_summary).toEqual({ records: 1, slots: 1234, first_slot: '2026-11-20T00:00:00.000Z', last_slot: '2026-11-21T00:00:00.000Z' });
+  expect(stats.missed_summary).toEqual({
+    records: 1,
+    slots: 1234,
+    first_slot: '2026-11-20T00:00:00.000Z',
+    last_slot: '2026-11-21T00:00:00.000Z',
+  });
   const { stdout } = await runCli(['stats', '--since', '1h'], env);
-  expect(stdout).toMatch(/long outages\s+1234 slots 2026-11-20 00:00:00Z → 2026-11-21 00:00:00Z older than the catch-up window, not run \(1 summaries\)/);
+  expect(stdout).toMatch(
+    /long outages\s+1234 slots 2026-11-20 00:00:00Z → 2026-11-21 00:00:00Z older than the catch-up window, not run \(1 summaries\)/,
+  );
 });

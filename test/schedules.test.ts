@@ -31,8 +31,15 @@ interface Call {
 function callsOf(name: string): Call[] {
   const prefix = `sched-${name}-`;
   return simulator.calls
-    .filter((c: RecordedCall) => c.idempotencyKey?.startsWith(prefix) && /^\d{4}-/.test(c.idempotencyKey.slice(prefix.length)))
-    .map((c) => ({ schedule: name, slot: Date.parse(c.idempotencyKey!.slice(prefix.length)), body: c.body as Record<string, unknown> }));
+    .filter(
+      (c: RecordedCall) =>
+        c.idempotencyKey?.startsWith(prefix) && /^\d{4}-/.test(c.idempotencyKey.slice(prefix.length)),
+    )
+    .map((c) => ({
+      schedule: name,
+      slot: Date.parse(c.idempotencyKey!.slice(prefix.length)),
+      body: c.body as Record<string, unknown>,
+    }));
 }
 
 async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -47,7 +54,13 @@ interface EventRow {
   schedule_name: string;
   kind: string;
   at: Date;
-  details: { before: Record<string, unknown> | null; after: Record<string, unknown> | null; version: number; effective_from: string | null; by: string };
+  details: {
+    before: Record<string, unknown> | null;
+    after: Record<string, unknown> | null;
+    version: number;
+    effective_from: string | null;
+    by: string;
+  };
 }
 
 describe('schedules as data on two replicas', () => {
@@ -61,32 +74,72 @@ describe('schedules as data on two replicas', () => {
     services.push(startServiceProcess({ ...base, EXECUTOR_ID: 'sched-r2' }));
     await services[1]!.waitForLog(isReady, 60_000);
 
-    const created = await runCli(['schedule', 'create', 'fast', '--cron', '*/2 * * * * *', '--payload', '{"suite":"fast"}', '--json'], env);
+    const created = await runCli(
+      ['schedule', 'create', 'fast', '--cron', '*/2 * * * * *', '--payload', '{"suite":"fast"}', '--json'],
+      env,
+    );
     expect(created.stderr).toBe('');
     expect(created.code).toBe(0);
-    expect(JSON.parse(created.stdout)).toMatchObject({ name: 'fast', version: 1, managed_by: 'cli', payload: { suite: 'fast' }, status: 'ACTIVE' });
-    const other = await runCli(['schedule', 'create', 'other', '--cron', '1-59/2 * * * * *', '--payload', '{"suite":"other","batch_size_limit":7}'], env);
+    expect(JSON.parse(created.stdout)).toMatchObject({
+      name: 'fast',
+      version: 1,
+      managed_by: 'cli',
+      payload: { suite: 'fast' },
+      status: 'ACTIVE',
+    });
+    const other = await runCli(
+      [
+        'schedule',
+        'create',
+        'other',
+        '--cron',
+        '1-59/2 * * * * *',
+        '--payload',
+        '{"suite":"other","batch_size_limit":7}',
+      ],
+      env,
+    );
     expect(other.code).toBe(0);
     // An existing name: exit 1, nothing changed.
     const again = await runCli(['schedule', 'create', 'fast', '--cron', '* * * * * *'], env);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/already exists/);
 
-    await until(() => callsOf('fast').length >= 3 && callsOf('other').length >= 3, 30_000, 'three runs of each schedule');
+    await until(
+      () => callsOf('fast').length >= 3 && callsOf('other').length >= 3,
+      30_000,
+      'three runs of each schedule',
+    );
 
-    const updated = await runCli(['schedule', 'update', 'fast', '--cron', '*/3 * * * * *', '--payload', '{"suite":"fast2"}', '--json'], env);
+    const updated = await runCli(
+      ['schedule', 'update', 'fast', '--cron', '*/3 * * * * *', '--payload', '{"suite":"fast2"}', '--json'],
+      env,
+    );
     expect(updated.code).toBe(0);
     expect(JSON.parse(updated.stdout)).toMatchObject({ version: 2, cron: '*/3 * * * * *' });
-    const [edit] = await query<EventRow>(appUrl, `select * from schedule_events where schedule_name = 'fast' and kind = 'updated'`);
+    const [edit] = await query<EventRow>(
+      appUrl,
+      `select * from schedule_events where schedule_name = 'fast' and kind = 'updated'`,
+    );
     const effectiveFrom = Date.parse(edit!.details.effective_from!);
-    await until(() => callsOf('fast').filter((c) => c.slot > effectiveFrom).length >= 3, 30_000, 'three runs of the new cron');
+    await until(
+      () => callsOf('fast').filter((c) => c.slot > effectiveFrom).length >= 3,
+      30_000,
+      'three runs of the new cron',
+    );
 
     const paused = await runCli(['schedule', 'pause', '--schedule', 'other', '--note', 'vendor window'], env);
     expect(paused.code).toBe(0);
-    const [pause] = await query<EventRow>(appUrl, `select * from schedule_events where schedule_name = 'other' and kind = 'paused'`);
+    const [pause] = await query<EventRow>(
+      appUrl,
+      `select * from schedule_events where schedule_name = 'other' and kind = 'paused'`,
+    );
     const deleted = await runCli(['schedule', 'delete', 'fast'], env);
     expect(deleted.code).toBe(0);
-    const [del] = await query<EventRow>(appUrl, `select * from schedule_events where schedule_name = 'fast' and kind = 'deleted'`);
+    const [del] = await query<EventRow>(
+      appUrl,
+      `select * from schedule_events where schedule_name = 'fast' and kind = 'deleted'`,
+    );
     await sleep(5_000); // several slots of both would have fired by now
     for (const s of services) await s.stop('SIGTERM');
 
@@ -122,7 +175,10 @@ describe('schedules as data on two replicas', () => {
     for (const c of others) expect(c.body).toMatchObject({ suite: 'other', batch_size_limit: 7 });
 
     // One audit row per change, with before/after, version, effective_from and who.
-    const events = await query<EventRow>(appUrl, `select * from schedule_events where schedule_name in ('fast', 'other') order by id`);
+    const events = await query<EventRow>(
+      appUrl,
+      `select * from schedule_events where schedule_name in ('fast', 'other') order by id`,
+    );
     expect(events.map((e) => `${e.schedule_name}:${e.kind}:${e.details.version}:${e.details.by}`)).toEqual([
       'fast:created:1:cli',
       'other:created:1:cli',

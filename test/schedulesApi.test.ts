@@ -27,7 +27,14 @@ beforeAll(async () => {
   simulator = new XyraSimulator();
   await simulator.start();
   appUrl = await createTestDatabase('schedapi');
-  env = { DATABASE_URL: appUrl, XYRA_API_URL: simulator.url, BATCH_CRON: '0 0 1 1 *', ADMIN_TOKEN: ADMIN, DASHBOARD_TOKEN: DASH, EXECUTOR_ID: 'api-1' };
+  env = {
+    DATABASE_URL: appUrl,
+    XYRA_API_URL: simulator.url,
+    BATCH_CRON: '0 0 1 1 *',
+    ADMIN_TOKEN: ADMIN,
+    DASHBOARD_TOKEN: DASH,
+    EXECUTOR_ID: 'api-1',
+  };
   service = startServiceProcess(env);
   const ready = await service.waitForLog(isReady, 60_000);
   base = `http://127.0.0.1:${String(ready.healthPort)}`;
@@ -41,9 +48,17 @@ afterAll(async () => {
 async function call(method: string, p: string, body?: unknown, token: string | null = ADMIN, raw?: string) {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(`${base}${p}`, { method, headers, body: raw ?? (body === undefined ? undefined : JSON.stringify(body)) });
+  const res = await fetch(`${base}${p}`, {
+    method,
+    headers,
+    body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
+  });
   const text = await res.text();
-  return { status: res.status, allow: res.headers.get('allow'), body: text ? (JSON.parse(text) as Record<string, unknown>) : null };
+  return {
+    status: res.status,
+    allow: res.headers.get('allow'),
+    body: text ? (JSON.parse(text) as Record<string, unknown>) : null,
+  };
 }
 
 /** What must not change after a refused request: the rows and the audit log. */
@@ -85,45 +100,86 @@ describe('/api/schedules', () => {
       expect(typeof r.body?.error).toBe('string');
     }
     expect((await call('POST', '/api/schedules', undefined, ADMIN, '{not json')).body).toMatchObject({ field: 'body' });
-    expect((await call('POST', '/api/schedules', undefined, ADMIN, JSON.stringify({ ...good, note: 'x'.repeat(70 * 1024) }))).status).toBe(413);
+    expect(
+      (await call('POST', '/api/schedules', undefined, ADMIN, JSON.stringify({ ...good, note: 'x'.repeat(70 * 1024) })))
+        .status,
+    ).toBe(413);
     expect((await call('GET', '/api/schedules/nope', undefined, DASH)).status).toBe(404);
     expect((await call('PATCH', '/api/schedules/nope', { cron: '* * * * *' })).status).toBe(404);
     expect((await call('DELETE', '/api/schedules/nope')).status).toBe(404);
     expect((await call('POST', '/api/schedules/nope/pause', {})).status).toBe(404);
     expect((await call('POST', '/api/schedules/nope/trigger', {})).status).toBe(404);
     // 405 names the methods of that route (the server's own routes answer Allow: GET, HEAD).
-    expect(await call('PUT', '/api/schedules/evaluation-batch', {})).toMatchObject({ status: 405, allow: 'GET, HEAD, PATCH, DELETE' });
+    expect(await call('PUT', '/api/schedules/evaluation-batch', {})).toMatchObject({
+      status: 405,
+      allow: 'GET, HEAD, PATCH, DELETE',
+    });
     expect(await call('DELETE', '/api/schedules', {})).toMatchObject({ status: 405, allow: 'GET, HEAD, POST' });
-    expect(await call('GET', '/api/schedules/evaluation-batch/pause', undefined, DASH)).toMatchObject({ status: 405, allow: 'POST' });
+    expect(await call('GET', '/api/schedules/evaluation-batch/pause', undefined, DASH)).toMatchObject({
+      status: 405,
+      allow: 'POST',
+    });
     expect(await call('POST', '/api/runs', {})).toMatchObject({ status: 405, allow: 'GET, HEAD' });
     expect((await call('GET', '/api/schedules', undefined, null)).status).toBe(401); // reads need the dashboard token
     // A refused PATCH of an existing schedule changes nothing either.
-    expect((await call('PATCH', '/api/schedules/evaluation-batch', { cron: '61 * * * *' })).body).toMatchObject({ field: 'cron' });
-    expect((await call('PATCH', '/api/schedules/evaluation-batch', { name: 'renamed' })).body).toMatchObject({ field: 'name' });
+    expect((await call('PATCH', '/api/schedules/evaluation-batch', { cron: '61 * * * *' })).body).toMatchObject({
+      field: 'cron',
+    });
+    expect((await call('PATCH', '/api/schedules/evaluation-batch', { name: 'renamed' })).body).toMatchObject({
+      field: 'name',
+    });
     expect(await snapshot()).toBe(before);
   });
 
   it('creates, reads, edits, pauses, resumes, triggers and deletes, one audit row per change', async () => {
-    const created = await call('POST', '/api/schedules', { name: 'smoke', cron: '0 * * * *', payload: { suite: 'smoke', batch_size_limit: 5 } });
+    const created = await call('POST', '/api/schedules', {
+      name: 'smoke',
+      cron: '0 * * * *',
+      payload: { suite: 'smoke', batch_size_limit: 5 },
+    });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ name: 'smoke', version: 1, managed_by: 'api', status: 'ACTIVE', overlap: 'skip', catch_up: 'latest' });
+    expect(created.body).toMatchObject({
+      name: 'smoke',
+      version: 1,
+      managed_by: 'api',
+      status: 'ACTIVE',
+      overlap: 'skip',
+      catch_up: 'latest',
+    });
     expect((created.body!.next_slots as string[]).length).toBe(5);
     expect((await call('POST', '/api/schedules', { name: 'smoke', cron: '* * * * *' })).status).toBe(409);
     const list = await call('GET', '/api/schedules', undefined, DASH);
     expect((list.body as unknown as Array<{ name: string }>).map((s) => s.name)).toEqual(['evaluation-batch', 'smoke']);
     const patched = await call('PATCH', '/api/schedules/smoke', { cron: '30 * * * *', note: 'half past' });
     expect(patched.status).toBe(200);
-    expect(patched.body).toMatchObject({ version: 2, cron: '30 * * * *', note: 'half past', payload: { suite: 'smoke', batch_size_limit: 5 } });
-    expect((await call('POST', '/api/schedules/smoke/pause', { note: 'maintenance' })).body).toMatchObject({ status: 'PAUSED', paused_reason: 'maintenance' });
-    expect((await call('POST', '/api/schedules/smoke/resume', {})).body).toMatchObject({ status: 'ACTIVE', paused_reason: null, version: 4 });
+    expect(patched.body).toMatchObject({
+      version: 2,
+      cron: '30 * * * *',
+      note: 'half past',
+      payload: { suite: 'smoke', batch_size_limit: 5 },
+    });
+    expect((await call('POST', '/api/schedules/smoke/pause', { note: 'maintenance' })).body).toMatchObject({
+      status: 'PAUSED',
+      paused_reason: 'maintenance',
+    });
+    expect((await call('POST', '/api/schedules/smoke/resume', {})).body).toMatchObject({
+      status: 'ACTIVE',
+      paused_reason: null,
+      version: 4,
+    });
     const triggered = await call('POST', '/api/schedules/smoke/trigger', {});
     expect(triggered.status).toBe(202);
     const workflowId = String(triggered.body!.workflow_id);
     expect(workflowId).toMatch(/^sched-smoke-trigger-/);
     // The manual run sends the schedule's payload.
     const deadline = Date.now() + 30_000;
-    while (!simulator.calls.some((c) => c.idempotencyKey === workflowId) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(simulator.calls.find((c) => c.idempotencyKey === workflowId)?.body).toMatchObject({ suite: 'smoke', batch_size_limit: 5, workflow_id: workflowId });
+    while (!simulator.calls.some((c) => c.idempotencyKey === workflowId) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(simulator.calls.find((c) => c.idempotencyKey === workflowId)?.body).toMatchObject({
+      suite: 'smoke',
+      batch_size_limit: 5,
+      workflow_id: workflowId,
+    });
     expect((await call('DELETE', '/api/schedules/smoke')).status).toBe(204);
     expect((await call('GET', '/api/schedules/smoke', undefined, DASH)).status).toBe(404);
     const events = await query<{ kind: string; details: { by: string; version: number } }>(
@@ -185,7 +241,11 @@ describe('xyra schedule (CLI)', () => {
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr).toMatch(message);
     }
-    for (const args of [['schedule', 'update', 'ghost', '--cron', '* * * * *'], ['schedule', 'delete', 'ghost'], ['schedule', 'pause', '--schedule', 'ghost']]) {
+    for (const args of [
+      ['schedule', 'update', 'ghost', '--cron', '* * * * *'],
+      ['schedule', 'delete', 'ghost'],
+      ['schedule', 'pause', '--schedule', 'ghost'],
+    ]) {
       const r = await runCli(args, env);
       expect(r.code, args.join(' ')).toBe(1);
       expect(r.stderr).toMatch(/ghost/);
@@ -214,20 +274,50 @@ describe('xyra schedule (CLI)', () => {
     const dry = await runCli(['schedule', 'apply', file, '--dry-run', '--json'], env);
     expect(dry.code).toBe(0);
     expect(JSON.parse(dry.stdout)).toMatchObject({ created: ['nightly-full', 'hourly-smoke'], dry_run: true });
-    expect(await query(appUrl, `select name from schedules where name in ('nightly-full', 'hourly-smoke')`)).toEqual([]);
+    expect(await query(appUrl, `select name from schedules where name in ('nightly-full', 'hourly-smoke')`)).toEqual(
+      [],
+    );
     const first = await runCli(['schedule', 'apply', file, '--json'], env);
-    expect(JSON.parse(first.stdout)).toMatchObject({ created: ['nightly-full', 'hourly-smoke'], updated: [], deleted: [] });
-    const events = async () => (await query<{ n: number }>(appUrl, `select count(*)::int as n from schedule_events`))[0]!.n;
+    expect(JSON.parse(first.stdout)).toMatchObject({
+      created: ['nightly-full', 'hourly-smoke'],
+      updated: [],
+      deleted: [],
+    });
+    const events = async () =>
+      (await query<{ n: number }>(appUrl, `select count(*)::int as n from schedule_events`))[0]!.n;
     const afterFirst = await events();
     const second = await runCli(['schedule', 'apply', file, '--json'], env);
-    expect(JSON.parse(second.stdout)).toMatchObject({ created: [], updated: [], deleted: [], unchanged: ['nightly-full', 'hourly-smoke'] });
+    expect(JSON.parse(second.stdout)).toMatchObject({
+      created: [],
+      updated: [],
+      deleted: [],
+      unchanged: ['nightly-full', 'hourly-smoke'],
+    });
     expect(await events()).toBe(afterFirst);
     // The same as JSON, one schedule changed and one gone: --prune deletes it (never evaluation-batch).
     const json = path.join(dir, 'schedules.json');
-    writeFileSync(json, JSON.stringify({ schedules: [{ name: 'nightly-full', cron: '0 3 * * *', timezone: 'Europe/Berlin', payload: { suite: 'nightly', batch_size_limit: 500 } }] }));
+    writeFileSync(
+      json,
+      JSON.stringify({
+        schedules: [
+          {
+            name: 'nightly-full',
+            cron: '0 3 * * *',
+            timezone: 'Europe/Berlin',
+            payload: { suite: 'nightly', batch_size_limit: 500 },
+          },
+        ],
+      }),
+    );
     const pruned = await runCli(['schedule', 'apply', json, '--prune', '--json'], env);
-    expect(JSON.parse(pruned.stdout)).toMatchObject({ created: [], updated: ['nightly-full'], deleted: ['hourly-smoke'] });
-    const names = (await query<{ name: string; managed_by: string }>(appUrl, `select name, managed_by from schedules order by name`)).map((r) => `${r.name}:${r.managed_by}`);
+    expect(JSON.parse(pruned.stdout)).toMatchObject({
+      created: [],
+      updated: ['nightly-full'],
+      deleted: ['hourly-smoke'],
+    });
+    const names = (
+      await query<{ name: string; managed_by: string }>(appUrl, `select name, managed_by from schedules order by name`)
+    ).map((r) => `${r.name}:${r.managed_by}`);
     expect(names).toEqual(['evaluation-batch:env', 'nightly-full:file']);
     // A bad file: exit 2 naming the entry and field, nothing applied.
     writeFileSync(file, 'schedules:\n  - name: ok-one\n    cron: "* * * * *"\n  - name: bad\n    cron: "0 0 31 2 *"\n');

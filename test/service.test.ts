@@ -23,7 +23,12 @@ afterAll(async () => {
 });
 
 function start(env: Record<string, string>): ServiceProcess {
-  const p = startServiceProcess({ XYRA_API_URL: simulator.url, XYRA_API_TOKEN: TOKEN, XYRA_BACKOFF_BASE_MS: '50', ...env });
+  const p = startServiceProcess({
+    XYRA_API_URL: simulator.url,
+    XYRA_API_TOKEN: TOKEN,
+    XYRA_BACKOFF_BASE_MS: '50',
+    ...env,
+  });
   running.push(p);
   return p;
 }
@@ -73,7 +78,12 @@ describe('service processes', () => {
     await new Promise<void>((resolve) => blocker.listen(0, '0.0.0.0', resolve));
     const port = (blocker.address() as net.AddressInfo).port;
     try {
-      const p = startServiceProcess({ DATABASE_URL: appUrl, XYRA_API_URL: simulator.url, PORT: String(port), EXECUTOR_ID: 'port-1' });
+      const p = startServiceProcess({
+        DATABASE_URL: appUrl,
+        XYRA_API_URL: simulator.url,
+        PORT: String(port),
+        EXECUTOR_ID: 'port-1',
+      });
       const { code } = await p.exited;
       expect(code).toBe(1);
       const fatal = p.logs.find((l) => l.level === 'fatal');
@@ -109,7 +119,13 @@ describe('service processes', () => {
     const appUrl = await createTestDatabase('twosignals');
     simulator.reset();
     simulator.inject({ type: 'hang', count: 1 });
-    const p = start({ DATABASE_URL: appUrl, BATCH_CRON: '*/2 * * * * *', EXECUTOR_ID: 'signals-1', XYRA_TIMEOUT_MS: '60000', SHUTDOWN_TIMEOUT_MS: '60000' });
+    const p = start({
+      DATABASE_URL: appUrl,
+      BATCH_CRON: '*/2 * * * * *',
+      EXECUTOR_ID: 'signals-1',
+      XYRA_TIMEOUT_MS: '60000',
+      SHUTDOWN_TIMEOUT_MS: '60000',
+    });
     await p.waitForLog(isReady, 60_000);
     for (let i = 0; i < 200 && simulator.calls.length === 0; i++) await sleep(50);
     expect(simulator.calls).toHaveLength(1); // a run is now in flight, waiting on the API
@@ -136,11 +152,14 @@ describe('service processes', () => {
     // Let the window's last slot finish before stopping.
     await Promise.all([a.stop('SIGTERM'), b.stop('SIGTERM')]);
 
-    const expected = new CronSchedule(cron).slotsBetween(windowStart, windowEnd).map((d) => `sched-evaluation-batch-${d.toISOString()}`);
+    const expected = new CronSchedule(cron)
+      .slotsBetween(windowStart, windowEnd)
+      .map((d) => `sched-evaluation-batch-${d.toISOString()}`);
     expect(expected.length).toBeGreaterThanOrEqual(3);
     const rows = await slots(appUrl);
     const callsByKey = new Map<string, number>();
-    for (const c of simulator.calls) callsByKey.set(c.idempotencyKey ?? '(none)', (callsByKey.get(c.idempotencyKey ?? '(none)') ?? 0) + 1);
+    for (const c of simulator.calls)
+      callsByKey.set(c.idempotencyKey ?? '(none)', (callsByKey.get(c.idempotencyKey ?? '(none)') ?? 0) + 1);
     for (const id of expected) {
       const runs = rows.filter((r) => r.workflow_uuid === id);
       expect(runs, id).toHaveLength(1);
@@ -154,7 +173,12 @@ describe('service processes', () => {
 
   it('resumes a run killed (SIGKILL) in the middle of the API call, ending with exactly one final status', async () => {
     const appUrl = await createTestDatabase('sigkill');
-    const env = { DATABASE_URL: appUrl, BATCH_CRON: '*/3 * * * * *', EXECUTOR_ID: 'killed-1', XYRA_TIMEOUT_MS: '30000' };
+    const env = {
+      DATABASE_URL: appUrl,
+      BATCH_CRON: '*/3 * * * * *',
+      EXECUTOR_ID: 'killed-1',
+      XYRA_TIMEOUT_MS: '30000',
+    };
     simulator.reset();
     simulator.inject({ type: 'hang', count: 1 });
     const first = start(env);
@@ -178,27 +202,36 @@ describe('service processes', () => {
   });
 
   it.each([
-    ['latest', (older: SlotRow[], newest: SlotRow) => {
-      // Every missed slot but the newest is skipped as missed (no API call); the newest runs.
-      for (const r of older) {
-        expect(r.event?.status).toBe('skipped');
-        expect(r.event?.message).toMatch(/Missed slot/);
-      }
-      expect(newest.event?.status).toBe('completed');
-    }],
-    ['all', (older: SlotRow[], newest: SlotRow) => {
-      for (const r of older) expect(r.event?.status).toBe('completed');
-      expect(newest.event?.status).toBe('completed');
-    }],
-    ['none', (older: SlotRow[], newest: SlotRow) => {
-      // The newest missed slot starts less than half an interval late or not, depending on start-up time:
-      // it only has to have an outcome (checked for every slot below).
-      for (const r of older) {
-        expect(r.event?.status).toBe('skipped');
-        expect(r.event?.message).toMatch(/Missed slot/);
-      }
-      expect(['completed', 'skipped']).toContain(newest.event?.status);
-    }],
+    [
+      'latest',
+      (older: SlotRow[], newest: SlotRow) => {
+        // Every missed slot but the newest is skipped as missed (no API call); the newest runs.
+        for (const r of older) {
+          expect(r.event?.status).toBe('skipped');
+          expect(r.event?.message).toMatch(/Missed slot/);
+        }
+        expect(newest.event?.status).toBe('completed');
+      },
+    ],
+    [
+      'all',
+      (older: SlotRow[], newest: SlotRow) => {
+        for (const r of older) expect(r.event?.status).toBe('completed');
+        expect(newest.event?.status).toBe('completed');
+      },
+    ],
+    [
+      'none',
+      (older: SlotRow[], newest: SlotRow) => {
+        // The newest missed slot starts less than half an interval late or not, depending on start-up time:
+        // it only has to have an outcome (checked for every slot below).
+        for (const r of older) {
+          expect(r.event?.status).toBe('skipped');
+          expect(r.event?.message).toMatch(/Missed slot/);
+        }
+        expect(['completed', 'skipped']).toContain(newest.event?.status);
+      },
+    ],
   ])('after downtime applies catch-up policy %s to the missed slots', async (policy, check) => {
     const cron = '*/5 * * * * *';
     const appUrl = await createTestDatabase(`catchup_${policy}`);

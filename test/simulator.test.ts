@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { defaultCounts, runStandaloneSimulator, XyraSimulator, type RecordedCall } from '../src/simulator/server.js';
 
 /** `p`'s value, or 'timeout' when it has not settled within `ms` (a generous bound, not a measurement). */
-const within = <T,>(p: Promise<T>, ms: number) =>
+const within = <T>(p: Promise<T>, ms: number) =>
   Promise.race([p, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref())]);
 
 const TOKEN = 'sim-t0ken-abc';
@@ -19,7 +19,11 @@ async function call(
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (key) headers['idempotency-key'] = key;
   if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(`${url}${path}`, { method, headers, ...(method === 'GET' ? {} : { body: JSON.stringify(body) }) });
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers,
+    ...(method === 'GET' ? {} : { body: JSON.stringify(body) }),
+  });
   const text = await res.text();
   let json: unknown;
   try {
@@ -30,7 +34,11 @@ async function call(
   return { status: res.status, text, json, headers: res.headers };
 }
 
-const req = (workflow_id = 'wf-a', batch_size_limit = 30) => ({ workflow_id, triggered_at: '2025-01-01T00:02:00.000Z', batch_size_limit });
+const req = (workflow_id = 'wf-a', batch_size_limit = 30) => ({
+  workflow_id,
+  triggered_at: '2025-01-01T00:02:00.000Z',
+  batch_size_limit,
+});
 
 beforeAll(async () => {
   base = await sim.start();
@@ -46,7 +54,10 @@ describe('XyraSimulator: default answers', () => {
   });
 
   it('GET /healthz → 200', async () => {
-    expect(await call(undefined, { path: '/healthz', method: 'GET' })).toMatchObject({ status: 200, json: { status: 'ok' } });
+    expect(await call(undefined, { path: '/healthz', method: 'GET' })).toMatchObject({
+      status: 200,
+      json: { status: 'ok' },
+    });
   });
 
   it('answers 200 with deterministic counts within 1..batch_size_limit', async () => {
@@ -103,7 +114,14 @@ describe('XyraSimulator: auth', () => {
   it('keeps the token only in the authorization field of recorded calls', async () => {
     await call(req(), { key: 'k-rec' });
     const recorded = sim.calls[0]!;
-    expect(recorded).toMatchObject({ method: 'POST', path: '/v1/evaluation-batches', idempotencyKey: 'k-rec', authorization: `Bearer ${TOKEN}`, body: req(), status: 200 });
+    expect(recorded).toMatchObject({
+      method: 'POST',
+      path: '/v1/evaluation-batches',
+      idempotencyKey: 'k-rec',
+      authorization: `Bearer ${TOKEN}`,
+      body: req(),
+      status: 200,
+    });
     expect(recorded.headers.authorization).toBe('[REDACTED]');
     expect(JSON.stringify({ ...recorded, authorization: null })).not.toContain(TOKEN);
   });
@@ -156,7 +174,12 @@ describe('XyraSimulator: faults', () => {
     // bound of 30 s that only a missing reset can exceed.
     sim.inject({ type: 'latency', ms: 600_000 });
     sim.reset();
-    expect(await within(call(req()).then((r) => r.status), 30_000)).toBe(200);
+    expect(
+      await within(
+        call(req()).then((r) => r.status),
+        30_000,
+      ),
+    ).toBe(200);
   });
 
   it('hang never answers; stop() still returns promptly', async () => {
@@ -172,7 +195,12 @@ describe('XyraSimulator: faults', () => {
     expect(own.calls).toHaveLength(1);
     expect(own.calls[0]?.status).toBe(0);
     // The hung call never ends by itself: stop() returning at all (the bound only catches a hang) shows it cut it.
-    expect(await within(own.stop().then(() => 'stopped'), 30_000)).toBe('stopped');
+    expect(
+      await within(
+        own.stop().then(() => 'stopped'),
+        30_000,
+      ),
+    ).toBe('stopped');
     expect(await pending).toBe('failed');
   });
 
@@ -184,7 +212,10 @@ describe('XyraSimulator: faults', () => {
 
 describe('XyraSimulator: control endpoints', () => {
   it('POST /_sim/faults injects, GET /_sim/calls lists, POST /_sim/reset clears', async () => {
-    const injected = await fetch(`${base}/_sim/faults`, { method: 'POST', body: JSON.stringify({ type: 'status', status: 500, count: 1 }) });
+    const injected = await fetch(`${base}/_sim/faults`, {
+      method: 'POST',
+      body: JSON.stringify({ type: 'status', status: 500, count: 1 }),
+    });
     expect(injected.status).toBe(200);
     expect((await call(req(), { key: 'ctl' })).status).toBe(500);
 

@@ -37,14 +37,36 @@ async function stage(name: string, content: string) {
 }
 
 it('marks every later occurrence of an id with its first position; texts come back exactly', async () => {
-  const lines = ['{"id":1,"t":"a\\tb"}', '{"id":"1","t":"back\\\\slash"}', '{"id":2}', '{"x":"no id"}', '{"id":1}', '{broken', '{"id":2,"t":"x"}'];
+  const lines = [
+    '{"id":1,"t":"a\\tb"}',
+    '{"id":"1","t":"back\\\\slash"}',
+    '{"id":2}',
+    '{"x":"no id"}',
+    '{"id":1}',
+    '{broken',
+    '{"id":2,"t":"x"}',
+  ];
   const staged = await stage('dups', `${lines.join('\n')}\n`);
-  expect(staged).toMatchObject({ records: 7, chunks: 4, format: 'ndjson', stagedNow: true, staging: `xyra_staging.ingestion_${staged.ingestionId}` });
+  expect(staged).toMatchObject({
+    records: 7,
+    chunks: 4,
+    format: 'ndjson',
+    stagedNow: true,
+    staging: `xyra_staging.ingestion_${staged.ingestionId}`,
+  });
   const rows = await query<{ position: number; text: string; first_position: number | null; invalid: string | null }>(
     appUrl,
     `select position, text, first_position, invalid from ${staged.staging} order by position`,
   );
-  expect(rows.map((r) => [r.position, r.first_position])).toEqual([[1, null], [2, 1], [3, null], [4, null], [5, 1], [6, null], [7, 3]]);
+  expect(rows.map((r) => [r.position, r.first_position])).toEqual([
+    [1, null],
+    [2, 1],
+    [3, null],
+    [4, null],
+    [5, 1],
+    [6, null],
+    [7, 3],
+  ]);
   expect(rows.map((r) => r.text)).toEqual(lines);
   expect(rows[5]?.invalid).toMatch(/JSON/);
   expect(rows.filter((r) => r.invalid !== null)).toHaveLength(1);
@@ -53,7 +75,10 @@ it('marks every later occurrence of an id with its first position; texts come ba
 
 it('stages a raw U+0000 (which a text column cannot hold) as the text \\u0000, keeping the parse error', async () => {
   const staged = await stage('nul', '[{"id":1},\n"a\u0000b"]');
-  const rows = await query<{ text: string; invalid: string | null }>(appUrl, `select text, invalid from ${staged.staging} order by position`);
+  const rows = await query<{ text: string; invalid: string | null }>(
+    appUrl,
+    `select text, invalid from ${staged.staging} order by position`,
+  );
   expect(rows[1]?.text).toBe('"a\\u0000b"');
   expect(rows[1]?.invalid).toMatch(/JSON|control character/i);
 });
@@ -61,7 +86,10 @@ it('stages a raw U+0000 (which a text column cannot hold) as the text \\u0000, k
 it('an empty dataset is staged without a table', async () => {
   const staged = await stage('empty', '[]');
   expect(staged).toMatchObject({ records: 0, chunks: 0, staging: null });
-  const [t] = await query<{ present: boolean }>(appUrl, `select to_regclass('xyra_staging.ingestion_${staged.ingestionId}') is not null as present`);
+  const [t] = await query<{ present: boolean }>(
+    appUrl,
+    `select to_regclass('xyra_staging.ingestion_${staged.ingestionId}') is not null as present`,
+  );
   expect(t?.present).toBe(false);
 });
 

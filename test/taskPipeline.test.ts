@@ -33,7 +33,12 @@ async function statusCounts(appUrl: string): Promise<Record<string, number>> {
 }
 
 /** Poll until `done` holds or the bound passes; the last value either way (the caller asserts on it). */
-async function waitFor<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs: number, everyMs = 20): Promise<T> {
+async function waitFor<T>(
+  probe: () => Promise<T>,
+  done: (v: T) => boolean,
+  timeoutMs: number,
+  everyMs = 20,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe();
@@ -48,7 +53,13 @@ const settled = (s: Record<string, number>) => (s.PENDING ?? 0) + (s.ENQUEUED ??
 /** Table contents, not step counters: a kill between a commit and its checkpoint legitimately re-runs a step. */
 async function expectExactlyOnce(appUrl: string, summary: Awaited<ReturnType<typeof ingest>>['summary']) {
   expect(await rowCounts(appUrl, 'tasks_10k')).toEqual({ tasks: RECORDS - 2, errors: 2 });
-  expect(summary).toMatchObject({ records: RECORDS, tasks: RECORDS - 2, errors: { total: 2, by_kind: kinds({ transform_failed: 2 }) }, no_outcome: 0, failed_chunks: 0 });
+  expect(summary).toMatchObject({
+    records: RECORDS,
+    tasks: RECORDS - 2,
+    errors: { total: 2, by_kind: kinds({ transform_failed: 2 }) },
+    no_outcome: 0,
+    failed_chunks: 0,
+  });
   const [tasks] = await query<{ n: string; ids: string }>(
     appUrl,
     `select count(*) as n, count(distinct (data->>'id')::int) as ids from tasks
@@ -73,7 +84,11 @@ it('SIGKILL mid-dataset, then restart: every record ends as exactly one row', as
   const enqueued = await ingest(appUrl, DATASET, ['--chunk-size', '25']);
   expect(enqueued.code, enqueued.stderr).toBe(0);
 
-  const atKill = await waitFor(() => rowCounts(appUrl), (c) => c.tasks >= 1_000, 30_000);
+  const atKill = await waitFor(
+    () => rowCounts(appUrl),
+    (c) => c.tasks >= 1_000,
+    30_000,
+  );
   await first.stop('SIGKILL');
   expect(atKill.tasks).toBeGreaterThanOrEqual(1_000);
   const afterKill = await rowCounts(appUrl);
@@ -132,7 +147,11 @@ it('a fresh process dispatches a backlog it finds waiting at full speed, with no
   expect(Number(queue?.ms)).toBe(60_000);
 
   await start(appUrl, env);
-  const done = await waitFor(() => rowCounts(appUrl, 'backlog'), (c) => c.tasks + c.errors === 600, 60_000);
+  const done = await waitFor(
+    () => rowCounts(appUrl, 'backlog'),
+    (c) => c.tasks + c.errors === 600,
+    60_000,
+  );
   expect(done).toEqual({ tasks: 599, errors: 1 }); // record 50 is in PIPELINE_FAIL_IDS
   await fs.rm(dir, { recursive: true, force: true });
 }, 150_000);

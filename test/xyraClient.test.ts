@@ -22,7 +22,12 @@ let seq = 0;
 
 function batch(overrides: Partial<XyraRequest> = {}): XyraRequest {
   seq += 1;
-  return { workflow_id: `sched-evaluation-batch-test-${seq}`, triggered_at: '2025-01-01T00:02:00.000Z', batch_size_limit: 30, ...overrides };
+  return {
+    workflow_id: `sched-evaluation-batch-test-${seq}`,
+    triggered_at: '2025-01-01T00:02:00.000Z',
+    batch_size_limit: 30,
+    ...overrides,
+  };
 }
 
 /** A throwaway node:http server for responses the simulator deliberately cannot produce. */
@@ -53,19 +58,43 @@ describe('callEvaluationBatch: contract rows', () => {
   });
 
   it('201 with counts → completed', async () => {
-    sim.inject({ type: 'status', status: 201, count: 1, body: { processed: 3, succeeded: 2, failed: 1, extra: 'ignored' } });
+    sim.inject({
+      type: 'status',
+      status: 201,
+      count: 1,
+      body: { processed: 3, succeeded: 2, failed: 1, extra: 'ignored' },
+    });
     const out = await callEvaluationBatch(opts, batch());
-    expect(out).toEqual({ kind: 'completed', processed: 3, succeeded: 2, failed: 1, statusCode: 201, bodyBytes: expect.any(Number), durationMs: expect.any(Number) });
+    expect(out).toEqual({
+      kind: 'completed',
+      processed: 3,
+      succeeded: 2,
+      failed: 1,
+      statusCode: 201,
+      bodyBytes: expect.any(Number),
+      durationMs: expect.any(Number),
+    });
   });
 
   it('202 → triggered with zero counts when none are given', async () => {
     sim.inject({ type: 'accepted' });
-    expect(await callEvaluationBatch(opts, batch())).toMatchObject({ kind: 'triggered', statusCode: 202, processed: 0, succeeded: 0, failed: 0 });
+    expect(await callEvaluationBatch(opts, batch())).toMatchObject({
+      kind: 'triggered',
+      statusCode: 202,
+      processed: 0,
+      succeeded: 0,
+      failed: 0,
+    });
   });
 
   it('202 → triggered with counts when the body has them', async () => {
     sim.inject({ type: 'status', status: 202, count: 1, body: { processed: 9, succeeded: 8, failed: 1 } });
-    expect(await callEvaluationBatch(opts, batch())).toMatchObject({ kind: 'triggered', processed: 9, succeeded: 8, failed: 1 });
+    expect(await callEvaluationBatch(opts, batch())).toMatchObject({
+      kind: 'triggered',
+      processed: 9,
+      succeeded: 8,
+      failed: 1,
+    });
   });
 
   it('202 with an empty body → triggered', async () => {
@@ -78,22 +107,37 @@ describe('callEvaluationBatch: contract rows', () => {
 
   it('409 → skipped with the message from the body', async () => {
     sim.inject({ type: 'status', status: 409, count: 1, body: { status: 'skipped', message: 'Run 41 still going' } });
-    expect(await callEvaluationBatch(opts, batch())).toMatchObject({ kind: 'skipped', statusCode: 409, message: 'Run 41 still going' });
+    expect(await callEvaluationBatch(opts, batch())).toMatchObject({
+      kind: 'skipped',
+      statusCode: 409,
+      message: 'Run 41 still going',
+    });
   });
 
   it('409 without a message → skipped with the default message', async () => {
     sim.inject({ type: 'status', status: 409, count: 1, body: {} });
-    expect(await callEvaluationBatch(opts, batch())).toMatchObject({ kind: 'skipped', message: 'Batch evaluation already in progress' });
+    expect(await callEvaluationBatch(opts, batch())).toMatchObject({
+      kind: 'skipped',
+      message: 'Batch evaluation already in progress',
+    });
   });
 
   it('409 from the in-progress fault → skipped', async () => {
     sim.inject({ type: 'inProgress' });
-    expect(await callEvaluationBatch(opts, batch())).toMatchObject({ kind: 'skipped', statusCode: 409, message: 'Batch evaluation already in progress' });
+    expect(await callEvaluationBatch(opts, batch())).toMatchObject({
+      kind: 'skipped',
+      statusCode: 409,
+      message: 'Batch evaluation already in progress',
+    });
   });
 
   it('2xx {"status":"skipped"} → skipped with that message', async () => {
     sim.inject({ type: 'skippedBody', message: 'Nothing new since last run' });
-    expect(await callEvaluationBatch(opts, batch())).toMatchObject({ kind: 'skipped', statusCode: 200, message: 'Nothing new since last run' });
+    expect(await callEvaluationBatch(opts, batch())).toMatchObject({
+      kind: 'skipped',
+      statusCode: 200,
+      message: 'Nothing new since last run',
+    });
   });
 
   it.each([408, 429, 500, 502, 503, 504])('%i → retryable', async (status) => {
@@ -106,7 +150,11 @@ describe('callEvaluationBatch: contract rows', () => {
 
   it('Retry-After in seconds → retryAfterMs', async () => {
     sim.inject({ type: 'status', status: 429, count: 1, retryAfterSeconds: 7 });
-    expect(await callEvaluationBatch(opts, batch())).toMatchObject({ kind: 'retryable', statusCode: 429, retryAfterMs: 7_000 });
+    expect(await callEvaluationBatch(opts, batch())).toMatchObject({
+      kind: 'retryable',
+      statusCode: 429,
+      retryAfterMs: 7_000,
+    });
   });
 
   it('Retry-After as an HTTP-date → retryAfterMs until that date', async () => {
@@ -135,7 +183,11 @@ describe('callEvaluationBatch: contract rows', () => {
   it('401 → fatal (unauthorized fault)', async () => {
     sim.inject({ type: 'unauthorized' });
     // The simulator's 401 echoes the credentials; the client scrubs the token from the reason.
-    expect(await callEvaluationBatch(opts, batch())).toMatchObject({ kind: 'fatal', statusCode: 401, reason: 'HTTP 401: credentials rejected: Bearer [REDACTED]' });
+    expect(await callEvaluationBatch(opts, batch())).toMatchObject({
+      kind: 'fatal',
+      statusCode: 401,
+      reason: 'HTTP 401: credentials rejected: Bearer [REDACTED]',
+    });
   });
 
   it.each([403, 404, 422])('%i → fatal', async (status) => {
@@ -144,7 +196,10 @@ describe('callEvaluationBatch: contract rows', () => {
   });
 
   it('404 for a wrong path prefix → fatal', async () => {
-    expect(await callEvaluationBatch({ ...opts, baseUrl: `${opts.baseUrl}/nope` }, batch())).toMatchObject({ kind: 'fatal', statusCode: 404 });
+    expect(await callEvaluationBatch({ ...opts, baseUrl: `${opts.baseUrl}/nope` }, batch())).toMatchObject({
+      kind: 'fatal',
+      statusCode: 404,
+    });
   });
 
   it('3xx → fatal, the redirect is not followed', async () => {
@@ -221,7 +276,12 @@ describe('callEvaluationBatch: contract rows', () => {
     const baseUrl = await closed.start();
     await closed.stop();
     const out = await callEvaluationBatch({ ...opts, baseUrl }, batch());
-    expect(out).toMatchObject({ kind: 'retryable', statusCode: null, bodyBytes: 0, reason: 'connection error (ECONNREFUSED)' });
+    expect(out).toMatchObject({
+      kind: 'retryable',
+      statusCode: null,
+      bodyBytes: 0,
+      reason: 'connection error (ECONNREFUSED)',
+    });
   });
 
   it('connection dropped by the server → retryable', async () => {
@@ -233,8 +293,13 @@ describe('callEvaluationBatch: contract rows', () => {
   });
 
   it('an unusable base URL → fatal, not a throw', async () => {
-    expect(await callEvaluationBatch({ ...opts, baseUrl: 'not a url' }, batch())).toMatchObject({ kind: 'fatal', statusCode: null });
-    expect(await callEvaluationBatch({ ...opts, baseUrl: 'ftp://example.com' }, batch())).toMatchObject({ kind: 'fatal' });
+    expect(await callEvaluationBatch({ ...opts, baseUrl: 'not a url' }, batch())).toMatchObject({
+      kind: 'fatal',
+      statusCode: null,
+    });
+    expect(await callEvaluationBatch({ ...opts, baseUrl: 'ftp://example.com' }, batch())).toMatchObject({
+      kind: 'fatal',
+    });
   });
 });
 
@@ -244,7 +309,13 @@ describe('callEvaluationBatch: request', () => {
     await callEvaluationBatch(opts, req);
     expect(sim.calls).toHaveLength(1);
     const call = sim.calls[0]!;
-    expect(call).toMatchObject({ method: 'POST', path: '/v1/evaluation-batches', idempotencyKey: req.workflow_id, authorization: `Bearer ${TOKEN}`, body: req });
+    expect(call).toMatchObject({
+      method: 'POST',
+      path: '/v1/evaluation-batches',
+      idempotencyKey: req.workflow_id,
+      authorization: `Bearer ${TOKEN}`,
+      body: req,
+    });
     expect(call.headers['content-type']).toBe('application/json');
   });
 
@@ -267,7 +338,9 @@ describe('callEvaluationBatch: request', () => {
   });
 
   it('a base URL with a trailing slash reaches the same endpoint', async () => {
-    expect(await callEvaluationBatch({ ...opts, baseUrl: `${opts.baseUrl}/` }, batch())).toMatchObject({ kind: 'completed' });
+    expect(await callEvaluationBatch({ ...opts, baseUrl: `${opts.baseUrl}/` }, batch())).toMatchObject({
+      kind: 'completed',
+    });
     expect(sim.calls[0]?.path).toBe('/v1/evaluation-batches');
   });
 
@@ -298,10 +371,16 @@ describe('callEvaluationBatch: the token never leaks', () => {
   // Servers that echo the token back in every place that can reach an outcome field.
   const echoes: Array<[string, () => void]> = [
     ['500 message', () => sim.inject({ type: 'status', status: 500, count: 1, body: { message: `bad ${TOKEN}` } })],
-    ['403 error', () => sim.inject({ type: 'status', status: 403, count: 1, body: { error: `token ${TOKEN} revoked` } })],
+    [
+      '403 error',
+      () => sim.inject({ type: 'status', status: 403, count: 1, body: { error: `token ${TOKEN} revoked` } }),
+    ],
     ['409 message', () => sim.inject({ type: 'status', status: 409, count: 1, body: { message: TOKEN } })],
     ['skipped message', () => sim.inject({ type: 'skippedBody', message: `skip ${TOKEN}` })],
-    ['202 message', () => sim.inject({ type: 'status', status: 202, count: 1, body: { status: 'accepted', message: TOKEN } })],
+    [
+      '202 message',
+      () => sim.inject({ type: 'status', status: 202, count: 1, body: { status: 'accepted', message: TOKEN } }),
+    ],
     ['schema violation', () => sim.inject({ type: 'status', status: 200, count: 1, body: { processed: TOKEN } })],
     ['timeout', () => sim.inject({ type: 'hang' })],
     ['success', () => undefined],

@@ -30,13 +30,19 @@ export function decideCatchUp(
   if (policy === 'latest') {
     const successorMissed = upSince === undefined || next.getTime() < upSince.getTime();
     if (next.getTime() <= actualTime.getTime() && successorMissed) {
-      return { run: false, message: `Missed slot: superseded by the slot at ${next.toISOString()} (catch-up policy "latest")` };
+      return {
+        run: false,
+        message: `Missed slot: superseded by the slot at ${next.toISOString()} (catch-up policy "latest")`,
+      };
     }
     return { run: true };
   }
   const interval = next.getTime() - scheduledTime.getTime();
   if (actualTime.getTime() - scheduledTime.getTime() > interval / 2) {
-    return { run: false, message: `Missed slot: started ${actualTime.getTime() - scheduledTime.getTime()} ms late (catch-up policy "none")` };
+    return {
+      run: false,
+      message: `Missed slot: started ${actualTime.getTime() - scheduledTime.getTime()} ms late (catch-up policy "none")`,
+    };
   }
   return { run: true };
 }

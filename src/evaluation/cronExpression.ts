@@ -61,7 +61,8 @@ export function cronFields(expression: string): string[] {
   const trimmed = expression.trim();
   if (trimmed.startsWith('@')) {
     const expanded = CRON_NICKNAMES[trimmed.toLowerCase()];
-    if (!expanded) throw new CronSyntaxError(`unknown nickname "${trimmed}" (use @yearly, @monthly, @weekly, @daily or @hourly)`);
+    if (!expanded)
+      throw new CronSyntaxError(`unknown nickname "${trimmed}" (use @yearly, @monthly, @weekly, @daily or @hourly)`);
     return expanded.split(' ');
   }
   const fields = trimmed.split(/\s+/);
@@ -74,7 +75,8 @@ export function cronFields(expression: string): string[] {
 function value(text: string, spec: FieldSpec): number {
   if (/^\d+$/.test(text)) {
     const n = Number(text);
-    if (n < spec.min || n > spec.max) throw new CronSyntaxError(`${spec.name} value ${n} out of range ${spec.min}-${spec.max}`);
+    if (n < spec.min || n > spec.max)
+      throw new CronSyntaxError(`${spec.name} value ${n} out of range ${spec.min}-${spec.max}`);
     return n;
   }
   const index = spec.names?.indexOf(text.toLowerCase()) ?? -1;

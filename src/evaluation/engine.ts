@@ -19,7 +19,13 @@ import pg from 'pg';
 import { parseDuration } from '../config.js';
 import type { Logger } from '../logger.js';
 import { markScheduledRun } from '../runtime/dbosInternals.js';
-import { forgetScheduleTimer, initScheduleMetrics, recordMissedSlots, recordNextSlot, recordSchedulePaused } from '../telemetry/metrics.js';
+import {
+  forgetScheduleTimer,
+  initScheduleMetrics,
+  recordMissedSlots,
+  recordNextSlot,
+  recordSchedulePaused,
+} from '../telemetry/metrics.js';
 import { EvaluationBatch } from './evaluationBatch.js';
 import { recordScheduleEvent } from './scheduleEvents.js';
 import { SpecSlots } from './scheduleSpec.js';
@@ -144,7 +150,10 @@ export class ScheduleEngine {
   }
 
   private async listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.deps.appDatabaseUrl, application_name: 'xyra-schedules-listen' });
+    const client = new pg.Client({
+      connectionString: this.deps.appDatabaseUrl,
+      application_name: 'xyra-schedules-listen',
+    });
     // Always listened to: an 'error' with no listener would end the process.
     const lost = (e?: Error) => {
       if (this.listener !== client) return; // not (or no longer) the live connection
@@ -158,7 +167,9 @@ export class ScheduleEngine {
     client.on('end', () => lost());
     client.on('notification', (n) => {
       if (n.channel !== SCHEDULES_CHANNEL || !n.payload) return;
-      this.reloadOne(n.payload).catch((e: unknown) => this.connectionTrouble(e, { schedule: n.payload }, 'schedule re-read failed'));
+      this.reloadOne(n.payload).catch((e: unknown) =>
+        this.connectionTrouble(e, { schedule: n.payload }, 'schedule re-read failed'),
+      );
     });
     try {
       await client.connect();
@@ -236,7 +247,13 @@ export class ScheduleEngine {
     }
     const slots = new SpecSlots(row);
     // The new version fires from the first slot after it took effect (and after what was already fired).
-    const after = new Date(Math.max(this.planFrom ?? this.clock.now(), Date.parse(row.effective_from), row.fired_through ? Date.parse(row.fired_through) : 0));
+    const after = new Date(
+      Math.max(
+        this.planFrom ?? this.clock.now(),
+        Date.parse(row.effective_from),
+        row.fired_through ? Date.parse(row.fired_through) : 0,
+      ),
+    );
     const next = row.status === 'ACTIVE' ? safeNext(slots, after) : null;
     this.entries.set(row.name, { row, slots, next });
     this.recordTimer(row.name, slots, next);
@@ -272,7 +289,8 @@ export class ScheduleEngine {
       this.wake = new AbortController();
       const signal = AbortSignal.any([stop, this.wake.signal]);
       if (!this.fenceOpen()) {
-        if (!this.catchUpPending) this.deps.logger.info('slot firing held behind the execution fence until the executor claim is confirmed');
+        if (!this.catchUpPending)
+          this.deps.logger.info('slot firing held behind the execution fence until the executor claim is confirmed');
         this.catchUpPending = true;
         await this.clock.sleepUntil(this.clock.now() + FENCED_POLL_MS, signal);
         continue;
@@ -292,7 +310,10 @@ export class ScheduleEngine {
             this.planFrom = undefined;
           }
           this.deps.onResumed?.(at);
-          this.deps.logger.info({ slots: n, at: at.toISOString() }, 'fence open: firing resumed, slots that fell while fenced caught up');
+          this.deps.logger.info(
+            { slots: n, at: at.toISOString() },
+            'fence open: firing resumed, slots that fell while fenced caught up',
+          );
         } catch (e) {
           this.catchUpPending = true;
           this.connectionTrouble(e, {}, 'catch-up after the fence failed: retrying');
@@ -359,14 +380,22 @@ export class ScheduleEngine {
     if (from < windowStart) {
       const old = slots.between(from, windowStart, MAX_CATCH_UP_SLOTS * 100);
       if (old.length > 0 && (await replaceFiredThrough(this.deps.appPool, row.name, row.version, from, windowStart))) {
-        const summary = { count: old.length, first_slot: old[0]!.toISOString(), last_slot: old[old.length - 1]!.toISOString(), window_ms: now.getTime() - windowStart.getTime() };
+        const summary = {
+          count: old.length,
+          first_slot: old[0]!.toISOString(),
+          last_slot: old[old.length - 1]!.toISOString(),
+          window_ms: now.getTime() - windowStart.getTime(),
+        };
         await recordScheduleEvent(this.deps.appPool, {
           scheduleName: row.name,
           kind: 'missed_summary',
           note: `${old.length} slot(s) missed while no replica ran, older than the catch-up window: not run`,
           details: summary,
         });
-        this.deps.logger.warn({ schedule: row.name, ...summary }, 'missed slots beyond the catch-up window summed up, not run');
+        this.deps.logger.warn(
+          { schedule: row.name, ...summary },
+          'missed slots beyond the catch-up window summed up, not run',
+        );
         recordMissedSlots(row.name, old.length, now);
       }
       from = windowStart;
@@ -377,7 +406,8 @@ export class ScheduleEngine {
     // the next queue poll (BATCH_QUEUE_POLL_MS), which a drain may never reach.
     const viaQueue = !afterFence || row.catch_up === 'all';
     for (const slot of missed) await this.fire(row, slot, true, viaQueue);
-    if (missed.length > 0) this.deps.logger.info({ schedule: row.name, slots: missed.length }, 'missed slots caught up');
+    if (missed.length > 0)
+      this.deps.logger.info({ schedule: row.name, slots: missed.length }, 'missed slots caught up');
     return missed.length;
   }
 }

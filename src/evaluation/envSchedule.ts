@@ -5,7 +5,13 @@
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { parseScheduleSpec, type ScheduleSpec } from './scheduleSpec.js';
-import { createSchedule, getScheduleRow, updateSchedule, ScheduleExistsError, type ClientSource } from './scheduleStore.js';
+import {
+  createSchedule,
+  getScheduleRow,
+  updateSchedule,
+  ScheduleExistsError,
+  type ClientSource,
+} from './scheduleStore.js';
 import type { Queryable } from '../runtime/databases.js';
 import { DEFAULT_SCHEDULE } from './slotContext.js';
 
@@ -37,7 +43,12 @@ async function lastDeclaration(db: Queryable): Promise<Record<string, unknown> |
 export type ReconcileOutcome = 'created' | 'updated' | 'unchanged';
 
 /** Creates or edits `evaluation-batch` to match BATCH_*; an edit like any other (version, audit row, NOTIFY). */
-export async function reconcileEnvSchedule(pool: ClientSource & Queryable, config: Config, logger: Logger, caughtUpTo?: Date): Promise<ReconcileOutcome> {
+export async function reconcileEnvSchedule(
+  pool: ClientSource & Queryable,
+  config: Config,
+  logger: Logger,
+  caughtUpTo?: Date,
+): Promise<ReconcileOutcome> {
   const declared = declaredEnvSchedule(config);
   const row = await getScheduleRow(pool, DEFAULT_SCHEDULE);
   if (!row) {
@@ -56,6 +67,10 @@ export async function reconcileEnvSchedule(pool: ClientSource & Queryable, confi
   const patch = Object.fromEntries(DECLARED.map((f) => [f, declared[f]]));
   // From the instant the old spec was caught up to: no slot of either spec falls between them.
   const result = await updateSchedule(pool, DEFAULT_SCHEDULE, patch, 'env', caughtUpTo);
-  if (result.changed) logger.info({ schedule: DEFAULT_SCHEDULE, cron: declared.cron, version: result.schedule?.version }, 'schedule edited from BATCH_*');
+  if (result.changed)
+    logger.info(
+      { schedule: DEFAULT_SCHEDULE, cron: declared.cron, version: result.schedule?.version },
+      'schedule edited from BATCH_*',
+    );
   return result.changed ? 'updated' : 'unchanged';
 }

@@ -18,7 +18,13 @@ import { enterGate, releaseGate, waitAsBuffered, type ExecutorAliveCheck } from 
 import { getScheduleRow, versionSupersededAt } from './scheduleStore.js';
 import { DEFAULT_SCHEDULE, readSlotContext, type SlotContext } from './slotContext.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from './status.js';
-import { backoffDelayMs, callEvaluationBatch, DEFAULT_SKIP_MESSAGE, type AttemptOutcome, type XyraRequest } from './xyraClient.js';
+import {
+  backoffDelayMs,
+  callEvaluationBatch,
+  DEFAULT_SKIP_MESSAGE,
+  type AttemptOutcome,
+  type XyraRequest,
+} from './xyraClient.js';
 
 export const SCHEDULE_NAME = DEFAULT_SCHEDULE;
 /** The overlap guard speaks the API's own words for the same situation (its 409). */
@@ -88,10 +94,17 @@ function isManualRun(ctx: SlotContext): boolean {
   return ctx.manual === true;
 }
 
-function finalStatusOf(outcome: AttemptOutcome): Pick<BatchStatus, 'status' | 'processed' | 'succeeded' | 'failed' | 'message' | 'error'> {
+function finalStatusOf(
+  outcome: AttemptOutcome,
+): Pick<BatchStatus, 'status' | 'processed' | 'succeeded' | 'failed' | 'message' | 'error'> {
   switch (outcome.kind) {
     case 'completed':
-      return { status: 'completed', processed: outcome.processed, succeeded: outcome.succeeded, failed: outcome.failed };
+      return {
+        status: 'completed',
+        processed: outcome.processed,
+        succeeded: outcome.succeeded,
+        failed: outcome.failed,
+      };
     case 'triggered':
       return {
         status: 'triggered',
@@ -128,13 +141,26 @@ export class EvaluationBatch {
     try {
       gate = await EvaluationBatch.checkGate(workflowId, scheduledIso, actualIso, ctx);
       if (gate.run) {
-        await DBOS.setEvent<BatchStatus>(BATCH_STATUS_EVENT, { ...base, status: 'triggered', processed: 0, succeeded: 0, failed: 0 });
+        await DBOS.setEvent<BatchStatus>(BATCH_STATUS_EVENT, {
+          ...base,
+          status: 'triggered',
+          processed: 0,
+          succeeded: 0,
+          failed: 0,
+        });
       }
     } finally {
       await releaseGate(workflowId); // others deciding now see this run's `triggered`
     }
     if (!gate.run) {
-      const status: BatchStatus = { ...base, status: 'skipped', processed: 0, succeeded: 0, failed: 0, message: gate.message };
+      const status: BatchStatus = {
+        ...base,
+        status: 'skipped',
+        processed: 0,
+        succeeded: 0,
+        failed: 0,
+        message: gate.message,
+      };
       await DBOS.setEvent(BATCH_STATUS_EVENT, status);
       await EvaluationBatch.recordOutcome(ctx.schedule, status, gate.reason);
       await EvaluationBatch.enforceFailurePolicy(ctx.schedule, status, gate.reason);
@@ -200,25 +226,45 @@ export class EvaluationBatch {
     return fenced(() => EvaluationBatch.decide(workflowId, scheduledIso, actualIso, ctx));
   }
 
-  private static async decide(workflowId: string, scheduledIso: string, actualIso: string, ctx: SlotContext): Promise<Gate> {
+  private static async decide(
+    workflowId: string,
+    scheduledIso: string,
+    actualIso: string,
+    ctx: SlotContext,
+  ): Promise<Gate> {
     const s = current();
     // A backfilled slot was asked for by an operator: like a manual run, it is never "missed" nor held by a pause.
     const manual = isManualRun(ctx) || ctx.backfill === true;
     const slot = new Date(scheduledIso);
     const row = await getScheduleRow(s.appPool, ctx.schedule);
-    if (!row) return { run: false, reason: 'superseded', message: `Schedule "${ctx.schedule}" no longer exists: slot not run` };
+    if (!row)
+      return { run: false, reason: 'superseded', message: `Schedule "${ctx.schedule}" no longer exists: slot not run` };
     if (!manual) {
       if (ctx.version !== undefined && ctx.version !== row.version) {
         // Slots before the next version took effect still belong to this one (downtime caught up by the old spec).
         const until = await versionSupersededAt(s.appPool, row.name, ctx.version, new Date(row.created_at));
         if (until === null || slot.getTime() >= until.getTime()) {
-          return { run: false, reason: 'superseded', message: `Slot of version ${ctx.version}; the schedule is at version ${row.version} since ${until?.toISOString() ?? 'its re-creation'}: not run` };
+          return {
+            run: false,
+            reason: 'superseded',
+            message: `Slot of version ${ctx.version}; the schedule is at version ${row.version} since ${until?.toISOString() ?? 'its re-creation'}: not run`,
+          };
         }
       }
-      const pause = row.status === 'PAUSED' ? { paused: true, message: 'Schedule paused: slot not run' } : await pauseCovering(s.appPool, row.name, slot);
+      const pause =
+        row.status === 'PAUSED'
+          ? { paused: true, message: 'Schedule paused: slot not run' }
+          : await pauseCovering(s.appPool, row.name, slot);
       if (pause.paused) return { run: false, reason: 'paused', message: pause.message };
     }
-    const catchUp = decideCatchUp(row.catch_up, new CronSchedule(row.cron, row.timezone), slot, new Date(actualIso), manual, upSince);
+    const catchUp = decideCatchUp(
+      row.catch_up,
+      new CronSchedule(row.cron, row.timezone),
+      slot,
+      new Date(actualIso),
+      manual,
+      upSince,
+    );
     if (!catchUp.run) return { run: false, reason: 'missed', message: catchUp.message };
 
     if (row.overlap !== 'allow_all') {
@@ -230,7 +276,10 @@ export class EvaluationBatch {
         const waited =
           row.overlap === 'buffer_one' &&
           (await waitAsBuffered(s.systemPool, row.name, workflowId, s.isExecutorAlive, () =>
-            s.logger.warn({ workflowId }, 'overlap gate held too long: released without this run publishing `triggered`'),
+            s.logger.warn(
+              { workflowId },
+              'overlap gate held too long: released without this run publishing `triggered`',
+            ),
           ));
         if (!waited) {
           s.logger.info({ workflowId, blocker }, 'batch skipped: another run is still in progress');
@@ -252,7 +301,13 @@ export class EvaluationBatch {
     );
     const nextDelayMs =
       outcome.kind === 'retryable' ? backoffDelayMs(attempt, s.backoffBaseMs, s.backoffMaxMs, outcome.retryAfterMs) : 0;
-    const log = { workflowId: request.workflow_id, attempt, kind: outcome.kind, statusCode: outcome.statusCode, ms: outcome.durationMs };
+    const log = {
+      workflowId: request.workflow_id,
+      attempt,
+      kind: outcome.kind,
+      statusCode: outcome.statusCode,
+      ms: outcome.durationMs,
+    };
     if (outcome.kind === 'retryable' || outcome.kind === 'fatal') {
       s.logger.warn({ ...log, reason: redact(outcome.reason), nextDelayMs }, 'Xyra API attempt did not succeed');
     } else {
@@ -263,7 +318,11 @@ export class EvaluationBatch {
 
   /** BATCH_PAUSE_AFTER_FAILURES: a step, so the count and the pause happen once per run, replay or not. */
   @DBOS.step({ retriesAllowed: true, maxAttempts: 5, intervalSeconds: 1 })
-  static async enforceFailurePolicy(scheduleName: string, status: BatchStatus, skippedBy?: Gate['reason']): Promise<void> {
+  static async enforceFailurePolicy(
+    scheduleName: string,
+    status: BatchStatus,
+    skippedBy?: Gate['reason'],
+  ): Promise<void> {
     await fenced(() => applyFailurePolicy(scheduleName, status, skippedBy));
   }
 

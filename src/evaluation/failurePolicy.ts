@@ -49,7 +49,6 @@ where s.name = 'trigger' and s.class_name = 'EvaluationBatch' and s.created_at >
 order by s.created_at desc, s.workflow_uuid desc
 limit $2`;
 
-
 /** When the current count started: the latest operator resume, or the beginning of time. */
 async function countStart(appDb: Queryable, scheduleName: string): Promise<Date | null> {
   const [resumed] = await listScheduleEvents(appDb, { scheduleName, kinds: ['resumed'], limit: 1 });
@@ -57,9 +56,17 @@ async function countStart(appDb: Queryable, scheduleName: string): Promise<Date 
 }
 
 /** The current streak of `failed` runs (see the module comment for what counts). */
-export async function consecutiveFailures(systemDb: Queryable, appDb: Queryable, scheduleName: string): Promise<number> {
+export async function consecutiveFailures(
+  systemDb: Queryable,
+  appDb: Queryable,
+  scheduleName: string,
+): Promise<number> {
   const since = await countStart(appDb, scheduleName);
-  const { rows } = await systemDb.query(STREAK_SQL, [since ? since.getTime() : 0, MAX_STREAK_COUNTED * 2, runIdPattern(scheduleName)]);
+  const { rows } = await systemDb.query(STREAK_SQL, [
+    since ? since.getTime() : 0,
+    MAX_STREAK_COUNTED * 2,
+    runIdPattern(scheduleName),
+  ]);
   let failures = 0;
   for (const raw of rows) {
     const run = streakRowSchema.parse(raw);
@@ -124,7 +131,9 @@ export async function applyFailurePolicy(
   try {
     await lockClient.query('begin');
     // Two replicas finishing failed runs at once must not both pause (nor record two pauses).
-    await lockClient.query('select pg_advisory_xact_lock(hashtext($1))', [scheduleName === DEFAULT_SCHEDULE ? POLICY_LOCK : `${POLICY_LOCK}:${scheduleName}`]);
+    await lockClient.query('select pg_advisory_xact_lock(hashtext($1))', [
+      scheduleName === DEFAULT_SCHEDULE ? POLICY_LOCK : `${POLICY_LOCK}:${scheduleName}`,
+    ]);
     const failures = await consecutiveFailures(lockClient, s.appPool, scheduleName);
     recordConsecutiveFailures(scheduleName, failures, new Date(status.scheduled_time));
     let paused = false;
@@ -139,7 +148,10 @@ export async function applyFailurePolicy(
       });
       paused = result.changed;
       if (paused) {
-        s.logger.error({ workflowId: status.workflow_id, consecutiveFailures: failures, pauseAfterFailures: threshold, note }, 'schedule paused by the failure policy');
+        s.logger.error(
+          { workflowId: status.workflow_id, consecutiveFailures: failures, pauseAfterFailures: threshold, note },
+          'schedule paused by the failure policy',
+        );
       }
     }
     await lockClient.query('commit');

@@ -24,9 +24,17 @@ export const GATE_HOLD_MAX_MS = 20_000;
 /** Is this executor alive (it will finish its PENDING runs)? */
 export type ExecutorAliveCheck = (executorId: string) => Promise<boolean>;
 
-const rowSchema = z.object({ workflow_uuid: z.string(), value: z.string(), status: z.string(), executor_id: z.string().nullable() });
+const rowSchema = z.object({
+  workflow_uuid: z.string(),
+  value: z.string(),
+  status: z.string(),
+  executor_id: z.string().nullable(),
+});
 /** Events are stored superjson-wrapped (`{"json": {...}}`); a plain JSON value is accepted too. */
-const eventValueSchema = z.union([z.object({ json: z.object({ status: z.string() }) }), z.object({ status: z.string() })]);
+const eventValueSchema = z.union([
+  z.object({ json: z.object({ status: z.string() }) }),
+  z.object({ status: z.string() }),
+]);
 
 interface HeldGate {
   client: pg.PoolClient;
@@ -45,7 +53,12 @@ const heldGates = new Map<string, HeldGate>();
  * The ID of another unfinished batch run that has published `triggered` (so is calling the API) and that
  * someone will finish: adopted (ENQUEUED again) or PENDING on a live executor.
  */
-async function findRunInProgress(client: pg.PoolClient, scheduleName: string, workflowId: string, isAlive: ExecutorAliveCheck): Promise<string | undefined> {
+async function findRunInProgress(
+  client: pg.PoolClient,
+  scheduleName: string,
+  workflowId: string,
+  isAlive: ExecutorAliveCheck,
+): Promise<string | undefined> {
   const { rows } = await client.query(
     `select s.workflow_uuid, s.status, s.executor_id, e.value
        from dbos.workflow_status s
@@ -148,7 +161,9 @@ export async function waitAsBuffered(
   const client = new pg.Client({ ...pool.options, application_name: 'xyra-overlap-buffer' });
   await client.connect();
   try {
-    const { rows } = await client.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtext($1)) as ok', [`${GATE_LOCK}:buffer:${scheduleName}`]);
+    const { rows } = await client.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtext($1)) as ok', [
+      `${GATE_LOCK}:buffer:${scheduleName}`,
+    ]);
     if (!rows[0]?.ok) return false;
     for (;;) {
       const blocker = await enterGate(pool, scheduleName, workflowId, isAlive, onHeldTooLong);

@@ -15,7 +15,8 @@ export interface PauseVerdict {
  */
 export async function pauseCovering(app: Queryable, scheduleName: string, slot: Date): Promise<PauseVerdict> {
   const { rows: current } = await app.query(`select status from schedules where name = $1`, [scheduleName]);
-  if ((current[0] as { status: string } | undefined)?.status === 'PAUSED') return { paused: true, message: 'Schedule paused: slot not run' };
+  if ((current[0] as { status: string } | undefined)?.status === 'PAUSED')
+    return { paused: true, message: 'Schedule paused: slot not run' };
   const { rows } = await app.query(
     `select p.at from schedule_events p
       where p.schedule_name = $1 and p.kind = 'paused' and p.at <= $2

@@ -2,7 +2,15 @@
 // resumes, missed slots summed up after a long outage, backfills. Runs themselves live in DBOS's tables.
 import { z } from 'zod';
 
-export const SCHEDULE_EVENT_KINDS = ['created', 'updated', 'deleted', 'paused', 'resumed', 'missed_summary', 'backfill'] as const;
+export const SCHEDULE_EVENT_KINDS = [
+  'created',
+  'updated',
+  'deleted',
+  'paused',
+  'resumed',
+  'missed_summary',
+  'backfill',
+] as const;
 export type ScheduleEventKind = (typeof SCHEDULE_EVENT_KINDS)[number];
 
 import type { Queryable } from '../runtime/databases.js';

@@ -95,7 +95,8 @@ const timezone = z.string().superRefine((v, ctx) => {
 });
 const payload = z.record(z.string(), z.unknown()).superRefine((v, ctx) => {
   const bytes = Buffer.byteLength(JSON.stringify(v), 'utf8');
-  if (bytes > MAX_PAYLOAD_BYTES) ctx.addIssue({ code: 'custom', message: `must be at most ${MAX_PAYLOAD_BYTES} bytes as JSON, got ${bytes}` });
+  if (bytes > MAX_PAYLOAD_BYTES)
+    ctx.addIssue({ code: 'custom', message: `must be at most ${MAX_PAYLOAD_BYTES} bytes as JSON, got ${bytes}` });
   for (const key of RESERVED_PAYLOAD_KEYS) {
     if (key in v) ctx.addIssue({ code: 'custom', message: `must not set "${key}": it is the run's own` });
   }
@@ -143,9 +144,11 @@ function toValidationError(error: z.ZodError): ScheduleValidationError {
   return new ScheduleValidationError(field, issue.message);
 }
 
-const patchSchema = z.strictObject(Object.fromEntries(SPEC_FIELDS.map((f) => [f, fieldSchemas[f].optional()])) as {
-  [K in keyof typeof fieldSchemas]: z.ZodOptional<(typeof fieldSchemas)[K]>;
-});
+const patchSchema = z.strictObject(
+  Object.fromEntries(SPEC_FIELDS.map((f) => [f, fieldSchemas[f].optional()])) as {
+    [K in keyof typeof fieldSchemas]: z.ZodOptional<(typeof fieldSchemas)[K]>;
+  },
+);
 export type SchedulePatch = Partial<ScheduleSpec>;
 
 function withoutReadOnly(raw: unknown): unknown {
@@ -157,7 +160,8 @@ function withoutReadOnly(raw: unknown): unknown {
 
 /** Validates a partial schedule (an update); throws ScheduleValidationError. */
 export function parseSchedulePatch(raw: unknown): SchedulePatch {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ScheduleValidationError('body', 'expected a JSON object');
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new ScheduleValidationError('body', 'expected a JSON object');
   const parsed = patchSchema.safeParse(withoutReadOnly(raw));
   if (!parsed.success) throw toValidationError(parsed.error);
   return parsed.data as SchedulePatch;
@@ -250,7 +254,8 @@ export class SpecSlots {
   between(after: Date, upTo: Date, limit = Number.MAX_SAFE_INTEGER): Date[] {
     const out: Date[] = [];
     let cursor: Date | null = after;
-    while (out.length < limit && (cursor = this.next(cursor)) !== null && cursor.getTime() <= upTo.getTime()) out.push(cursor);
+    while (out.length < limit && (cursor = this.next(cursor)) !== null && cursor.getTime() <= upTo.getTime())
+      out.push(cursor);
     return out;
   }
 

@@ -287,7 +287,14 @@ export async function resumeScheduleRow(pool: ClientSource, name: string, by: st
       [name],
     );
     const pausedAt = (paused.rows[0] as { at: Date } | undefined)?.at;
-    await audit(c, { kind: 'resumed', name, before, after, by, extra: pausedAt ? { paused_at: pausedAt.toISOString() } : {} });
+    await audit(c, {
+      kind: 'resumed',
+      name,
+      before,
+      after,
+      by,
+      extra: pausedAt ? { paused_at: pausedAt.toISOString() } : {},
+    });
     return { changed: true, schedule: after };
   });
 }
@@ -305,7 +312,13 @@ export async function advanceFiredThrough(db: Queryable, name: string, version: 
 }
 
 /** Compare-and-set of `fired_through` (the catch-up window skips old slots): only one replica wins. */
-export async function replaceFiredThrough(db: Queryable, name: string, version: number, expected: Date, next: Date): Promise<boolean> {
+export async function replaceFiredThrough(
+  db: Queryable,
+  name: string,
+  version: number,
+  expected: Date,
+  next: Date,
+): Promise<boolean> {
   const { rowCount } = await db.query(
     `update schedules set fired_through = $4 where name = $1 and version = $2 and fired_through = $3`,
     [name, version, expected, next],
@@ -317,7 +330,12 @@ export async function replaceFiredThrough(db: Queryable, name: string, version: 
  * The instant from which `version` of the schedule (as it exists now, created at `createdAt`) was no longer
  * current: the effective_from of version + 1. Null when no later version is on record.
  */
-export async function versionSupersededAt(db: Queryable, name: string, version: number, createdAt: Date): Promise<Date | null> {
+export async function versionSupersededAt(
+  db: Queryable,
+  name: string,
+  version: number,
+  createdAt: Date,
+): Promise<Date | null> {
   const { rows } = await db.query(
     `select (details ->> 'effective_from')::timestamptz as at from schedule_events
       where schedule_name = $1 and kind in ('updated', 'paused', 'resumed') and (details ->> 'version') = $2 and at >= $3

@@ -51,7 +51,11 @@ const messageBodySchema = z.object({ message: z.string() }).or(z.object({ error:
 
 type Body = { text: string; truncated: boolean };
 /** An outcome before timing/size are attached (Omit distributed over the union so `kind` still narrows). */
-type Classified = AttemptOutcome extends infer O ? (O extends AttemptOutcome ? Omit<O, keyof AttemptBase> : never) : never;
+type Classified = AttemptOutcome extends infer O
+  ? O extends AttemptOutcome
+    ? Omit<O, keyof AttemptBase>
+    : never
+  : never;
 
 export async function callEvaluationBatch(opts: XyraClientOptions, req: XyraRequest): Promise<AttemptOutcome> {
   const started = performance.now();
@@ -83,7 +87,12 @@ export async function callEvaluationBatch(opts: XyraClientOptions, req: XyraRequ
   } finally {
     await agent.destroy().catch(() => undefined);
   }
-  const outcome = { ...classified, statusCode, bodyBytes: received.bytes, durationMs: Math.round(performance.now() - started) };
+  const outcome = {
+    ...classified,
+    statusCode,
+    bodyBytes: received.bytes,
+    durationMs: Math.round(performance.now() - started),
+  };
   return scrubSecret(outcome as AttemptOutcome, opts.token);
 }
 
@@ -112,7 +121,11 @@ function send(agent: Dispatcher, url: URL, opts: XyraClientOptions, req: XyraReq
   return request(url, { method: 'POST', headers, body: JSON.stringify(req), dispatcher: agent, signal });
 }
 
-async function readCapped(body: AsyncIterable<Buffer | Uint8Array>, cap: number, received: { bytes: number }): Promise<Body> {
+async function readCapped(
+  body: AsyncIterable<Buffer | Uint8Array>,
+  cap: number,
+  received: { bytes: number },
+): Promise<Body> {
   const chunks: Buffer[] = [];
   for await (const chunk of body) {
     received.bytes += chunk.length;
@@ -125,7 +138,11 @@ async function readCapped(body: AsyncIterable<Buffer | Uint8Array>, cap: number,
   return { text: Buffer.concat(chunks).toString('utf8'), truncated: false };
 }
 
-function classifyResponse(status: number, headers: Record<string, string | string[] | undefined>, body: Body): Classified {
+function classifyResponse(
+  status: number,
+  headers: Record<string, string | string[] | undefined>,
+  body: Body,
+): Classified {
   if (status === 408 || status === 429 || (status >= 500 && status <= 599)) {
     const retryAfterMs = parseRetryAfter(headers['retry-after']);
     const reason = httpReason(status, body);
@@ -160,7 +177,8 @@ function classifySuccess(status: number, body: Body): Classified {
   }
   if (!parsed.ok) return { kind: 'fatal', reason: `malformed response body: ${parsed.error}` };
   const counts = batchCountsSchema.safeParse(parsed.value);
-  if (!counts.success) return { kind: 'fatal', reason: `response body does not match schema: ${describeIssues(counts.error)}` };
+  if (!counts.success)
+    return { kind: 'fatal', reason: `response body does not match schema: ${describeIssues(counts.error)}` };
   return { kind: 'completed', ...pickCounts(counts.data) };
 }
 

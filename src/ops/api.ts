@@ -32,7 +32,8 @@ export const DATASETS_LIMIT = { default: 10, max: 100 };
 function limitParam(query: URLSearchParams, bounds: { default: number; max: number }): number {
   const raw = query.get('limit');
   if (raw === null) return bounds.default;
-  if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new ApiRequestError(400, `limit: expected a positive integer, got "${raw}"`);
+  if (!/^\d+$/.test(raw) || Number(raw) < 1)
+    throw new ApiRequestError(400, `limit: expected a positive integer, got "${raw}"`);
   return Math.min(Number(raw), bounds.max);
 }
 
@@ -71,7 +72,8 @@ export function createApi(deps: ApiDeps): ApiHandler {
       case 'runs': {
         const limit = limitParam(query, RUNS_LIMIT);
         const schedule = query.get('schedule') ?? undefined;
-        if (schedule !== undefined && !SCHEDULE_NAME_PATTERN.test(schedule)) throw new ApiRequestError(400, `schedule: "${schedule.slice(0, 100)}" is not a schedule name`);
+        if (schedule !== undefined && !SCHEDULE_NAME_PATTERN.test(schedule))
+          throw new ApiRequestError(400, `schedule: "${schedule.slice(0, 100)}" is not a schedule name`);
         const runs = await withClient(deps.systemPool, (db) => listBatchRuns(db, { limit, schedule }));
         return runs.map((r) => ({ ...r, error: publicRunError(r.error) }));
       }
@@ -85,7 +87,9 @@ export function createApi(deps: ApiDeps): ApiHandler {
         // Runs older than HISTORY_RETENTION are deleted anyway: a longer window only costs work (the scan, the
         // cron walk). The answer's `since` shows the window actually used. At least 24 h, the page's own window.
         windowMs = Math.min(windowMs, Math.max(deps.config.historyRetentionMs, STATS_MIN_CAP_MS));
-        return withClient(deps.systemPool, (sys) => statsReport(sys, deps.appPool, windowMs, deps.config.historyRetentionMs));
+        return withClient(deps.systemPool, (sys) =>
+          statsReport(sys, deps.appPool, windowMs, deps.config.historyRetentionMs),
+        );
       }
       case 'errors': {
         const limit = limitParam(query, ERRORS_LIMIT);

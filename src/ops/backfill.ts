@@ -25,10 +25,19 @@ export interface BackfillPlan {
 }
 
 /** The schedule's slots in [from, to) by its current spec (cron, zone, start_at/end_at). */
-export async function planBackfill(appDb: Queryable, from: Date, to: Date, name: string = SCHEDULE_NAME): Promise<BackfillPlan> {
+export async function planBackfill(
+  appDb: Queryable,
+  from: Date,
+  to: Date,
+  name: string = SCHEDULE_NAME,
+): Promise<BackfillPlan> {
   const schedule = await getScheduleRow(appDb, name);
   if (!schedule) throw new ScheduleNotFoundError(name);
-  const slots = new SpecSlots(schedule).between(new Date(from.getTime() - 1), new Date(to.getTime() - 1), MAX_BACKFILL_SLOTS + 1);
+  const slots = new SpecSlots(schedule).between(
+    new Date(from.getTime() - 1),
+    new Date(to.getTime() - 1),
+    MAX_BACKFILL_SLOTS + 1,
+  );
   return { schedule: name, from, to, cron: schedule.cron, timezone: schedule.timezone, slots };
 }
 
@@ -47,7 +56,11 @@ export interface BackfillResult {
   request_id: string | null;
 }
 
-export async function requestBackfill(client: DBOSClient, appDb: Queryable, plan: BackfillPlan): Promise<BackfillResult> {
+export async function requestBackfill(
+  client: DBOSClient,
+  appDb: Queryable,
+  plan: BackfillPlan,
+): Promise<BackfillResult> {
   const ids = plan.slots.map((s) => slotWorkflowId(s, plan.schedule));
   const existing = new Set(
     (await client.listWorkflows({ workflowIDs: ids, loadInput: false, loadOutput: false })).map((w) => w.workflowID),

@@ -10,7 +10,14 @@ import { historyWithEvents, listBatchRuns, type BatchRun, type HistoryEntry } fr
 import { MAX_BACKFILL_SLOTS, planBackfill, requestBackfill, type BackfillResult } from './backfill.js';
 import { scheduleStatus, type ScheduleStatus } from './scheduleStatus.js';
 import type { ScheduleEvent } from '../evaluation/scheduleEvents.js';
-import { pauseSchedule, resumeSchedule, scheduleState, triggerNow, waitForOutcome, type ScheduleState } from './scheduleControl.js';
+import {
+  pauseSchedule,
+  resumeSchedule,
+  scheduleState,
+  triggerNow,
+  waitForOutcome,
+  type ScheduleState,
+} from './scheduleControl.js';
 import { scheduleNext } from './scheduleNext.js';
 import { runDataAction, scheduleOption, SPEC_OPTIONS } from './scheduleCommands.js';
 import { parseDuration } from '../config.js';
@@ -22,9 +29,10 @@ const json = (ctx: CliContext, value: unknown) => ctx.out(JSON.stringify(value, 
 /** A schedule event as a history row: its time in the SLOT column, its kind as the status. */
 function eventRow(e: ScheduleEvent): string[] {
   const by = typeof e.details.by === 'string' ? ` by ${e.details.by}` : '';
-  const text = e.kind === 'missed_summary'
-    ? `${String(e.details.count)} slots ${String(e.details.first_slot)} → ${String(e.details.last_slot)} not run (older than the catch-up window)`
-    : `${e.note ?? ''}${by ? ` (${by.trim()})` : ''}`;
+  const text =
+    e.kind === 'missed_summary'
+      ? `${String(e.details.count)} slots ${String(e.details.first_slot)} → ${String(e.details.last_slot)} not run (older than the catch-up window)`
+      : `${e.note ?? ''}${by ? ` (${by.trim()})` : ''}`;
   return [formatTime(e.at), '-', '-', '-', `[${e.kind}]`, '-', '-', oneLine(text, 120)];
 }
 
@@ -38,19 +46,22 @@ function historyTable(entries: HistoryEntry[]): string[] {
 function runRow(r: BatchRun): string[] {
   return [
     formatTime(r.scheduled_time) + (r.manual ? ' (manual)' : ''),
-      formatClock(r.actual_time),
-      formatMs(r.delay_ms),
-      formatMs(r.duration_ms),
-      r.status,
-      `${r.processed}/${r.succeeded}/${r.failed}`,
-      String(r.attempts),
+    formatClock(r.actual_time),
+    formatMs(r.delay_ms),
+    formatMs(r.duration_ms),
+    r.status,
+    `${r.processed}/${r.succeeded}/${r.failed}`,
+    String(r.attempts),
     oneLine(r.error ?? r.message ?? (r.skipped_reason ? `skipped: ${r.skipped_reason}` : '')),
   ];
 }
 
 function statsLines(s: BatchStats): string[] {
   const pct = (p: BatchStats['delay_ms']) => `p50 ${formatMs(p.p50)}  p95 ${formatMs(p.p95)}  max ${formatMs(p.max)}`;
-  const statuses = Object.entries(s.by_status).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  const statuses =
+    Object.entries(s.by_status)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ') || 'none';
   return [
     `batch runs ${formatTime(s.since)} → ${formatTime(s.until)}`,
     `  runs              ${s.runs} (${s.manual_runs} manual): ${statuses}`,
@@ -89,7 +100,9 @@ function scheduleStatusLines(s: ScheduleStatus): string[] {
     `  cron          ${s.cron}  (${s.timezone})`,
   ];
   if (s.status !== 'ACTIVE') {
-    lines.push(`  paused        ${s.paused_at ? formatTime(s.paused_at) : '-'}: ${oneLine(s.paused_reason, 120) || '(no note)'}`);
+    lines.push(
+      `  paused        ${s.paused_at ? formatTime(s.paused_at) : '-'}: ${oneLine(s.paused_reason, 120) || '(no note)'}`,
+    );
   } else if (s.resumed_at) {
     lines.push(`  resumed       ${formatTime(s.resumed_at)}`);
   }
@@ -101,7 +114,9 @@ function scheduleStatusLines(s: ScheduleStatus): string[] {
   );
   if (s.last_missed_summary) {
     const d = s.last_missed_summary.details;
-    lines.push(`  long outage   ${String(d.count)} slots ${String(d.first_slot)} → ${String(d.last_slot)} summed up, not run`);
+    lines.push(
+      `  long outage   ${String(d.count)} slots ${String(d.first_slot)} → ${String(d.last_slot)} summed up, not run`,
+    );
   }
   return lines;
 }
@@ -130,7 +145,9 @@ export const opsCommands: Record<string, CliCommand> = {
         json(ctx, await withDb(systemDatabaseUrl, (db) => listBatchRuns(db, q)));
         return 0;
       }
-      const entries = await withDb(systemDatabaseUrl, (sys) => withDb(appDatabaseUrl, (app) => historyWithEvents(sys, app, q)));
+      const entries = await withDb(systemDatabaseUrl, (sys) =>
+        withDb(appDatabaseUrl, (app) => historyWithEvents(sys, app, q)),
+      );
       if (values.json) json(ctx, entries);
       else if (entries.length === 0) ctx.out('no batch runs recorded yet');
       else historyTable(entries).forEach((l) => ctx.out(l));
@@ -138,10 +155,14 @@ export const opsCommands: Record<string, CliCommand> = {
     },
   },
   stats: {
-    summary: 'batch run figures over a window: statuses, success rate, duration/delay percentiles, retries, missed slots',
+    summary:
+      'batch run figures over a window: statuses, success rate, duration/delay percentiles, retries, missed slots',
     usage: 'xyra stats [--since 24h] [--json]',
     run: async (args, ctx) => {
-      const { values } = parseArgs({ args, options: { since: { type: 'string', default: '24h' }, json: { type: 'boolean', default: false } } });
+      const { values } = parseArgs({
+        args,
+        options: { since: { type: 'string', default: '24h' }, json: { type: 'boolean', default: false } },
+      });
       let windowMs: number;
       try {
         windowMs = parseDuration(values.since);
@@ -156,7 +177,10 @@ export const opsCommands: Record<string, CliCommand> = {
       if (values.json) json(ctx, stats);
       else {
         statsLines(stats).forEach((l) => ctx.out(l));
-        if (pruned_before) ctx.out(`note: older runs were pruned: runs finished before ${pruned_before} are deleted (HISTORY_RETENTION), so this window is incomplete`);
+        if (pruned_before)
+          ctx.out(
+            `note: older runs were pruned: runs finished before ${pruned_before} are deleted (HISTORY_RETENTION), so this window is incomplete`,
+          );
       }
       return 0;
     },
@@ -165,7 +189,10 @@ export const opsCommands: Record<string, CliCommand> = {
     summary: 'latest rows of the pipeline errors table',
     usage: 'xyra errors [--limit N] [--json]',
     run: async (args, ctx) => {
-      const { values } = parseArgs({ args, options: { limit: { type: 'string' }, json: { type: 'boolean', default: false } } });
+      const { values } = parseArgs({
+        args,
+        options: { limit: { type: 'string' }, json: { type: 'boolean', default: false } },
+      });
       const limit = positiveInt('limit', values.limit, 20);
       const { appDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
       const rows = await withDb(appDatabaseUrl, (db) => latestErrors(db, limit));
@@ -210,7 +237,10 @@ export const opsCommands: Record<string, CliCommand> = {
         }
         const outcome = await waitForOutcome(client, workflowId, timeoutS * 1000);
         if (values.json) json(ctx, { workflow_id: workflowId, outcome });
-        else if (outcome) ctx.out(`${workflowId}: ${outcome.status} ${outcome.processed}/${outcome.succeeded}/${outcome.failed} ${oneLine(outcome.error ?? outcome.message)}`.trimEnd());
+        else if (outcome)
+          ctx.out(
+            `${workflowId}: ${outcome.status} ${outcome.processed}/${outcome.succeeded}/${outcome.failed} ${oneLine(outcome.error ?? outcome.message)}`.trimEnd(),
+          );
         else ctx.out(`${workflowId}: not finished after ${timeoutS}s (is the service running?)`);
         if (!outcome) return 1;
         return outcome.status === 'failed' ? 1 : 0;
@@ -218,7 +248,8 @@ export const opsCommands: Record<string, CliCommand> = {
     },
   },
   schedule: {
-    summary: 'manage schedules (create, update, delete, list, apply) and show, pause, resume, list the next slots of, or backfill one',
+    summary:
+      'manage schedules (create, update, delete, list, apply) and show, pause, resume, list the next slots of, or backfill one',
     usage:
       'xyra schedule create NAME --cron EXPR [--timezone TZ] [--payload JSON] [--catch-up P] [--catch-up-window D] [--overlap O] ' +
       '[--pause-after-failures N] [--start-at ISO] [--end-at ISO] [--note TEXT] [--json] | update NAME [same options] | delete NAME | ' +
@@ -242,15 +273,21 @@ export const opsCommands: Record<string, CliCommand> = {
       });
       const action = positionals[0] ?? '';
       if (['create', 'update', 'delete', 'list', 'apply'].includes(action)) {
-        if (values.schedule !== undefined) throw new UsageError(`--schedule: not with "schedule ${action}" (give NAME)`);
+        if (values.schedule !== undefined)
+          throw new UsageError(`--schedule: not with "schedule ${action}" (give NAME)`);
         return runDataAction(action, positionals, values, ctx);
       }
       if (positionals.length !== 1 || !['status', 'pause', 'resume', 'next', 'backfill'].includes(action)) {
-        throw new UsageError('expected one of: create, update, delete, list, apply, status, pause, resume, next, backfill');
+        throw new UsageError(
+          'expected one of: create, update, delete, list, apply, status, pause, resume, next, backfill',
+        );
       }
       for (const option of Object.keys(SPEC_OPTIONS)) {
         if (option === 'note' && action === 'pause') continue;
-        if (values[option as keyof typeof values] !== undefined) throw new UsageError(`--${option}: only with "schedule create|update"${option === 'note' ? ' or "schedule pause"' : ''}`);
+        if (values[option as keyof typeof values] !== undefined)
+          throw new UsageError(
+            `--${option}: only with "schedule create|update"${option === 'note' ? ' or "schedule pause"' : ''}`,
+          );
       }
       if (values.count !== undefined && action !== 'next') throw new UsageError('--count: only with "schedule next"');
       if (values.to !== undefined && action !== 'backfill') throw new UsageError('--to: only with "schedule backfill"');
@@ -258,12 +295,15 @@ export const opsCommands: Record<string, CliCommand> = {
         throw new UsageError('--from: only with "schedule backfill" or "schedule next"');
       }
       const name = scheduleOption(values.schedule);
-      if (action === 'next') return scheduleNext(ctx, { ...values, schedule: values.schedule === undefined ? undefined : name });
+      if (action === 'next')
+        return scheduleNext(ctx, { ...values, schedule: values.schedule === undefined ? undefined : name });
       // Arguments first: a bad range exits 2 before any database is reached.
       const range = action === 'backfill' ? backfillRange(values.from, values.to, new Date()) : undefined;
       const { systemDatabaseUrl, appDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
       if (action === 'status') {
-        const status = await withDb(systemDatabaseUrl, (sys) => withDb(appDatabaseUrl, (app) => scheduleStatus(sys, app, ctx.config, new Date(), name)));
+        const status = await withDb(systemDatabaseUrl, (sys) =>
+          withDb(appDatabaseUrl, (app) => scheduleStatus(sys, app, ctx.config, new Date(), name)),
+        );
         if (values.json) json(ctx, status);
         else scheduleStatusLines(status).forEach((l) => ctx.out(l));
         return 0;
@@ -272,7 +312,9 @@ export const opsCommands: Record<string, CliCommand> = {
         const { from, to } = range;
         const plan = await withDb(appDatabaseUrl, (app) => planBackfill(app, from, to, name));
         if (plan.slots.length > MAX_BACKFILL_SLOTS) {
-          throw new UsageError(`--from/--to: the range holds more than ${MAX_BACKFILL_SLOTS} slots of "${plan.cron}"; backfill it in parts`);
+          throw new UsageError(
+            `--from/--to: the range holds more than ${MAX_BACKFILL_SLOTS} slots of "${plan.cron}"; backfill it in parts`,
+          );
         }
         return withDbosClient(systemDatabaseUrl, ctx.logger, async (client) => {
           const result = await withDb(appDatabaseUrl, (app) => requestBackfill(client, app, plan));
@@ -286,7 +328,8 @@ export const opsCommands: Record<string, CliCommand> = {
           action === 'pause'
             ? await pauseSchedule(app, { note: values.note ?? null, by: 'operator', scheduleName: name })
             : await resumeSchedule(app, { by: 'operator', scheduleName: name });
-        if (!result.changed) ctx.logger.info(`schedule already ${action === 'pause' ? 'paused' : 'active'}: nothing changed`);
+        if (!result.changed)
+          ctx.logger.info(`schedule already ${action === 'pause' ? 'paused' : 'active'}: nothing changed`);
         const state = await scheduleState(app, name);
         if (values.json) json(ctx, state);
         else {
@@ -306,13 +349,15 @@ function backfillRange(fromArg: string | undefined, toArg: string | undefined, n
     if (v === undefined) throw new UsageError(`--${name} is required (an ISO-8601 time, e.g. 2026-11-23T10:00:00Z)`);
     // A zone is required: a time without one would be read in the process's local zone.
     const ms = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(v) ? Date.parse(v) : NaN;
-    if (Number.isNaN(ms)) throw new UsageError(`--${name} must be an ISO-8601 time with a zone (e.g. 2026-11-23T10:00:00Z), got "${v}"`);
+    if (Number.isNaN(ms))
+      throw new UsageError(`--${name} must be an ISO-8601 time with a zone (e.g. 2026-11-23T10:00:00Z), got "${v}"`);
     return new Date(ms);
   };
   const from = parse('from', fromArg);
   const to = parse('to', toArg);
   if (from.getTime() >= to.getTime()) throw new UsageError(`--from must be before --to`);
-  if (to.getTime() > now.getTime()) throw new UsageError(`--to is in the future (${to.toISOString()}); slots to come fire on their own`);
+  if (to.getTime() > now.getTime())
+    throw new UsageError(`--to is in the future (${to.toISOString()}); slots to come fire on their own`);
   return { from, to };
 }
 

@@ -21,9 +21,10 @@ export const errorRowSchema = z.object({
 export type ErrorRow = z.infer<typeof errorRowSchema>;
 
 export async function latestErrors(db: pg.ClientBase, limit: number): Promise<ErrorRow[]> {
-  const { rows } = await db.query('select id, error_key, message, created_at from errors order by created_at desc, id desc limit $1', [
-    limit,
-  ]);
+  const { rows } = await db.query(
+    'select id, error_key, message, created_at from errors order by created_at desc, id desc limit $1',
+    [limit],
+  );
   return rows.map((r) => errorRowSchema.parse(r));
 }
 

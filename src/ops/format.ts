@@ -30,7 +30,8 @@ export function formatMs(ms: number | null | undefined): string {
   const a = Math.abs(ms);
   if (a < 1_000) return `${sign}${Math.round(a)}ms`;
   if (a < 60_000) return `${sign}${(a / 1_000).toFixed(1)}s`;
-  if (a < 3_600_000) return `${sign}${Math.floor(a / 60_000)}m${String(Math.floor((a % 60_000) / 1_000)).padStart(2, '0')}s`;
+  if (a < 3_600_000)
+    return `${sign}${Math.floor(a / 60_000)}m${String(Math.floor((a % 60_000) / 1_000)).padStart(2, '0')}s`;
   return `${sign}${Math.floor(a / 3_600_000)}h${String(Math.floor((a % 3_600_000) / 60_000)).padStart(2, '0')}m`;
 }
 

@@ -8,7 +8,13 @@ import { batchRunsSelect, CREATED_AT_MARGIN_MS } from './batchRunsSql.js';
 
 const isoTime = z.date().transform((d) => d.toISOString());
 /** pg returns bigint as string; our values are small (milliseconds, counts). */
-const bigintNumber = z.union([z.number(), z.string().regex(/^-?\d+$/).transform(Number)]);
+const bigintNumber = z.union([
+  z.number(),
+  z
+    .string()
+    .regex(/^-?\d+$/)
+    .transform(Number),
+]);
 
 export const batchRunRowSchema = z.object({
   workflow_id: z.string(),
@@ -79,7 +85,8 @@ export async function listBatchRuns(db: pg.ClientBase, q: HistoryQuery, now = Da
     );
     const runs = rows.map((r) => batchRunRowSchema.parse(r));
     const last = runs.at(-1);
-    const complete = runs.length === q.limit && last?.scheduled_time != null && Date.parse(last.scheduled_time) >= windowStart;
+    const complete =
+      runs.length === q.limit && last?.scheduled_time != null && Date.parse(last.scheduled_time) >= windowStart;
     if (!bounded || complete) return runs;
   }
   throw new Error('unreachable: the last window is unbounded');
@@ -96,7 +103,11 @@ function entryTime(e: HistoryEntry): number {
  * The runs of `listBatchRuns` and the schedule's events over the same span, newest first. When the runs
  * hit the limit, events older than the oldest run shown are left out (they belong to an older page).
  */
-export async function historyWithEvents(systemDb: pg.ClientBase, appDb: Queryable, q: HistoryQuery): Promise<HistoryEntry[]> {
+export async function historyWithEvents(
+  systemDb: pg.ClientBase,
+  appDb: Queryable,
+  q: HistoryQuery,
+): Promise<HistoryEntry[]> {
   const runs = await listBatchRuns(systemDb, q);
   const oldest = runs.length >= q.limit ? runs[runs.length - 1]?.scheduled_time : undefined;
   const events = await listScheduleEvents(appDb, {

@@ -106,7 +106,10 @@ function printable(text: string | undefined): string {
 /** Postgres cancelled the statement (statement_timeout) or the pool had no connection in time. */
 function isTimeout(e: unknown): boolean {
   const err = e as { code?: unknown; message?: unknown } | null;
-  return err?.code === '57014' || (typeof err?.message === 'string' && /timeout exceeded when trying to connect/i.test(err.message));
+  return (
+    err?.code === '57014' ||
+    (typeof err?.message === 'string' && /timeout exceeded when trying to connect/i.test(err.message))
+  );
 }
 
 export async function startHttpServer(port: number, options: HttpServerOptions): Promise<HttpServer> {
@@ -132,7 +135,10 @@ export async function startHttpServer(port: number, options: HttpServerOptions):
   const failure = (req: http.IncomingMessage, res: http.ServerResponse, e: unknown, code = 500) => {
     const errorId = randomUUID();
     const timedOut = isTimeout(e);
-    logger.error({ errorId, method: printable(req.method), url: printable(req.url), err: errorDetail(e) }, 'HTTP request failed');
+    logger.error(
+      { errorId, method: printable(req.method), url: printable(req.url), err: errorDetail(e) },
+      'HTTP request failed',
+    );
     if (res.headersSent) {
       res.destroy();
       return;
@@ -141,7 +147,10 @@ export async function startHttpServer(port: number, options: HttpServerOptions):
       send(
         res,
         timedOut ? 503 : code,
-        { error: timedOut ? 'the query took too long; try a smaller window or limit' : 'internal error', error_id: errorId },
+        {
+          error: timedOut ? 'the query took too long; try a smaller window or limit' : 'internal error',
+          error_id: errorId,
+        },
         { connection: 'close' },
       );
     } catch {
@@ -161,8 +170,16 @@ export async function startHttpServer(port: number, options: HttpServerOptions):
     if (isDashboard && allowedHosts !== undefined) {
       const name = hostName(req.headers.host);
       if (name === undefined || !allowedHosts.includes(name)) {
-        logger.warn({ host: printable(req.headers.host), url: printable(req.url) }, 'refused a request for a host name not in ALLOWED_HOSTS');
-        return send(res, 403, { error: 'host not allowed: add it to ALLOWED_HOSTS' }, hasBody(req) ? { connection: 'close' } : {});
+        logger.warn(
+          { host: printable(req.headers.host), url: printable(req.url) },
+          'refused a request for a host name not in ALLOWED_HOSTS',
+        );
+        return send(
+          res,
+          403,
+          { error: 'host not allowed: add it to ALLOWED_HOSTS' },
+          hasBody(req) ? { connection: 'close' } : {},
+        );
       }
     }
     // A route module with its own methods (and its own bounded body reading and auth) answers what it claims.
@@ -191,7 +208,12 @@ export async function startHttpServer(port: number, options: HttpServerOptions):
     if (path.startsWith('/api/')) {
       // The page's login form sends the token here; a 401 carries no data.
       if (options.dashboardToken !== undefined && !tokenMatches(req.headers.authorization, options.dashboardToken)) {
-        return send(res, 401, { error: 'unauthorized: send Authorization: Bearer <DASHBOARD_TOKEN>' }, { 'www-authenticate': 'Bearer' });
+        return send(
+          res,
+          401,
+          { error: 'unauthorized: send Authorization: Bearer <DASHBOARD_TOKEN>' },
+          { 'www-authenticate': 'Bearer' },
+        );
       }
       if (!api) return send(res, 503, { error: 'starting: the databases are not ready yet' });
       let body: unknown;
@@ -205,7 +227,10 @@ export async function startHttpServer(port: number, options: HttpServerOptions):
     }
     // The page and its assets hold no data, so a browser without the token still gets the page (with status
     // 401 for `/`): it shows its login form and sends the token to `/api/*` from then on.
-    const locked = options.dashboardToken !== undefined && path === '/' && !tokenMatches(req.headers.authorization, options.dashboardToken);
+    const locked =
+      options.dashboardToken !== undefined &&
+      path === '/' &&
+      !tokenMatches(req.headers.authorization, options.dashboardToken);
     if (serveDashboardFile(dashboardFiles, path, req, res, locked ? 401 : 200)) return;
     send(res, 404, { error: 'not found' });
   };

@@ -14,7 +14,9 @@ export const RETENTION_BATCH_SIZE = 500;
 const MAX_BATCHES_PER_RUN = 200;
 
 /** Periods (s) a cron can express evenly, ascending: */
-const CRON_PERIODS_S = [1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60, 120, 180, 240, 300, 360, 600, 720, 900, 1200, 1800, 3600];
+const CRON_PERIODS_S = [
+  1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60, 120, 180, 240, 300, 360, 600, 720, 900, 1200, 1800, 3600,
+];
 
 /**
  * The cleanup's cron: every min(1 h, retention ÷ 4), rounded down to a period a 6-field cron fires evenly

@@ -3,7 +3,13 @@
 // out takes its default, as on create), and with --prune delete what FILE no longer holds (never
 // `evaluation-batch`, which BATCH_* declare). Applying the same file twice changes nothing.
 import { parse as parseYaml } from 'yaml';
-import { parseScheduleSpec, sameSpec, ScheduleValidationError, type ScheduleDefaults, type ScheduleSpec } from '../evaluation/scheduleSpec.js';
+import {
+  parseScheduleSpec,
+  sameSpec,
+  ScheduleValidationError,
+  type ScheduleDefaults,
+  type ScheduleSpec,
+} from '../evaluation/scheduleSpec.js';
 import {
   createSchedule,
   deleteSchedule,
@@ -48,7 +54,8 @@ export function parseApplyFile(text: string, defaults: ScheduleDefaults): Schedu
     try {
       spec = parseScheduleSpec(raw, defaults);
     } catch (e) {
-      if (e instanceof ScheduleValidationError) throw new ScheduleValidationError(`schedules[${i}].${e.field}`, e.message.slice(e.field.length + 2));
+      if (e instanceof ScheduleValidationError)
+        throw new ScheduleValidationError(`schedules[${i}].${e.field}`, e.message.slice(e.field.length + 2));
       throw e;
     }
     if (seen.has(spec.name)) throw new ScheduleValidationError(`schedules[${i}].name`, `"${spec.name}" appears twice`);
@@ -67,7 +74,9 @@ export async function planApply(db: Queryable, specs: ScheduleSpec[], prune: boo
     else if (sameSpec(specOf(row), spec)) plan.unchanged.push(spec.name);
     else {
       const before = specOf(row);
-      const fields = (Object.keys(spec) as Array<keyof ScheduleSpec>).filter((f) => JSON.stringify(before[f]) !== JSON.stringify(spec[f]));
+      const fields = (Object.keys(spec) as Array<keyof ScheduleSpec>).filter(
+        (f) => JSON.stringify(before[f]) !== JSON.stringify(spec[f]),
+      );
       plan.update.push({ spec, fields });
     }
   }
@@ -79,7 +88,13 @@ export async function planApply(db: Queryable, specs: ScheduleSpec[], prune: boo
 }
 
 export async function executeApply(pool: ClientSource, plan: ApplyPlan): Promise<ApplySummary> {
-  const summary: ApplySummary = { created: [], updated: [], deleted: [], unchanged: [...plan.unchanged], dry_run: false };
+  const summary: ApplySummary = {
+    created: [],
+    updated: [],
+    deleted: [],
+    unchanged: [...plan.unchanged],
+    dry_run: false,
+  };
   for (const spec of plan.create) {
     await createSchedule(pool, spec, 'file');
     summary.created.push(spec.name);

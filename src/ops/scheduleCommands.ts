@@ -53,7 +53,8 @@ export async function asUsage<T>(fn: () => Promise<T> | T): Promise<T> {
   try {
     return await fn();
   } catch (e) {
-    if (e instanceof ScheduleValidationError) throw new UsageError(`${optionOf(e.field)}: ${e.message.slice(e.field.length + 2)}`);
+    if (e instanceof ScheduleValidationError)
+      throw new UsageError(`${optionOf(e.field)}: ${e.message.slice(e.field.length + 2)}`);
     if (e instanceof UnknownScheduleError) throw new ScheduleNotFoundError(e.scheduleName);
     throw e;
   }
@@ -88,7 +89,8 @@ function rawSpec(values: Record<string, string | boolean | undefined>): Record<s
 
 export function checkName(name: string | undefined, option = 'NAME'): string {
   if (name === undefined) throw new UsageError(`${option} is required`);
-  if (!SCHEDULE_NAME_PATTERN.test(name)) throw new UsageError(`${option}: "${name}" must match ^[a-z0-9][a-z0-9-]{0,62}$`);
+  if (!SCHEDULE_NAME_PATTERN.test(name))
+    throw new UsageError(`${option}: "${name}" must match ^[a-z0-9][a-z0-9-]{0,62}$`);
   return name;
 }
 
@@ -122,12 +124,19 @@ async function showOne(ctx: CliContext, name: string, asJson: boolean): Promise<
 }
 
 /** create / update / delete / list / apply. */
-export async function runDataAction(action: string, positionals: string[], values: Values, ctx: CliContext): Promise<number> {
+export async function runDataAction(
+  action: string,
+  positionals: string[],
+  values: Values,
+  ctx: CliContext,
+): Promise<number> {
   const asJson = values.json === true;
   if (action === 'list') {
     if (positionals.length !== 1) throw new UsageError('"schedule list" takes no NAME');
     const { systemDatabaseUrl, appDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
-    const views = await withDb(systemDatabaseUrl, (sys) => withDb(appDatabaseUrl, (app) => listScheduleViews(sys, app, ctx.config)));
+    const views = await withDb(systemDatabaseUrl, (sys) =>
+      withDb(appDatabaseUrl, (app) => listScheduleViews(sys, app, ctx.config)),
+    );
     if (asJson) ctx.out(JSON.stringify(views, null, 2));
     else if (views.length === 0) ctx.out('no schedules');
     else for (const v of views) viewLines(v).forEach((l) => ctx.out(l));
@@ -135,7 +144,8 @@ export async function runDataAction(action: string, positionals: string[], value
   }
   if (action === 'apply') {
     const file = positionals[1];
-    if (file === undefined || positionals.length !== 2) throw new UsageError('FILE is required: xyra schedule apply FILE');
+    if (file === undefined || positionals.length !== 2)
+      throw new UsageError('FILE is required: xyra schedule apply FILE');
     let text: string;
     try {
       text = await fs.readFile(file, 'utf8');
@@ -154,7 +164,9 @@ export async function runDataAction(action: string, positionals: string[], value
       for (const n of summary.created) ctx.out(`${verb}create ${n}`);
       for (const n of summary.updated) ctx.out(`${verb}update ${n}`);
       for (const n of summary.deleted) ctx.out(`${verb}delete ${n}`);
-      ctx.out(`${summary.created.length} created, ${summary.updated.length} updated, ${summary.deleted.length} deleted, ${summary.unchanged.length} unchanged${summary.dry_run ? ' (dry run: nothing changed)' : ''}`);
+      ctx.out(
+        `${summary.created.length} created, ${summary.updated.length} updated, ${summary.deleted.length} deleted, ${summary.unchanged.length} unchanged${summary.dry_run ? ' (dry run: nothing changed)' : ''}`,
+      );
     }
     return 0;
   }
@@ -170,8 +182,11 @@ export async function runDataAction(action: string, positionals: string[], value
   }
   if (action === 'update') {
     const patch = await asUsage(() => parseSchedulePatch(rawSpec(values)));
-    if (Object.keys(patch).length === 0) throw new UsageError('nothing to change: give at least one option (e.g. --cron)');
-    const result = await asUsage(() => withDb(appDatabaseUrl, (app) => updateSchedule(transactionSource(app), name, patch, 'cli')));
+    if (Object.keys(patch).length === 0)
+      throw new UsageError('nothing to change: give at least one option (e.g. --cron)');
+    const result = await asUsage(() =>
+      withDb(appDatabaseUrl, (app) => updateSchedule(transactionSource(app), name, patch, 'cli')),
+    );
     if (!result.changed) ctx.logger.info('the schedule already has these settings: nothing changed');
     await showOne(ctx, name, asJson);
     return 0;

@@ -7,7 +7,13 @@ import { BATCH_QUEUE } from '../evaluation/engine.js';
 import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
 import type { ScheduleEvent } from '../evaluation/scheduleEvents.js';
 import { SpecSlots } from '../evaluation/scheduleSpec.js';
-import { getScheduleRow, pauseScheduleRow, resumeScheduleRow, UnknownScheduleError, type ScheduleRow } from '../evaluation/scheduleStore.js';
+import {
+  getScheduleRow,
+  pauseScheduleRow,
+  resumeScheduleRow,
+  UnknownScheduleError,
+  type ScheduleRow,
+} from '../evaluation/scheduleStore.js';
 import { manualWorkflowIdOf, type SlotContext } from '../evaluation/slotContext.js';
 import { BATCH_STATUS_EVENT, batchStatusSchema, type BatchStatus } from '../evaluation/status.js';
 import { ScheduleNotFoundError } from '../errors.js';
@@ -64,7 +70,14 @@ function notFound<T>(p: Promise<T>, name: string): Promise<T> {
 /** Pauses the schedule: from the commit on no slot calls the API, under any catch-up policy. */
 export async function pauseSchedule(app: TransactionalDb, options: PauseOptions): Promise<ControlResult> {
   const name = options.scheduleName ?? SCHEDULE_NAME;
-  return notFound(pauseScheduleRow(transactionSource(app), name, { note: options.note ?? null, by: options.by, details: options.details }), name);
+  return notFound(
+    pauseScheduleRow(transactionSource(app), name, {
+      note: options.note ?? null,
+      by: options.by,
+      details: options.details,
+    }),
+    name,
+  );
 }
 
 /** Resumes with the next slot (the pause's slots are not caught up). */
@@ -97,7 +110,13 @@ export async function triggerNow(client: DBOSClient, app: Queryable, name: strin
   const version = await client.getLatestApplicationVersion();
   const context: SlotContext = { schedule: name, manual: true };
   await client.enqueue(
-    { workflowName: 'trigger', workflowClassName: 'EvaluationBatch', queueName: BATCH_QUEUE, workflowID, appVersion: version.versionName },
+    {
+      workflowName: 'trigger',
+      workflowClassName: 'EvaluationBatch',
+      queueName: BATCH_QUEUE,
+      workflowID,
+      appVersion: version.versionName,
+    },
     now,
     context,
   );
@@ -105,7 +124,11 @@ export async function triggerNow(client: DBOSClient, app: Queryable, name: strin
 }
 
 /** Waits for the run's final event; null if it did not finish within the timeout. */
-export async function waitForOutcome(client: DBOSClient, workflowId: string, timeoutMs: number): Promise<BatchStatus | null> {
+export async function waitForOutcome(
+  client: DBOSClient,
+  workflowId: string,
+  timeoutMs: number,
+): Promise<BatchStatus | null> {
   const handle = client.retrieveWorkflow(workflowId);
   const deadline = Date.now() + timeoutMs;
   for (;;) {

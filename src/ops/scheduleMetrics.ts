@@ -14,7 +14,11 @@ import {
 } from '../telemetry/metrics.js';
 import { BATCH_RUNS_SELECT } from './batchRunsSql.js';
 
-const seedSchema = z.object({ last_completed: z.date().nullable(), last_outcome: z.date().nullable(), last_missed: z.date().nullable() });
+const seedSchema = z.object({
+  last_completed: z.date().nullable(),
+  last_outcome: z.date().nullable(),
+  last_missed: z.date().nullable(),
+});
 
 // `last_outcome`: the newest run the failure streak counts (an outcome of the API), like failurePolicy.ts.
 const SEED_SQL = `
@@ -47,6 +51,10 @@ export async function seedScheduleMetrics({ systemDb, appDb, scheduleName }: Sch
   if (seed.last_missed) recordLastMissed(scheduleName, seed.last_missed);
   if (seed.last_completed) recordLastCompleted(scheduleName, seed.last_completed);
   if (seed.last_outcome) {
-    recordConsecutiveFailures(scheduleName, await consecutiveFailures(systemDb, appDb, scheduleName), seed.last_outcome);
+    recordConsecutiveFailures(
+      scheduleName,
+      await consecutiveFailures(systemDb, appDb, scheduleName),
+      seed.last_outcome,
+    );
   }
 }

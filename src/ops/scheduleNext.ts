@@ -21,7 +21,9 @@ export function parseFromInstant(value: string | undefined): Date {
   const ok = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/.test(value);
   const at = new Date(value);
   if (!ok || Number.isNaN(at.getTime())) {
-    throw new UsageError(`--from: expected an ISO-8601 instant with a zone, e.g. 2026-03-08T06:00:00Z (got "${value}")`);
+    throw new UsageError(
+      `--from: expected an ISO-8601 instant with a zone, e.g. 2026-03-08T06:00:00Z (got "${value}")`,
+    );
   }
   return at;
 }

@@ -11,18 +11,29 @@ import { runIdPattern } from '../evaluation/slotContext.js';
 import { consecutiveFailures } from '../evaluation/failurePolicy.js';
 import { listScheduleEvents, type Queryable, type ScheduleEvent } from '../evaluation/scheduleEvents.js';
 import { ScheduleNotFoundError } from '../errors.js';
-import { BATCH_WORKFLOW_CLASS, BATCH_WORKFLOW_NAME, batchRunsSelect, CREATED_AT_MARGIN_MS, SLOT_FROM_ID } from './batchRunsSql.js';
+import {
+  BATCH_WORKFLOW_CLASS,
+  BATCH_WORKFLOW_NAME,
+  batchRunsSelect,
+  CREATED_AT_MARGIN_MS,
+  SLOT_FROM_ID,
+} from './batchRunsSql.js';
 
 export const NEXT_SLOTS_SHOWN = 5;
 export const LAG_WINDOW_MS = 24 * 3_600_000;
-
 
 const lastRunSchema = z.object({
   workflow_id: z.string(),
   status: z.string(),
   scheduled_time: z.date().transform((d) => d.toISOString()),
-  actual_time: z.date().nullable().transform((d) => d?.toISOString() ?? null),
-  completed_at: z.date().nullable().transform((d) => d?.toISOString() ?? null),
+  actual_time: z
+    .date()
+    .nullable()
+    .transform((d) => d?.toISOString() ?? null),
+  completed_at: z
+    .date()
+    .nullable()
+    .transform((d) => d?.toISOString() ?? null),
   manual: z.boolean(),
   message: z.string().nullable(),
   error: z.string().nullable(),
@@ -108,7 +119,13 @@ export async function scheduleStatus(
 }
 
 /** One schedule's status document (also what `/api/schedules` builds each schedule's read-only fields from). */
-export async function describeStatus(sched: ScheduleRow, systemDb: Queryable, appDb: Queryable, config: Config, now = new Date()): Promise<ScheduleStatus> {
+export async function describeStatus(
+  sched: ScheduleRow,
+  systemDb: Queryable,
+  appDb: Queryable,
+  config: Config,
+  now = new Date(),
+): Promise<ScheduleStatus> {
   const name = sched.name;
   const active = sched.status === 'ACTIVE';
   const nextSlots = active ? new SpecSlots(sched).nextSlots(now, NEXT_SLOTS_SHOWN).map((d) => d.toISOString()) : [];
@@ -117,9 +134,15 @@ export async function describeStatus(sched: ScheduleRow, systemDb: Queryable, ap
   const pattern = runIdPattern(name);
   const [lastRunRow] = (await systemDb.query(LAST_RUN_SQL, [CREATED_AT_MARGIN_MS, pattern])).rows;
   const lagSince = now.getTime() - LAG_WINDOW_MS;
-  const lag = lagSchema.parse((await systemDb.query(LAG_SQL, [new Date(lagSince), now, lagSince - CREATED_AT_MARGIN_MS, pattern])).rows[0]);
+  const lag = lagSchema.parse(
+    (await systemDb.query(LAG_SQL, [new Date(lagSince), now, lagSince - CREATED_AT_MARGIN_MS, pattern])).rows[0],
+  );
 
-  const [latestPauseOrResume] = await listScheduleEvents(appDb, { scheduleName: name, kinds: ['paused', 'resumed'], limit: 1 });
+  const [latestPauseOrResume] = await listScheduleEvents(appDb, {
+    scheduleName: name,
+    kinds: ['paused', 'resumed'],
+    limit: 1,
+  });
   const [latestPause] = await listScheduleEvents(appDb, { scheduleName: name, kinds: ['paused'], limit: 1 });
   const [missed] = await listScheduleEvents(appDb, { scheduleName: name, kinds: ['missed_summary'], limit: 1 });
   const pause = !active && latestPauseOrResume?.kind === 'paused' ? pauseInfo(latestPause) : pauseInfo(undefined);

@@ -18,7 +18,13 @@ export interface ScheduleView extends ScheduleSpec {
   consecutive_failures: number;
 }
 
-export async function scheduleView(row: ScheduleRow, systemDb: Queryable, appDb: Queryable, config: Config, now = new Date()): Promise<ScheduleView> {
+export async function scheduleView(
+  row: ScheduleRow,
+  systemDb: Queryable,
+  appDb: Queryable,
+  config: Config,
+  now = new Date(),
+): Promise<ScheduleView> {
   const status = await describeStatus(row, systemDb, appDb, config, now);
   return {
     ...specOf(row),
@@ -30,13 +36,22 @@ export async function scheduleView(row: ScheduleRow, systemDb: Queryable, appDb:
     managed_by: row.managed_by,
     next_slots: status.next_slots,
     last_run: status.last_run
-      ? { workflow_id: status.last_run.workflow_id, status: status.last_run.status, scheduled_time: status.last_run.scheduled_time }
+      ? {
+          workflow_id: status.last_run.workflow_id,
+          status: status.last_run.status,
+          scheduled_time: status.last_run.scheduled_time,
+        }
       : null,
     consecutive_failures: status.consecutive_failures,
   };
 }
 
-export async function listScheduleViews(systemDb: Queryable, appDb: Queryable, config: Config, now = new Date()): Promise<ScheduleView[]> {
+export async function listScheduleViews(
+  systemDb: Queryable,
+  appDb: Queryable,
+  config: Config,
+  now = new Date(),
+): Promise<ScheduleView[]> {
   const out: ScheduleView[] = [];
   for (const row of await listScheduleRows(appDb)) out.push(await scheduleView(row, systemDb, appDb, config, now));
   return out;

@@ -80,13 +80,21 @@ export function createSchedulesApi(deps: SchedulesApiDeps): RouteHook {
   const { config, appPool, systemPool } = deps;
   const defaults = scheduleDefaults(config);
 
-  async function handle(req: http.IncomingMessage, name: string | undefined, action: string | undefined): Promise<{ status: number; body?: unknown }> {
+  async function handle(
+    req: http.IncomingMessage,
+    name: string | undefined,
+    action: string | undefined,
+  ): Promise<{ status: number; body?: unknown }> {
     const method = req.method ?? 'GET';
     const isRead = (method === 'GET' || method === 'HEAD') && action === undefined;
     if (isRead) {
       if (hasBody(req)) await readBody(req, MAX_BODY_BYTES); // bounded, then dropped: reads take no body
       const auth = req.headers.authorization;
-      if (config.dashboardToken !== undefined && !bearerIs(auth, config.dashboardToken) && !(config.adminToken && bearerIs(auth, config.adminToken))) {
+      if (
+        config.dashboardToken !== undefined &&
+        !bearerIs(auth, config.dashboardToken) &&
+        !(config.adminToken && bearerIs(auth, config.adminToken))
+      ) {
         throw new HttpError(401, 'unauthorized: send Authorization: Bearer <DASHBOARD_TOKEN>');
       }
       if (name === undefined) return { status: 200, body: await listScheduleViews(systemPool, appPool, config) };
@@ -94,14 +102,23 @@ export function createSchedulesApi(deps: SchedulesApiDeps): RouteHook {
       if (!row) throw new HttpError(404, `schedule "${name}" not found`);
       return { status: 200, body: await scheduleView(row, systemPool, appPool, config) };
     }
-    const allowed = name === undefined ? ['GET', 'HEAD', 'POST'] : action === undefined ? ['GET', 'HEAD', 'PATCH', 'DELETE'] : ['POST'];
+    const allowed =
+      name === undefined
+        ? ['GET', 'HEAD', 'POST']
+        : action === undefined
+          ? ['GET', 'HEAD', 'PATCH', 'DELETE']
+          : ['POST'];
     if (!allowed.includes(method)) throw new MethodNotAllowedError(allowed);
     if (!config.adminToken) throw new HttpError(403, 'schedule changes over HTTP are disabled: ADMIN_TOKEN is not set');
     if (!bearerIs(req.headers.authorization, config.adminToken)) {
-      throw new HttpError(req.headers.authorization ? 403 : 401, 'send Authorization: Bearer <ADMIN_TOKEN> to change schedules');
+      throw new HttpError(
+        req.headers.authorization ? 403 : 401,
+        'send Authorization: Bearer <ADMIN_TOKEN> to change schedules',
+      );
     }
     const body = await readJson(req);
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'expected a JSON object', 'body');
+    if (body === null || typeof body !== 'object' || Array.isArray(body))
+      throw new HttpError(400, 'expected a JSON object', 'body');
     const fields = body as Record<string, unknown>;
 
     if (name === undefined) {
@@ -110,7 +127,8 @@ export function createSchedulesApi(deps: SchedulesApiDeps): RouteHook {
       return { status: 201, body: await scheduleView(row, systemPool, appPool, config) };
     }
     if (action === undefined && method === 'PATCH') {
-      if (fields.name !== undefined && fields.name !== name) throw new ScheduleValidationError('name', 'cannot be changed');
+      if (fields.name !== undefined && fields.name !== name)
+        throw new ScheduleValidationError('name', 'cannot be changed');
       const patch = parseSchedulePatch(body);
       const result = await updateSchedule(appPool, name, patch, 'api');
       return { status: 200, body: await scheduleView(result.schedule!, systemPool, appPool, config) };
@@ -121,7 +139,8 @@ export function createSchedulesApi(deps: SchedulesApiDeps): RouteHook {
     }
     if (action === 'pause' || action === 'resume') {
       const note = fields.note;
-      if (note !== undefined && note !== null && typeof note !== 'string') throw new ScheduleValidationError('note', 'must be a string');
+      if (note !== undefined && note !== null && typeof note !== 'string')
+        throw new ScheduleValidationError('note', 'must be a string');
       const result =
         action === 'pause'
           ? await pauseScheduleRow(appPool, name, { note: (note as string | undefined) ?? null, by: 'api' })
@@ -147,19 +166,34 @@ export function createSchedulesApi(deps: SchedulesApiDeps): RouteHook {
     const from = instant('from');
     const to = instant('to');
     if (from >= to) throw new ScheduleValidationError('to', 'must be after from');
-    if (to.getTime() > Date.now()) throw new ScheduleValidationError('to', 'is in the future; slots to come fire on their own');
+    if (to.getTime() > Date.now())
+      throw new ScheduleValidationError('to', 'is in the future; slots to come fire on their own');
     const plan = await planBackfill(appPool, from, to, name);
-    if (plan.slots.length > MAX_BACKFILL_SLOTS) throw new ScheduleValidationError('from', `the range holds more than ${MAX_BACKFILL_SLOTS} slots`);
+    if (plan.slots.length > MAX_BACKFILL_SLOTS)
+      throw new ScheduleValidationError('from', `the range holds more than ${MAX_BACKFILL_SLOTS} slots`);
     const ids = plan.slots.map((s) => slotWorkflowId(s, name));
-    const existing = new Set((await DBOS.listWorkflows({ workflowIDs: ids, loadInput: false, loadOutput: false })).map((w) => w.workflowID));
+    const existing = new Set(
+      (await DBOS.listWorkflows({ workflowIDs: ids, loadInput: false, loadOutput: false })).map((w) => w.workflowID),
+    );
     const toRun = plan.slots.filter((s) => !existing.has(slotWorkflowId(s, name))).map((s) => s.toISOString());
     const requestId = toRun.length > 0 ? backfillWorkflowId(from, to, name) : null;
-    if (requestId) await DBOS.startWorkflow(EvaluationBackfill, { workflowID: requestId, queueName: DBOS_INTERNAL_QUEUE }).run(toRun, name);
+    if (requestId)
+      await DBOS.startWorkflow(EvaluationBackfill, { workflowID: requestId, queueName: DBOS_INTERNAL_QUEUE }).run(
+        toRun,
+        name,
+      );
     await recordScheduleEvent(appPool, {
       scheduleName: name,
       kind: 'backfill',
       note: `backfill ${from.toISOString()} → ${to.toISOString()}: ${toRun.length} slots to run, ${plan.slots.length - toRun.length} already run`,
-      details: { from: from.toISOString(), to: to.toISOString(), slots: plan.slots.length, enqueued: toRun.length, request_id: requestId, by: 'api' },
+      details: {
+        from: from.toISOString(),
+        to: to.toISOString(),
+        slots: plan.slots.length,
+        enqueued: toRun.length,
+        request_id: requestId,
+        by: 'api',
+      },
     });
     return { status: 202, body: { request_id: requestId, slots: plan.slots.length, enqueued: toRun } };
   }
@@ -192,7 +226,8 @@ export function createSchedulesApi(deps: SchedulesApiDeps): RouteHook {
         if (e instanceof UnknownScheduleError) return send(404, { error: e.message });
         // The unread rest of a refused body goes with the connection.
         if (e instanceof BodyTooLargeError) return send(413, { error: e.message }, { connection: 'close' });
-        if (e instanceof MethodNotAllowedError) return send(405, { error: e.message }, { allow: e.allow.join(', '), connection: 'close' });
+        if (e instanceof MethodNotAllowedError)
+          return send(405, { error: e.message }, { allow: e.allow.join(', '), connection: 'close' });
         if (e instanceof HttpError) return send(e.status, { error: e.message, ...(e.field ? { field: e.field } : {}) });
         // Anything else (a database error, a timeout) is the server's generic 5xx: an error id, detail in the log.
         throw e;

@@ -87,9 +87,9 @@ const missedDetailsSchema = z.object({ count: num, first_slot: z.string(), last_
 
 /** Adds up the `missed_summary` records of schedule_events recorded in [since, until]. */
 export async function missedSummary(appDb: Queryable, since: Date, until: Date): Promise<MissedSummary> {
-  const events = (await listScheduleEvents(appDb, { scheduleName: SCHEDULE_NAME, kinds: ['missed_summary'], since, limit: 10_000 })).filter(
-    (e) => Date.parse(e.at) <= until.getTime(),
-  );
+  const events = (
+    await listScheduleEvents(appDb, { scheduleName: SCHEDULE_NAME, kinds: ['missed_summary'], since, limit: 10_000 })
+  ).filter((e) => Date.parse(e.at) <= until.getTime());
   const out: MissedSummary = { records: events.length, slots: 0, first_slot: null, last_slot: null };
   for (const e of events) {
     const d = missedDetailsSchema.parse(e.details);
@@ -128,7 +128,12 @@ from (${batchRunsSelect('$3')}) runs
 where scheduled_time >= $1 and scheduled_time <= $2`;
 
 /** `appDb` (schedule_events) adds the missed-slot summaries; without it they read as none. */
-export async function batchStats(db: pg.ClientBase, sinceMs: number, now = new Date(), appDb?: Queryable): Promise<BatchStats> {
+export async function batchStats(
+  db: pg.ClientBase,
+  sinceMs: number,
+  now = new Date(),
+  appDb?: Queryable,
+): Promise<BatchStats> {
   const since = new Date(now.getTime() - sinceMs);
   // Runs with a slot in the window were created since its start (minus the margin): read only those, indexed.
   const createdSince = since.getTime() - CREATED_AT_MARGIN_MS;
@@ -160,7 +165,9 @@ export async function batchStats(db: pg.ClientBase, sinceMs: number, now = new D
     slots_without_run: appDb ? await slotsWithoutRun(db, appDb, since, now) : null,
     in_progress_skips: agg.in_progress_skips,
     workflow_errors: agg.workflow_errors,
-    missed_summary: appDb ? await missedSummary(appDb, since, now) : { records: 0, slots: 0, first_slot: null, last_slot: null },
+    missed_summary: appDb
+      ? await missedSummary(appDb, since, now)
+      : { records: 0, slots: 0, first_slot: null, last_slot: null },
   };
 }
 
@@ -192,7 +199,9 @@ async function slotsWithoutRun(db: pg.ClientBase, appDb: Queryable, since: Date,
   const first = olderRun
     ? since
     : (
-        await db.query(`select min(scheduled_time) as first from (${batchRunsSelect('$1')}) runs where not manual`, [createdSince])
+        await db.query(`select min(scheduled_time) as first from (${batchRunsSelect('$1')}) runs where not manual`, [
+          createdSince,
+        ])
       ).rows.map((r) => z.object({ first: z.date().nullable() }).parse(r).first)[0];
   if (!first) return 0;
 

@@ -7,7 +7,12 @@ import { batchStats, type BatchStats } from './stats.js';
 
 export type StatsReport = BatchStats & { pruned_before: string | null };
 
-export async function statsReport(systemDb: pg.ClientBase, appDb: Queryable, windowMs: number, retentionMs: number): Promise<StatsReport> {
+export async function statsReport(
+  systemDb: pg.ClientBase,
+  appDb: Queryable,
+  windowMs: number,
+  retentionMs: number,
+): Promise<StatsReport> {
   const stats = await batchStats(systemDb, windowMs, new Date(), appDb);
   // A window longer than HISTORY_RETENTION reaches runs the cleanup has deleted: say so, never imply none ran.
   return { ...stats, pruned_before: prunedBefore(windowMs, retentionMs, new Date(stats.until)) };

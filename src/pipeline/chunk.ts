@@ -105,7 +105,14 @@ export interface RecordPlace {
 }
 
 /** An errors row. The record is stored as given (no redaction: it is data, not a log line). */
-export function errorRow(place: RecordPlace, kind: ErrorKind, error: string, record: unknown, attempts = 1, extra: Partial<ErrorMessage> = {}): ErrorRow {
+export function errorRow(
+  place: RecordPlace,
+  kind: ErrorKind,
+  error: string,
+  record: unknown,
+  attempts = 1,
+  extra: Partial<ErrorMessage> = {},
+): ErrorRow {
   const message: ErrorMessage = {
     error,
     kind,
@@ -168,7 +175,12 @@ export function prepareElements(
   for (const { position, text, firstPosition, parsed: known } of elements) {
     const element = known ?? parseElement(text);
     const id = element.ok ? recordId(element.value) : undefined;
-    const place: RecordPlace = { dataset: where.dataset, fileSha: where.fileSha, position, key: taskKey(where.dataset, position, id) };
+    const place: RecordPlace = {
+      dataset: where.dataset,
+      fileSha: where.fileSha,
+      position,
+      key: taskKey(where.dataset, position, id),
+    };
     if (!element.ok) {
       out.errors.push(
         element.limit
@@ -179,17 +191,33 @@ export function prepareElements(
     }
     if (firstPosition !== undefined) {
       out.errors.push(
-        errorRow(place, 'duplicate_id', `duplicate id: the record at position ${firstPosition} has the same id`, element.value, 1, { first_position: firstPosition }),
+        errorRow(
+          place,
+          'duplicate_id',
+          `duplicate id: the record at position ${firstPosition} has the same id`,
+          element.value,
+          1,
+          { first_position: firstPosition },
+        ),
       );
       continue;
     }
     if (containsNul(element.value)) {
-      out.errors.push(errorRow(place, 'invalid_record', 'invalid record: contains a NUL character (\\u0000), which Postgres cannot store', element.value));
+      out.errors.push(
+        errorRow(
+          place,
+          'invalid_record',
+          'invalid record: contains a NUL character (\\u0000), which Postgres cannot store',
+          element.value,
+        ),
+      );
       continue;
     }
     const parsed = recordSchema.safeParse(element.value);
     if (!parsed.success) {
-      out.errors.push(errorRow(place, 'invalid_record', `invalid record: ${describeIssues(parsed.error)}`, element.value));
+      out.errors.push(
+        errorRow(place, 'invalid_record', `invalid record: ${describeIssues(parsed.error)}`, element.value),
+      );
       continue;
     }
     try {

@@ -9,7 +9,14 @@ import { listDatasets, type DatasetReport } from './datasetsReport.js';
 import { writeDataset, type GeneratedFormat } from './generator.js';
 import pg from 'pg';
 import { setDbRetryMaxBackoff } from '../runtime/dbosInternals.js';
-import { enqueueDataset, waitForDataset, type Accounting, type DatasetProgress, type IngestPlan, type Rerun } from './ingest.js';
+import {
+  enqueueDataset,
+  waitForDataset,
+  type Accounting,
+  type DatasetProgress,
+  type IngestPlan,
+  type Rerun,
+} from './ingest.js';
 
 const PROGRESS_LINE_EVERY_MS = 5_000;
 const BAR_WIDTH = 30;
@@ -71,15 +78,22 @@ function summaryObject(plan: IngestPlan, a: Accounting, elapsedMs: number) {
 
 function datasetNameOption(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
-  if (value.trim() === '' || /[\u0000-\u001f]/.test(value)) throw new UsageError(`--name must be a non-empty name without control characters, got ${JSON.stringify(value)}`);
+  if (value.trim() === '' || /[\u0000-\u001f]/.test(value))
+    throw new UsageError(`--name must be a non-empty name without control characters, got ${JSON.stringify(value)}`);
   return value;
 }
 
 function sayRerun(rerun: Rerun, say: (line: string) => void): void {
-  if (rerun.failed.length > 0) say(`re-running ${rerun.failed.length} chunk(s) that had failed, as new workflows forked from: ${rerun.failed.join(', ')}`);
-  if (rerun.cancelled.length > 0) say(`re-running ${rerun.cancelled.length} cancelled chunk(s) (--retry-cancelled): ${rerun.cancelled.join(', ')}`);
+  if (rerun.failed.length > 0)
+    say(
+      `re-running ${rerun.failed.length} chunk(s) that had failed, as new workflows forked from: ${rerun.failed.join(', ')}`,
+    );
+  if (rerun.cancelled.length > 0)
+    say(`re-running ${rerun.cancelled.length} cancelled chunk(s) (--retry-cancelled): ${rerun.cancelled.join(', ')}`);
   if (rerun.keptCancelled.length > 0) {
-    say(`${rerun.keptCancelled.length} chunk(s) stay cancelled (give --retry-cancelled to re-run them): ${rerun.keptCancelled.slice(0, 5).join(', ')}`);
+    say(
+      `${rerun.keptCancelled.length} chunk(s) stay cancelled (give --retry-cancelled to re-run them): ${rerun.keptCancelled.slice(0, 5).join(', ')}`,
+    );
   }
 }
 
@@ -110,16 +124,24 @@ async function ingest(args: string[], ctx: CliContext): Promise<number> {
     withDbosClient(databases.systemDatabaseUrl, ctx.logger, async (client) => {
       let plan: IngestPlan & { rerun: Rerun };
       try {
-        plan = await enqueueDataset(client, db, path.resolve(file), { chunkSize, name, retryCancelled: values['retry-cancelled'] });
+        plan = await enqueueDataset(client, db, path.resolve(file), {
+          chunkSize,
+          name,
+          retryCancelled: values['retry-cancelled'],
+        });
       } catch (e) {
         if (e instanceof DatasetError) {
           const changed = /changed while/.test(e.message);
-          process.stderr.write(`xyra ingest: ${changed ? '' : 'invalid dataset '}${e.message}${changed ? '' : '; nothing was enqueued'}\n`);
+          process.stderr.write(
+            `xyra ingest: ${changed ? '' : 'invalid dataset '}${e.message}${changed ? '' : '; nothing was enqueued'}\n`,
+          );
           return 1;
         }
         throw e;
       }
-      say(`enqueued ${plan.records} records of dataset "${plan.name}" in ${plan.chunks} chunks (workflow ids ${plan.workflowPrefix}*)`);
+      say(
+        `enqueued ${plan.records} records of dataset "${plan.name}" in ${plan.chunks} chunks (workflow ids ${plan.workflowPrefix}*)`,
+      );
       sayRerun(plan.rerun, say);
       if (!values.wait) return 0;
 
@@ -134,7 +156,9 @@ async function ingest(args: string[], ctx: CliContext): Promise<number> {
         onProgress: (p) => reporter.update(p),
         onUnreachable: (error) =>
           process.stderr.write(
-            error === undefined ? 'xyra ingest: database reachable again, still waiting\n' : `xyra ingest: database unreachable (${error}): still waiting\n`,
+            error === undefined
+              ? 'xyra ingest: database reachable again, still waiting\n'
+              : `xyra ingest: database unreachable (${error}): still waiting\n`,
           ),
       }).finally(() => {
         reporter.finish();
@@ -143,14 +167,19 @@ async function ingest(args: string[], ctx: CliContext): Promise<number> {
       const out = summaryObject(plan, accounting, Date.now() - startedAt);
       if (values.json) ctx.out(JSON.stringify(out));
       else {
-        const kinds = Object.entries(out.errors.by_kind).map(([k, n]) => `${k}=${n}`).join(' ');
+        const kinds = Object.entries(out.errors.by_kind)
+          .map(([k, n]) => `${k}=${n}`)
+          .join(' ');
         ctx.out(
           `done: records=${out.records} tasks=${out.tasks} errors=${out.errors.total} (${kinds}) ` +
             `elapsed=${(out.elapsed_ms / 1000).toFixed(2)}s records/s=${out.records_per_s}`,
         );
       }
       if (accounting.noOutcome !== 0 || accounting.failedChunks.length > 0 || accounting.cancelledChunks.length > 0) {
-        const which = [...accounting.failedChunks.map((c) => `${c} (failed)`), ...accounting.cancelledChunks.map((c) => `${c} (cancelled)`)];
+        const which = [
+          ...accounting.failedChunks.map((c) => `${c} (failed)`),
+          ...accounting.cancelledChunks.map((c) => `${c} (cancelled)`),
+        ];
         process.stderr.write(
           `xyra ingest: ${accounting.noOutcome} of ${accounting.records} records have no outcome (records != tasks + errors)` +
             `${which.length > 0 ? `; chunks: ${which.slice(0, 10).join(', ')}${which.length > 10 ? ', …' : ''}` : ''}` +
@@ -164,7 +193,10 @@ async function ingest(args: string[], ctx: CliContext): Promise<number> {
 }
 
 function datasetLine(d: DatasetReport): string {
-  const kinds = Object.entries(d.errors.by_kind).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`).join(' ');
+  const kinds = Object.entries(d.errors.by_kind)
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => `${k}=${n}`)
+    .join(' ');
   return (
     `${d.started_at}  ${d.state.padEnd(7)} ${d.dataset} (${path.basename(d.file_name)}, sha256 ${d.sha256_prefix})  ` +
     `records ${d.records_done}/${d.records}  tasks ${d.tasks}  errors ${d.errors.total}${kinds ? ` (${kinds})` : ''}  ` +
@@ -173,7 +205,10 @@ function datasetLine(d: DatasetReport): string {
 }
 
 async function datasets(args: string[], ctx: CliContext): Promise<number> {
-  const { values } = parseArgs({ args, options: { limit: { type: 'string' }, json: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    args,
+    options: { limit: { type: 'string' }, json: { type: 'boolean', default: false } },
+  });
   const limit = positiveInt('limit', values.limit, 20);
   const databases = await resolveDatabasesForClient(ctx.config);
   const report = await withDb(databases.appDatabaseUrl, (app) =>
@@ -208,7 +243,7 @@ async function generate(args: string[], ctx: CliContext): Promise<number> {
 
 export const pipelineCommands: Record<string, CliCommand> = {
   ingest: {
-    summary: 'feed a dataset (JSON array or NDJSON) into the service\'s task queue',
+    summary: "feed a dataset (JSON array or NDJSON) into the service's task queue",
     usage: 'xyra ingest FILE [--name NAME] [--wait] [--json] [--retry-cancelled] [--chunk-size N] [--timeout SECONDS]',
     run: ingest,
   },

@@ -157,7 +157,8 @@ class ArraySplitter {
     const element = this.element.take();
     if (element === '') {
       // `[]` is an empty dataset; `[,` `[1,,2]` `[1,]` are broken arrays.
-      if (byComma || this.sawComma) throw new DatasetError(this.file, `empty element at position ${this.count + 1} of the array`);
+      if (byComma || this.sawComma)
+        throw new DatasetError(this.file, `empty element at position ${this.count + 1} of the array`);
       return;
     }
     this.sawComma = this.sawComma || byComma;
@@ -224,7 +225,8 @@ export async function assertReadableFile(file: string): Promise<void> {
   } catch (e) {
     throw new DatasetError(file, `cannot read file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
   }
-  if (!stat.isFile()) throw new DatasetError(file, 'not a regular file (a device, pipe or directory cannot be a dataset)');
+  if (!stat.isFile())
+    throw new DatasetError(file, 'not a regular file (a device, pipe or directory cannot be a dataset)');
 }
 
 export async function* readElements(file: string, options: ReadOptions = {}): AsyncGenerator<DatasetElement> {
@@ -321,7 +323,11 @@ export function recordLimitViolation(text: string): (ParsedElement & { ok: false
     };
   }
   if (nestingDepth(text) > MAX_RECORD_DEPTH) {
-    return { ok: false, error: `record nested deeper than ${MAX_RECORD_DEPTH} levels`, limit: { preview: text.slice(0, RECORD_PREVIEW_CHARS) } };
+    return {
+      ok: false,
+      error: `record nested deeper than ${MAX_RECORD_DEPTH} levels`,
+      limit: { preview: text.slice(0, RECORD_PREVIEW_CHARS) },
+    };
   }
   return undefined;
 }

@@ -52,17 +52,15 @@ const doneChunkRow = z.object({ ingestion_key: z.string(), chunk: z.number() });
 const workflowRow = z.object({ workflow_uuid: z.string(), status: z.string() });
 
 export async function listDatasets(systemDb: Db, appDb: Db, options: { limit: number }): Promise<DatasetReport[]> {
-  const ingestions = z
-    .array(ingestionRow)
-    .parse(
-      (
-        await appDb.query(
-          `select ingestion_key, dataset, file_name, sha256, chunk_size, records, chunks, started_at
+  const ingestions = z.array(ingestionRow).parse(
+    (
+      await appDb.query(
+        `select ingestion_key, dataset, file_name, sha256, chunk_size, records, chunks, started_at
            from ingestions order by started_at desc, id desc limit $1`,
-          [options.limit],
-        )
-      ).rows,
-    );
+        [options.limit],
+      )
+    ).rows,
+  );
   if (ingestions.length === 0) return [];
   const keys = ingestions.map((i) => i.ingestion_key);
   const totals = z.array(chunkTotalsRow).parse(

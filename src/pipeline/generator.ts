@@ -4,9 +4,38 @@ import fs from 'node:fs';
 import { once } from 'node:events';
 
 const WORDS = [
-  'alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet', 'kilo', 'lima',
-  'mike', 'november', 'oscar', 'papa', 'quebec', 'romeo', 'sierra', 'tango', 'uniform', 'victor', 'whiskey',
-  'xray', 'yankee', 'zulu', 'ingest', 'schedule', 'review', 'deploy', 'measure', 'verify',
+  'alpha',
+  'bravo',
+  'charlie',
+  'delta',
+  'echo',
+  'foxtrot',
+  'golf',
+  'hotel',
+  'india',
+  'juliet',
+  'kilo',
+  'lima',
+  'mike',
+  'november',
+  'oscar',
+  'papa',
+  'quebec',
+  'romeo',
+  'sierra',
+  'tango',
+  'uniform',
+  'victor',
+  'whiskey',
+  'xray',
+  'yankee',
+  'zulu',
+  'ingest',
+  'schedule',
+  'review',
+  'deploy',
+  'measure',
+  'verify',
 ];
 
 /** mulberry32: tiny, fast, good enough for test data, and identical on every platform. */
@@ -48,7 +77,12 @@ export function generateRecord(id: number, rand: () => number): GeneratedRecord 
 export type GeneratedFormat = 'json' | 'ndjson';
 
 /** Write `records` records (ids 1..records) to `file`. */
-export async function writeDataset(file: string, records: number, seed: number, format: GeneratedFormat): Promise<void> {
+export async function writeDataset(
+  file: string,
+  records: number,
+  seed: number,
+  format: GeneratedFormat,
+): Promise<void> {
   const rand = seededRandom(seed);
   const out = fs.createWriteStream(file);
   const write = async (text: string) => {

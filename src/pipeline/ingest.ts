@@ -12,7 +12,6 @@
 // records stay staged until it succeeds); a chunk an operator cancelled stays cancelled unless asked otherwise.
 import type { DBOSClient, WorkflowStatus } from '@dbos-inc/dbos-sdk';
 import type pg from 'pg';
-import { DatasetError } from '../errors.js';
 import { isConnectionError } from '../runtime/databaseOutage.js';
 import { VERSION } from '../version.js';
 import type { StagedChunk } from './chunk.js';
@@ -54,7 +53,10 @@ export function chunkWorkflowId(plan: Pick<IngestPlan, 'workflowPrefix'>, chunk:
 }
 
 /** `{chunk, attempt}` of a chunk workflow ID of the plan, or undefined for any other ID. */
-export function parseChunkWorkflowId(workflowId: string, prefix: string): { chunk: number; attempt: number } | undefined {
+export function parseChunkWorkflowId(
+  workflowId: string,
+  prefix: string,
+): { chunk: number; attempt: number } | undefined {
   const m = /^(\d+)(?:\.retry(\d+))?$/.exec(workflowId.slice(prefix.length));
   if (!workflowId.startsWith(prefix) || !m) return undefined;
   return { chunk: Number(m[1]), attempt: m[2] === undefined ? 0 : Number(m[2]) };
@@ -66,12 +68,18 @@ export function chunkRecords(plan: Pick<IngestPlan, 'chunkSize' | 'records'>, in
 }
 
 /** First and last position of each chunk to enqueue (NDJSON positions are line numbers: blank lines leave gaps). */
-async function chunkRanges(db: Db, plan: IngestPlan, staging: string, wanted: number[]): Promise<Map<number, { first: number; last: number }>> {
+async function chunkRanges(
+  db: Db,
+  plan: IngestPlan,
+  staging: string,
+  wanted: number[],
+): Promise<Map<number, { first: number; last: number }>> {
   const ranges = new Map<number, { first: number; last: number }>();
   if (wanted.length === 0) return ranges;
   if (plan.format === 'json-array') {
     // Element numbers 1..records: no gaps.
-    for (const c of wanted) ranges.set(c, { first: c * plan.chunkSize + 1, last: c * plan.chunkSize + chunkRecords(plan, c) });
+    for (const c of wanted)
+      ranges.set(c, { first: c * plan.chunkSize + 1, last: c * plan.chunkSize + chunkRecords(plan, c) });
     return ranges;
   }
   const { rows } = await db.query<{ chunk: number; first: number; last: number }>(
@@ -117,7 +125,13 @@ export async function chunkAttempts(client: DBOSClient, plan: IngestPlan): Promi
   const byChunk = new Map<number, ChunkAttempts>();
   const attemptOf = new Map<number, number>();
   for (let offset = 0; ; offset += PAGE) {
-    const page = await client.listWorkflows({ workflow_id_prefix: plan.workflowPrefix, loadInput: false, loadOutput: false, limit: PAGE, offset });
+    const page = await client.listWorkflows({
+      workflow_id_prefix: plan.workflowPrefix,
+      loadInput: false,
+      loadOutput: false,
+      limit: PAGE,
+      offset,
+    });
     for (const s of page) {
       const id = parseChunkWorkflowId(s.workflowID, plan.workflowPrefix);
       if (!id) continue;
@@ -156,7 +170,11 @@ async function rerunUnfinished(client: DBOSClient, plan: IngestPlan, retryCancel
     if (c.state !== 'failed' && c.state !== 'cancelled') continue;
     const forkId = chunkWorkflowId(plan, c.chunk, c.attempts);
     try {
-      await client.forkWorkflow(c.latest.workflowID, 0, { newWorkflowID: forkId, queueName: TASKS_QUEUE, applicationVersion: VERSION });
+      await client.forkWorkflow(c.latest.workflowID, 0, {
+        newWorkflowID: forkId,
+        queueName: TASKS_QUEUE,
+        applicationVersion: VERSION,
+      });
     } catch (e) {
       // Another `xyra ingest` of the same file forked it a moment ago: that re-run is ours too.
       if (!/duplicate key|already exists/i.test(String((e as Error).message))) throw e;
@@ -184,7 +202,12 @@ export interface EnqueueOptions {
  * Hash, stage (once per ingestion), re-run failed chunks, enqueue the rest. Throws DatasetError for a file that
  * is not JSON records or that changed while it was read; then nothing is staged or enqueued.
  */
-export async function enqueueDataset(client: DBOSClient, db: Db, file: string, options: EnqueueOptions): Promise<IngestPlan & { rerun: Rerun }> {
+export async function enqueueDataset(
+  client: DBOSClient,
+  db: Db,
+  file: string,
+  options: EnqueueOptions,
+): Promise<IngestPlan & { rerun: Rerun }> {
   const name = options.name ?? datasetName(file);
   const sha256 = await hashFile(file);
   const fileSha = sha256.slice(0, SHA_PREFIX);
@@ -209,7 +232,9 @@ export async function enqueueDataset(client: DBOSClient, db: Db, file: string, o
   const existing = await chunkAttempts(client, plan);
   const wanted = Array.from({ length: plan.chunks }, (_, c) => c).filter((c) => !existing.has(c));
   if (wanted.length > 0 && staged.staging === null) {
-    throw new Error(`ingestion ${ingestionKey}: ${wanted.length} chunk(s) were never enqueued but its staged records are gone; ingest the file with another --chunk-size`);
+    throw new Error(
+      `ingestion ${ingestionKey}: ${wanted.length} chunk(s) were never enqueued but its staged records are gone; ingest the file with another --chunk-size`,
+    );
   }
   const ranges = await chunkRanges(db, plan, staged.staging ?? '', wanted);
   const inFlight = new Set<Promise<void>>();
@@ -270,7 +295,14 @@ export interface DatasetProgress {
 }
 
 export async function datasetProgress(client: DBOSClient, plan: IngestPlan): Promise<DatasetProgress> {
-  const progress: DatasetProgress = { chunks: plan.chunks, done: 0, failed: 0, cancelled: 0, records: 0, total: plan.records };
+  const progress: DatasetProgress = {
+    chunks: plan.chunks,
+    done: 0,
+    failed: 0,
+    cancelled: 0,
+    records: 0,
+    total: plan.records,
+  };
   for (const c of (await chunkAttempts(client, plan)).values()) {
     if (c.state === 'enqueued' || c.state === 'running') continue;
     progress.done++;
@@ -293,7 +325,10 @@ export interface Accounting {
 
 /** What the tables hold for this ingestion: the chunks' counts, written with their rows. */
 export async function accountFor(client: DBOSClient, db: Db | pg.Pool, plan: IngestPlan): Promise<Accounting> {
-  const totals = await db.query<{ tasks: string }>('select coalesce(sum(tasks), 0) as tasks from ingestion_chunks where ingestion_key = $1', [plan.ingestionKey]);
+  const totals = await db.query<{ tasks: string }>(
+    'select coalesce(sum(tasks), 0) as tasks from ingestion_chunks where ingestion_key = $1',
+    [plan.ingestionKey],
+  );
   const kinds = await db.query<{ kind: string; n: string }>(
     `select e.key as kind, sum(e.value::int) as n
      from ingestion_chunks c cross join lateral jsonb_each_text(c.errors) e
@@ -310,7 +345,14 @@ export async function accountFor(client: DBOSClient, db: Db | pg.Pool, plan: Ing
     if (c.state === 'failed') failedChunks.push(c.latest.workflowID);
     if (c.state === 'cancelled') cancelledChunks.push(c.latest.workflowID);
   }
-  return { records: plan.records, tasks, errors: { total: errors, by_kind: byKind }, noOutcome: plan.records - tasks - errors, failedChunks, cancelledChunks };
+  return {
+    records: plan.records,
+    tasks,
+    errors: { total: errors, by_kind: byKind },
+    noOutcome: plan.records - tasks - errors,
+    failedChunks,
+    cancelledChunks,
+  };
 }
 
 /** Poll until every chunk's newest attempt has ended (or `timeoutMs` passes: throws), then account. */
@@ -348,8 +390,14 @@ export async function waitForDataset(
       if (!isConnectionError(e)) throw e;
       if (unreachable === 0) options.onUnreachable?.(e instanceof Error ? e.message : String(e));
       unreachable += 1;
-      if (Date.now() > deadline) throw new Error(`timed out: the database is unreachable (${e instanceof Error ? e.message : String(e)})`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out: the database is unreachable (${e instanceof Error ? e.message : String(e)})`);
     }
-    await new Promise((r) => setTimeout(r, unreachable === 0 ? options.pollMs : Math.min(5_000, options.pollMs * 2 ** Math.min(unreachable, 4))));
+    await new Promise((r) =>
+      setTimeout(
+        r,
+        unreachable === 0 ? options.pollMs : Math.min(5_000, options.pollMs * 2 ** Math.min(unreachable, 4)),
+      ),
+    );
   }
 }

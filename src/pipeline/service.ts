@@ -40,7 +40,11 @@ export function configurePipeline(config: Config, knex: Knex, logger: Logger): v
     recheckMs: BACKLOG_RECHECK_MS,
     hasBacklog: tasksBacklog,
     apply: (ms) => registerTasksQueue(config, ms),
-    onError: (e) => logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'pipeline: could not read or apply the tasks queue speed'),
+    onError: (e) =>
+      logger.warn(
+        { err: e instanceof Error ? e.message : String(e) },
+        'pipeline: could not read or apply the tasks queue speed',
+      ),
   });
   const dispatch = speed;
   configureTaskPipeline({
@@ -77,7 +81,13 @@ export async function registerPipelineQueue(config: Config): Promise<() => Promi
  * this version enqueued before staging still run (they carry their records; taskPipeline.ts).
  */
 async function reportOtherVersions(): Promise<void> {
-  const waiting = await DBOS.listWorkflows({ queueName: TASKS_QUEUE, status: ['ENQUEUED', 'PENDING'], limit: 1_000, loadInput: false, loadOutput: false });
+  const waiting = await DBOS.listWorkflows({
+    queueName: TASKS_QUEUE,
+    status: ['ENQUEUED', 'PENDING'],
+    limit: 1_000,
+    loadInput: false,
+    loadOutput: false,
+  });
   const others = waiting.filter((w) => w.applicationVersion && w.applicationVersion !== VERSION);
   if (others.length === 0) return;
   log?.error(

@@ -16,14 +16,21 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { DatasetError } from '../errors.js';
-import { assertFirstElementParses, assertReadableFile, parseElement, readElements, type DatasetFormat } from './dataset.js';
+import {
+  assertFirstElementParses,
+  assertReadableFile,
+  parseElement,
+  readElements,
+  type DatasetFormat,
+} from './dataset.js';
 import { recordId } from './identity.js';
 
 export const STAGING_SCHEMA = 'xyra_staging';
 
 /** The staging table of an ingestion (its id is a bigserial: the name is safe to put into SQL). */
 export function stagingTable(ingestionId: number): string {
-  if (!Number.isSafeInteger(ingestionId) || ingestionId <= 0) throw new Error(`invalid ingestion id ${String(ingestionId)}`);
+  if (!Number.isSafeInteger(ingestionId) || ingestionId <= 0)
+    throw new Error(`invalid ingestion id ${String(ingestionId)}`);
   return `${STAGING_SCHEMA}.ingestion_${ingestionId}`;
 }
 
@@ -46,7 +53,9 @@ const COPY_SPECIAL = /[\\\n\r\t\u0000]/g;
  * `\u0000` (what an errors row shows for it anyway), and the record keeps the parse error it had with it.
  */
 function copyValue(s: string): string {
-  return s.replace(COPY_SPECIAL, (c) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : c === '\t' ? '\\t' : '\\\\u0000'));
+  return s.replace(COPY_SPECIAL, (c) =>
+    c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : c === '\t' ? '\\t' : '\\\\u0000',
+  );
 }
 
 export interface StageInput {
@@ -128,9 +137,19 @@ export async function stageDataset(db: pg.ClientBase, input: StageInput): Promis
     );
     const existing = found.rows[0];
     if (existing?.staged_at) {
-      await db.query('update ingestions set file_name = $2, last_ingested_at = now() where id = $1', [existing.id, input.file]);
+      await db.query('update ingestions set file_name = $2, last_ingested_at = now() where id = $1', [
+        existing.id,
+        input.file,
+      ]);
       await db.query('commit');
-      return { ingestionId: Number(existing.id), format: existing.format, records: existing.records, chunks: existing.chunks, staging: existing.staging, stagedNow: false };
+      return {
+        ingestionId: Number(existing.id),
+        format: existing.format,
+        records: existing.records,
+        chunks: existing.chunks,
+        staging: existing.staging,
+        stagedNow: false,
+      };
     }
     const inserted = await db.query<{ id: string }>(
       `insert into ingestions (ingestion_key, dataset, file_name, sha256, format, chunk_size, records, chunks)
@@ -142,14 +161,19 @@ export async function stageDataset(db: pg.ClientBase, input: StageInput): Promis
     const ingestionId = Number(inserted.rows[0]?.id);
     const table = stagingTable(ingestionId);
     await db.query(`drop table if exists ${table}`);
-    await db.query(`create table ${table} (position integer not null, record_id text, first_position integer, invalid text, text text not null)`);
+    await db.query(
+      `create table ${table} (position integer not null, record_id text, first_position integer, invalid text, text text not null)`,
+    );
 
     const hash = createHash('sha256');
     let format: DatasetFormat = 'ndjson';
     let records = 0;
     async function* rows(): AsyncGenerator<Buffer> {
       const batch = new CopyBatch();
-      for await (const element of readElements(input.file, { onBytes: (b) => hash.update(b), onFormat: (f) => (format = f) })) {
+      for await (const element of readElements(input.file, {
+        onBytes: (b) => hash.update(b),
+        onFormat: (f) => (format = f),
+      })) {
         assertFirstElementParses(input.file, element, format);
         const parsed = parseElement(element.text);
         const id = parsed.ok ? recordId(parsed.value) : undefined;
@@ -162,9 +186,15 @@ export async function stageDataset(db: pg.ClientBase, input: StageInput): Promis
       }
       if (!batch.empty) yield batch.take();
     }
-    await pipeline(Readable.from(rows()), db.query(copyFrom(`copy ${table} (position, record_id, invalid, text) from stdin`)));
+    await pipeline(
+      Readable.from(rows()),
+      db.query(copyFrom(`copy ${table} (position, record_id, invalid, text) from stdin`)),
+    );
     if (hash.digest('hex') !== input.sha256) {
-      throw new DatasetError(input.file, 'the file changed while it was being ingested (its content differs from its first read); nothing was enqueued, ingest it again');
+      throw new DatasetError(
+        input.file,
+        'the file changed while it was being ingested (its content differs from its first read); nothing was enqueued, ingest it again',
+      );
     }
     await db.query(`alter table ${table} add primary key (position)`);
     // Duplicate ids, decided set-wise: every occurrence after the first (in file order) names the first.
@@ -177,19 +207,18 @@ export async function stageDataset(db: pg.ClientBase, input: StageInput): Promis
     // An empty dataset has no chunk that would ever drop its table.
     const staging = records > 0 ? table : null;
     if (!staging) await db.query(`drop table ${table}`);
-    await db.query('update ingestions set format = $2, records = $3, chunks = $4, staging = $5, staged_at = now() where id = $1', [
-      ingestionId,
-      format,
-      records,
-      chunks,
-      staging,
-    ]);
+    await db.query(
+      'update ingestions set format = $2, records = $3, chunks = $4, staging = $5, staged_at = now() where id = $1',
+      [ingestionId, format, records, chunks, staging],
+    );
     await db.query('commit');
     return { ingestionId, format, records, chunks, staging, stagedNow: true };
   } catch (e) {
     await db.query('rollback').catch(() => undefined);
     if ((e as { code?: string }).code === '42P01' || (e as { code?: string }).code === '3F000') {
-      throw new Error('table "ingestions" or schema "xyra_staging" does not exist: start the service (or run `xyra migrate`) once first');
+      throw new Error(
+        'table "ingestions" or schema "xyra_staging" does not exist: start the service (or run `xyra migrate`) once first',
+      );
     }
     throw e;
   }
@@ -206,8 +235,16 @@ export interface StagedRecord {
 }
 
 /** The staged records of positions [first, last], in file order. */
-export async function readStagedRecords(db: { raw(sql: string, bindings: unknown[]): Promise<unknown> }, table: string, first: number, last: number): Promise<StagedRecord[]> {
-  const result = (await db.raw(`select position, text, first_position, invalid from ${table} where position between ? and ? order by position`, [first, last])) as {
+export async function readStagedRecords(
+  db: { raw(sql: string, bindings: unknown[]): Promise<unknown> },
+  table: string,
+  first: number,
+  last: number,
+): Promise<StagedRecord[]> {
+  const result = (await db.raw(
+    `select position, text, first_position, invalid from ${table} where position between ? and ? order by position`,
+    [first, last],
+  )) as {
     rows: StagedRecord[];
   };
   return result.rows;

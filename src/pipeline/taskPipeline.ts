@@ -28,7 +28,15 @@ import {
 } from './chunk.js';
 import { parseElement, recordLimitViolation } from './dataset.js';
 import { errorKey } from './identity.js';
-import { countInserted, writeChunk, writeChunkIn, type ChunkOutcome, type ErrorKind, type ErrorRow, type TaskRow } from './records.js';
+import {
+  countInserted,
+  writeChunk,
+  writeChunkIn,
+  type ChunkOutcome,
+  type ErrorKind,
+  type ErrorRow,
+  type TaskRow,
+} from './records.js';
 import { readStagedRecords, stagingTable, type StagedRecord } from './staging.js';
 
 export const TASKS_QUEUE = 'tasks';
@@ -207,19 +215,32 @@ type StagedWrite = { kind: 'written'; outcome: ChunkOutcome } | { kind: 'transfo
  * The step of a chunk by reference. When records' transforms throw and no verdicts for them are given, nothing is
  * written: they are returned for retryTransforms, and the step runs again with its verdicts.
  */
-async function writeStagedChunk(s: PipelineSettings, chunk: StagedChunk, retried?: RetriedTransforms): Promise<StagedWrite> {
+async function writeStagedChunk(
+  s: PipelineSettings,
+  chunk: StagedChunk,
+  retried?: RetriedTransforms,
+): Promise<StagedWrite> {
   const result = await s.knex.transaction(async (trx): Promise<StagedWrite & { committedNow?: boolean }> => {
     await trx.raw(`select set_config('lock_timeout', ?, true)`, [`${s.lockTimeoutMs}ms`]);
-    const recorded = (await trx.raw('select tasks, errors from ingestion_chunks where ingestion_key = ? and chunk = ?', [chunk.ingestion, chunk.chunk])) as {
+    const recorded = (await trx.raw(
+      'select tasks, errors from ingestion_chunks where ingestion_key = ? and chunk = ?',
+      [chunk.ingestion, chunk.chunk],
+    )) as {
       rows: Array<{ tasks: number; errors: Partial<Record<ErrorKind, number>> }>;
     };
     const done = recorded.rows[0];
-    if (done) return { kind: 'written', outcome: { tasks: done.tasks, errors: done.errors, insertedTasks: 0, insertedErrors: 0 } };
+    if (done)
+      return {
+        kind: 'written',
+        outcome: { tasks: done.tasks, errors: done.errors, insertedTasks: 0, insertedErrors: 0 },
+      };
 
     const table = stagingTable(chunk.ingestionId);
     const rows = await readStagedRecords(trx, table, chunk.first, chunk.last);
     if (rows.length !== chunk.records) {
-      throw new Error(`staging table ${table} holds ${rows.length} of the ${chunk.records} records of chunk ${chunk.chunk} (positions ${chunk.first}-${chunk.last})`);
+      throw new Error(
+        `staging table ${table} holds ${rows.length} of the ${chunk.records} records of chunk ${chunk.chunk} (positions ${chunk.first}-${chunk.last})`,
+      );
     }
     const prepared = prepareElements(chunk, rows.map(stagedElement), s.failIds);
     if (prepared.failed.length > 0 && !retried) return { kind: 'transformFailed', failed: prepared.failed };
@@ -253,12 +274,16 @@ async function writeStagedChunk(s: PipelineSettings, chunk: StagedChunk, retried
  * chunks committing at once see each other's `ingestion_chunks` rows and exactly one of them drops it.
  */
 async function dropStagingIfLast(trx: Knex.Transaction, chunk: StagedChunk): Promise<void> {
-  const found = (await trx.raw('select chunks, staging from ingestions where ingestion_key = ? for update', [chunk.ingestion])) as {
+  const found = (await trx.raw('select chunks, staging from ingestions where ingestion_key = ? for update', [
+    chunk.ingestion,
+  ])) as {
     rows: Array<{ chunks: number; staging: string | null }>;
   };
   const ingestion = found.rows[0];
   if (!ingestion?.staging) return;
-  const done = (await trx.raw('select count(*)::int as n from ingestion_chunks where ingestion_key = ?', [chunk.ingestion])) as { rows: Array<{ n: number }> };
+  const done = (await trx.raw('select count(*)::int as n from ingestion_chunks where ingestion_key = ?', [
+    chunk.ingestion,
+  ])) as { rows: Array<{ n: number }> };
   if ((done.rows[0]?.n ?? 0) < ingestion.chunks) return;
   await trx.raw(`drop table if exists ${stagingTable(chunk.ingestionId)}`);
   await trx.raw('update ingestions set staging = null where ingestion_key = ?', [chunk.ingestion]);

@@ -13,7 +13,9 @@ export async function withStartupLock<T>(databaseUrl: string, fn: () => Promise<
   await client.connect();
   try {
     for (;;) {
-      const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock(hashtext($1)) as locked', [STARTUP_LOCK_KEY]);
+      const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock(hashtext($1)) as locked', [
+        STARTUP_LOCK_KEY,
+      ]);
       if (rows[0]?.locked) break;
       if (signal?.aborted) throw new StartupAbortedError();
       await new Promise((r) => setTimeout(r, RETRY_MS));

@@ -46,7 +46,10 @@ export class DatabaseOutage {
     const ms = Math.round(performance.now() - this.#since);
     this.#since = undefined;
     recordDbOutageEnded(ms);
-    this.logger.warn({ outageMs: ms, since: this.#sinceWall, ...detail }, `database reachable again after ${(ms / 1000).toFixed(1)} s: claim confirmed, fence open`);
+    this.logger.warn(
+      { outageMs: ms, since: this.#sinceWall, ...detail },
+      `database reachable again after ${(ms / 1000).toFixed(1)} s: claim confirmed, fence open`,
+    );
     return ms;
   }
 }
@@ -56,7 +59,10 @@ export function isConnectionError(e: unknown): boolean {
   const err = e as { code?: unknown; message?: unknown } | undefined;
   const code = typeof err?.code === 'string' ? err.code : '';
   if (/^(08|57P0[123]|53300)/.test(code)) return true; // connection exceptions, admin shutdown, too many connections
-  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true;
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code))
+    return true;
   const message = typeof err?.message === 'string' ? err.message : String(e);
-  return /ECONNREFUSED|ECONNRESET|Connection terminated|connection timeout|timeout exceeded when trying to connect|the database system is (starting up|shutting down)|terminating connection|Client has encountered a connection error|Knex: Timeout acquiring a connection/i.test(message);
+  return /ECONNREFUSED|ECONNRESET|Connection terminated|connection timeout|timeout exceeded when trying to connect|the database system is (starting up|shutting down)|terminating connection|Client has encountered a connection error|Knex: Timeout acquiring a connection/i.test(
+    message,
+  );
 }

@@ -87,7 +87,10 @@ export async function resolveDatabasesForClient(config: Config, logger?: Logger)
   }
   registerUrlSecrets(appDatabaseUrl);
   registerUrlSecrets(config.systemDatabaseUrl);
-  return { appDatabaseUrl, systemDatabaseUrl: withSessionTimeout(config.systemDatabaseUrl ?? defaultSystemDatabaseUrl(appDatabaseUrl)) };
+  return {
+    appDatabaseUrl,
+    systemDatabaseUrl: withSessionTimeout(config.systemDatabaseUrl ?? defaultSystemDatabaseUrl(appDatabaseUrl)),
+  };
 }
 
 /** The CLI is done with the embedded server(s) it joined; the last user out stops a server. */

@@ -7,7 +7,11 @@ import { DBOS_CONNECTION_NOISE } from './dbosInternals.js';
 export const APP_NAME = 'xyra-scheduler';
 
 /** Run `fn` with a client on the system database, destroyed afterwards whatever happens. */
-export async function withDbosClient<T>(systemDatabaseUrl: string, logger: Logger, fn: (c: DBOSClient) => Promise<T>): Promise<T> {
+export async function withDbosClient<T>(
+  systemDatabaseUrl: string,
+  logger: Logger,
+  fn: (c: DBOSClient) => Promise<T>,
+): Promise<T> {
   // DBOS logs each retry of a read during a database outage: debug here (`ingest --wait` says it once).
   const client = await DBOSClient.create({
     systemDatabaseUrl,

@@ -25,7 +25,6 @@ export async function recoverExecutorWorkflows(executorId: string): Promise<stri
  */
 export { INTERNAL_QUEUE_NAME as DBOS_INTERNAL_QUEUE } from '@dbos-inc/dbos-sdk/internal/utils';
 
-
 /** Workflow states DBOS never leaves on its own: the only ones retention may delete. */
 export const FINISHED_WORKFLOW_STATES = ['SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED'] as const;
 
@@ -75,7 +74,12 @@ import type pg from 'pg';
  * `DBOS.startWorkflow` (which has neither option), so the run looks like one DBOS's scheduler
  * enqueued: listed as a scheduled run, counted against the batch queue's concurrency. The row is PENDING, so the queue runner never dequeues it.
  */
-export async function markScheduledRun(db: Queryable, workflowId: string, scheduleName: string, queueName: string): Promise<void> {
+export async function markScheduledRun(
+  db: Queryable,
+  workflowId: string,
+  scheduleName: string,
+  queueName: string,
+): Promise<void> {
   await db.query(
     `update dbos.workflow_status set schedule_name = $2, queue_name = coalesce(queue_name, $3)
       where workflow_uuid = $1 and (schedule_name is null or queue_name is null)`,
@@ -104,7 +108,8 @@ export function pollQueueFasterNow(queueName: string, ms: number): boolean {
   const states = (wfQueueRunner as unknown as { states?: Map<string, Partial<QueuePollState>> }).states;
   const state = states?.get(queueName);
   const queue = state?.queue;
-  if (!state || !queue || typeof state.currentPollingMs !== 'number' || typeof state.nextPollAt !== 'number') return false;
+  if (!state || !queue || typeof state.currentPollingMs !== 'number' || typeof state.nextPollAt !== 'number')
+    return false;
   if (typeof queue.minPollingIntervalMs !== 'number') return false;
   state.currentPollingMs = Math.min(state.currentPollingMs, ms);
   state.nextPollAt = Math.min(state.nextPollAt, Date.now() + ms);
@@ -122,8 +127,12 @@ export function pollQueueFasterNow(queueName: string, ms: number): boolean {
  * Static fields of the runner's (unexported) class, reached through its instance.
  */
 export function setQueueMaintenanceInterval(ms: number): boolean {
-  const runnerClass = wfQueueRunner.constructor as unknown as { reconcileIntervalMs?: number; transitionIntervalMs?: number };
-  if (typeof runnerClass.reconcileIntervalMs !== 'number' || typeof runnerClass.transitionIntervalMs !== 'number') return false;
+  const runnerClass = wfQueueRunner.constructor as unknown as {
+    reconcileIntervalMs?: number;
+    transitionIntervalMs?: number;
+  };
+  if (typeof runnerClass.reconcileIntervalMs !== 'number' || typeof runnerClass.transitionIntervalMs !== 'number')
+    return false;
   runnerClass.reconcileIntervalMs = ms;
   runnerClass.transitionIntervalMs = ms;
   return true;

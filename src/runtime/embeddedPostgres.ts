@@ -69,7 +69,9 @@ async function loadBinaries(): Promise<Binaries> {
     mod = await import(pkg);
   } catch {
     // Production images install without optional dependencies (no Postgres binaries): say what to do.
-    throw new Error(`DATABASE_URL is not set and the embedded Postgres (${pkg}) is not installed: set DATABASE_URL, or install with optional dependencies`);
+    throw new Error(
+      `DATABASE_URL is not set and the embedded Postgres (${pkg}) is not installed: set DATABASE_URL, or install with optional dependencies`,
+    );
   }
   const bin = binariesSchema.parse(mod);
   if (process.getuid?.() !== 0 || (await othersCanRun(bin.initdb))) return bin;
@@ -92,7 +94,9 @@ async function othersCanRun(file: string): Promise<boolean> {
  */
 async function relocatedBinaries(bin: Binaries): Promise<Binaries> {
   const native = path.dirname(path.dirname(bin.pg_ctl));
-  const pkg = z.object({ version: z.string() }).parse(JSON.parse(await fs.readFile(path.join(native, '..', 'package.json'), 'utf8')));
+  const pkg = z
+    .object({ version: z.string() })
+    .parse(JSON.parse(await fs.readFile(path.join(native, '..', 'package.json'), 'utf8')));
   const target = path.join(RELOCATED_ROOT, `postgres-${pkg.version.replace(/[^\w.-]/g, '_')}`);
   const moved = (dir: string): Binaries => ({
     pg_ctl: path.join(dir, 'bin', 'pg_ctl'),
@@ -126,14 +130,35 @@ async function runAsIds(): Promise<{ uid?: number; gid?: number }> {
 /** As root, the `postgres` OS user (and its group) the binaries run as: created when the machine has none. */
 async function ensurePostgresUser(): Promise<void> {
   if (process.getuid?.() !== 0) return;
-  if (await execFileAsync('id', ['-u', 'postgres']).then(() => true, () => false)) return;
+  if (
+    await execFileAsync('id', ['-u', 'postgres']).then(
+      () => true,
+      () => false,
+    )
+  )
+    return;
   try {
-    if (!(await execFileAsync('getent', ['group', 'postgres']).then(() => true, () => false))) {
+    if (
+      !(await execFileAsync('getent', ['group', 'postgres']).then(
+        () => true,
+        () => false,
+      ))
+    ) {
       await execFileAsync('groupadd', ['--system', 'postgres']);
     }
-    await execFileAsync('useradd', ['--system', '-g', 'postgres', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres']);
+    await execFileAsync('useradd', [
+      '--system',
+      '-g',
+      'postgres',
+      '--no-create-home',
+      '--shell',
+      '/usr/sbin/nologin',
+      'postgres',
+    ]);
   } catch (e) {
-    throw new Error(`embedded Postgres: running as root needs a \`postgres\` OS user, and creating it failed: ${(e as Error).message.split('\n')[0]}`);
+    throw new Error(
+      `embedded Postgres: running as root needs a \`postgres\` OS user, and creating it failed: ${(e as Error).message.split('\n')[0]}`,
+    );
   }
 }
 
@@ -243,7 +268,15 @@ async function initialise(bin: Binaries, pgData: string, password: string, logge
     }
     const output = await runBinary(
       bin.initdb,
-      ['-D', pgData, '--auth=scram-sha-256', '--username=postgres', `--pwfile=${pwFile}`, '--encoding=UTF8', '--locale=C.UTF-8'],
+      [
+        '-D',
+        pgData,
+        '--auth=scram-sha-256',
+        '--username=postgres',
+        `--pwfile=${pwFile}`,
+        '--encoding=UTF8',
+        '--locale=C.UTF-8',
+      ],
       ids,
     );
     logger.debug({ component: 'initdb' }, output.trim());
@@ -260,16 +293,30 @@ async function initialise(bin: Binaries, pgData: string, password: string, logge
 async function runBinary(file: string, args: string[], ids: { uid?: number; gid?: number }): Promise<string> {
   const name = `${path.basename(file)}${args[0] && !args[0].startsWith('-') ? ` ${args[0]}` : ''}`;
   return new Promise<string>((resolve, reject) => {
-    const child = spawn(file, args, { ...ids, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_MESSAGES: 'C' } });
+    const child = spawn(file, args, {
+      ...ids,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LC_MESSAGES: 'C' },
+    });
     let output = '';
     child.stdout.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));
     child.on('error', (e: NodeJS.ErrnoException) => {
       const as = ids.uid !== undefined ? ' as the postgres OS user' : '';
-      reject(new Error(`embedded Postgres: cannot run ${file}${as} (${e.code ?? e.message}); set DATABASE_URL to use another server`));
+      reject(
+        new Error(
+          `embedded Postgres: cannot run ${file}${as} (${e.code ?? e.message}); set DATABASE_URL to use another server`,
+        ),
+      );
     });
     child.on('close', (code) =>
-      code === 0 ? resolve(output) : reject(new Error(`embedded Postgres: ${name} failed (exit ${code}): ${output.trim().split('\n').slice(-3).join(' | ')}`)),
+      code === 0
+        ? resolve(output)
+        : reject(
+            new Error(
+              `embedded Postgres: ${name} failed (exit ${code}): ${output.trim().split('\n').slice(-3).join(' | ')}`,
+            ),
+          ),
     );
   });
 }
@@ -297,7 +344,9 @@ async function clusterDirFor(dataDir: string): Promise<string> {
   const dir = relocatedClusterDir(dataDir);
   await fs.mkdir(dir, { recursive: true, mode: 0o755 });
   // Which data directory this cluster belongs to, for sweepRelocatedClusters.
-  await fs.writeFile(path.join(dir, 'source.json'), JSON.stringify({ dataDir: path.resolve(dataDir) }), { mode: 0o600 });
+  await fs.writeFile(path.join(dir, 'source.json'), JSON.stringify({ dataDir: path.resolve(dataDir) }), {
+    mode: 0o600,
+  });
   return path.join(dir, 'pg');
 }
 
@@ -325,9 +374,15 @@ async function sweepRelocatedClusters(ownDataDir: string, logger: Logger): Promi
       if (dataDir !== path.resolve(ownDataDir) && (await exists(lockFile(dataDir)))) continue;
       if (await livePostmasterPid(pgData)) continue;
       await fs.rm(dir, { recursive: true, force: true });
-      logger.info({ cluster: dir, dataDir }, 'embedded Postgres: removed a relocated cluster its data directory no longer uses');
+      logger.info(
+        { cluster: dir, dataDir },
+        'embedded Postgres: removed a relocated cluster its data directory no longer uses',
+      );
     } catch (e) {
-      logger.warn({ cluster: dir, err: (e as Error).message }, 'embedded Postgres: could not check a relocated cluster; left in place');
+      logger.warn(
+        { cluster: dir, err: (e as Error).message },
+        'embedded Postgres: could not check a relocated cluster; left in place',
+      );
     }
   }
 }
@@ -392,7 +447,10 @@ function leaver(dataDir: string, pgData: string, logger: Logger): () => Promise<
       const others = othersAlive(await readUsers(dataDir));
       await writeUsers(dataDir, others);
       if (others.length > 0) {
-        logger.info({ pids: others.map((u) => u.pid) }, 'embedded Postgres: left running for the other processes of this directory that use it');
+        logger.info(
+          { pids: others.map((u) => u.pid) },
+          'embedded Postgres: left running for the other processes of this directory that use it',
+        );
         return;
       }
       if (!(await livePostmasterPid(pgData))) return;
@@ -425,92 +483,104 @@ export async function startEmbeddedPostgres(
   if (process.getuid?.() !== 0) await fs.chmod(dataDir, 0o700);
   const stateFile = path.join(dataDir, 'postgres.json');
 
-  return withFileLock(lockFile(dataDir), async () => {
-    throwIfAborted(signal);
-    const bin = await loadBinaries();
-    if (process.getuid?.() === 0) await sweepRelocatedClusters(dataDir, logger);
-    let state = await readState(stateFile);
-    const pgData = state?.pgData ?? (await clusterDirFor(dataDir));
-    const logFile = path.join(path.dirname(pgData), 'postgres.log');
-    const initialised = await exists(path.join(pgData, 'PG_VERSION'));
-    const release = leaver(dataDir, pgData, logger);
+  return withFileLock(
+    lockFile(dataDir),
+    async () => {
+      throwIfAborted(signal);
+      const bin = await loadBinaries();
+      if (process.getuid?.() === 0) await sweepRelocatedClusters(dataDir, logger);
+      let state = await readState(stateFile);
+      const pgData = state?.pgData ?? (await clusterDirFor(dataDir));
+      const logFile = path.join(path.dirname(pgData), 'postgres.log');
+      const initialised = await exists(path.join(pgData, 'PG_VERSION'));
+      const release = leaver(dataDir, pgData, logger);
 
-    if (initialised && state && (await livePostmasterPid(pgData)) && (await canConnect(urlFor(state)))) {
+      if (initialised && state && (await livePostmasterPid(pgData)) && (await canConnect(urlFor(state)))) {
+        registerSecret(state.password);
+        await joinUsers(dataDir, false);
+        if (state.ownerPid && state.ownerPid !== process.pid && processAlive(state.ownerPid)) {
+          logger.info(
+            { port: state.port },
+            'embedded Postgres: joined the server another process of this directory runs',
+          );
+          return { url: urlFor(state), owned: false, release };
+        }
+        // Its starter was killed (SIGKILL leaves the detached server running): adopt it.
+        state.ownerPid = process.pid;
+        await writePrivate(stateFile, JSON.stringify(state));
+        logger.info(
+          { port: state.port },
+          'DATABASE_URL not set: adopted the embedded Postgres left running by a killed run',
+        );
+        return { url: urlFor(state), owned: true, release };
+      }
+
+      if (!initialised) {
+        // Only a directory that is empty or left by our own interrupted initdb is removed: never someone's pg/.
+        const entries = await fs.readdir(pgData).catch(() => [] as string[]);
+        if (entries.length > 0 && !(await initdbWasInterrupted(pgData))) {
+          throw new Error(
+            `${pgData} exists but holds no Postgres cluster (no PG_VERSION): move it away, or set XYRA_DATA_DIR to another directory`,
+          );
+        }
+        await fs.rm(pgData, { recursive: true, force: true });
+        for (const e of await fs.readdir(path.dirname(pgData)).catch(() => [] as string[])) {
+          if (e.startsWith('.initdb-password-')) await fs.rm(path.join(path.dirname(pgData), e), { force: true });
+        }
+        state = { port: await freePort(), password: randomBytes(18).toString('base64url'), pgData };
+        // Creates the `postgres` OS user first when we run as root and there is none.
+        await initialise(bin, pgData, state.password, logger);
+        // Recorded at once: the cluster's password must survive a start-up interrupted from here on.
+        await writePrivate(stateFile, JSON.stringify(state));
+      }
+      if (!state) throw new Error(`${stateFile} is missing or unreadable; remove ${dataDir} to start afresh`);
       registerSecret(state.password);
-      await joinUsers(dataDir, false);
-      if (state.ownerPid && state.ownerPid !== process.pid && processAlive(state.ownerPid)) {
-        logger.info({ port: state.port }, 'embedded Postgres: joined the server another process of this directory runs');
-        return { url: urlFor(state), owned: false, release };
+      const ids = await runAsIds();
+
+      const pidFile = path.join(pgData, 'postmaster.pid');
+      const livePid = await livePostmasterPid(pgData);
+      if (livePid) {
+        // A postgres of ours that does not answer (e.g. still shutting down): stop it before starting anew.
+        await pgCtl(bin, ['stop', '-D', pgData, '-m', 'fast', '-w', '-t', '30'], ids).catch(() => undefined);
+      } else if (await exists(pidFile)) {
+        logger.warn({ pidFile }, 'embedded Postgres: removing a stale postmaster.pid left by a killed run');
+        await fs.rm(pidFile, { force: true });
       }
-      // Its starter was killed (SIGKILL leaves the detached server running): adopt it.
+      throwIfAborted(signal); // last moment before there is a server to stop
+
+      state.port = await freePort(state.port);
       state.ownerPid = process.pid;
+      state.pgData = pgData;
       await writePrivate(stateFile, JSON.stringify(state));
-      logger.info({ port: state.port }, 'DATABASE_URL not set: adopted the embedded Postgres left running by a killed run');
+      await joinUsers(dataDir, true);
+      await fs.writeFile(logFile, '', { flag: 'a', mode: 0o600 });
+      await fs.chmod(logFile, 0o600);
+      if (ids.uid !== undefined) await fs.chown(logFile, ids.uid, ids.gid ?? ids.uid);
+      const started = Date.now();
+      await pgCtl(
+        bin,
+        [
+          'start',
+          '-D',
+          pgData,
+          '-w',
+          '-t',
+          '60',
+          '-l',
+          logFile,
+          '-o',
+          `-p ${state.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=${maxConnections}`,
+        ],
+        ids,
+      );
+      logger.info(
+        { port: state.port, dataDir: pgData, ms: Date.now() - started },
+        'DATABASE_URL not set: started the embedded Postgres',
+      );
       return { url: urlFor(state), owned: true, release };
-    }
-
-    if (!initialised) {
-      // Only a directory that is empty or left by our own interrupted initdb is removed: never someone's pg/.
-      const entries = await fs.readdir(pgData).catch(() => [] as string[]);
-      if (entries.length > 0 && !(await initdbWasInterrupted(pgData))) {
-        throw new Error(`${pgData} exists but holds no Postgres cluster (no PG_VERSION): move it away, or set XYRA_DATA_DIR to another directory`);
-      }
-      await fs.rm(pgData, { recursive: true, force: true });
-      for (const e of await fs.readdir(path.dirname(pgData)).catch(() => [] as string[])) {
-        if (e.startsWith('.initdb-password-')) await fs.rm(path.join(path.dirname(pgData), e), { force: true });
-      }
-      state = { port: await freePort(), password: randomBytes(18).toString('base64url'), pgData };
-      // Creates the `postgres` OS user first when we run as root and there is none.
-      await initialise(bin, pgData, state.password, logger);
-      // Recorded at once: the cluster's password must survive a start-up interrupted from here on.
-      await writePrivate(stateFile, JSON.stringify(state));
-    }
-    if (!state) throw new Error(`${stateFile} is missing or unreadable; remove ${dataDir} to start afresh`);
-    registerSecret(state.password);
-    const ids = await runAsIds();
-
-    const pidFile = path.join(pgData, 'postmaster.pid');
-    const livePid = await livePostmasterPid(pgData);
-    if (livePid) {
-      // A postgres of ours that does not answer (e.g. still shutting down): stop it before starting anew.
-      await pgCtl(bin, ['stop', '-D', pgData, '-m', 'fast', '-w', '-t', '30'], ids).catch(() => undefined);
-    } else if (await exists(pidFile)) {
-      logger.warn({ pidFile }, 'embedded Postgres: removing a stale postmaster.pid left by a killed run');
-      await fs.rm(pidFile, { force: true });
-    }
-    throwIfAborted(signal); // last moment before there is a server to stop
-
-    state.port = await freePort(state.port);
-    state.ownerPid = process.pid;
-    state.pgData = pgData;
-    await writePrivate(stateFile, JSON.stringify(state));
-    await joinUsers(dataDir, true);
-    await fs.writeFile(logFile, '', { flag: 'a', mode: 0o600 });
-    await fs.chmod(logFile, 0o600);
-    if (ids.uid !== undefined) await fs.chown(logFile, ids.uid, ids.gid ?? ids.uid);
-    const started = Date.now();
-    await pgCtl(
-      bin,
-      [
-        'start',
-        '-D',
-        pgData,
-        '-w',
-        '-t',
-        '60',
-        '-l',
-        logFile,
-        '-o',
-        `-p ${state.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=${maxConnections}`,
-      ],
-      ids,
-    );
-    logger.info(
-      { port: state.port, dataDir: pgData, ms: Date.now() - started },
-      'DATABASE_URL not set: started the embedded Postgres',
-    );
-    return { url: urlFor(state), owned: true, release };
-  }, signal);
+    },
+    signal,
+  );
 }
 
 /**

@@ -15,7 +15,9 @@ import { isConnectionError } from './databaseOutage.js';
 
 export class ExecutionAbandonedError extends Error {
   constructor(workflowId: string | undefined) {
-    super(`execution of workflow ${workflowId ?? '(unknown)'} was adopted by another replica while this one was fenced; dropped here`);
+    super(
+      `execution of workflow ${workflowId ?? '(unknown)'} was adopted by another replica while this one was fenced; dropped here`,
+    );
     this.name = 'ExecutionAbandonedError';
   }
 }
@@ -57,7 +59,8 @@ export class ExecutionFence {
 
   /** Why it is closed (undefined when open). */
   get reason(): string | undefined {
-    if (this.#open && !this.isOpen()) return `executor claim not confirmed for ${Math.round(performance.now() - this.#confirmedAt)} ms`;
+    if (this.#open && !this.isOpen())
+      return `executor claim not confirmed for ${Math.round(performance.now() - this.#confirmedAt)} ms`;
     return this.#open ? undefined : this.#reason;
   }
 

@@ -55,7 +55,11 @@ export class ClaimLostError extends Error {
   }
 }
 
-async function tryClaim(appDatabaseUrl: string, executorId: string, queryTimeoutMs: number): Promise<pg.Client | undefined> {
+async function tryClaim(
+  appDatabaseUrl: string,
+  executorId: string,
+  queryTimeoutMs: number,
+): Promise<pg.Client | undefined> {
   const client = new pg.Client({
     connectionString: appDatabaseUrl,
     application_name: CLAIM_APPLICATION_NAME,
@@ -169,7 +173,10 @@ export async function warnIfNotLatestVersion(
   version: string,
   logger: Logger,
 ): Promise<string | undefined> {
-  const client = new pg.Client({ connectionString: systemDatabaseUrl, application_name: 'xyra-scheduler-version-check' });
+  const client = new pg.Client({
+    connectionString: systemDatabaseUrl,
+    application_name: 'xyra-scheduler-version-check',
+  });
   try {
     await client.connect();
     const { rows } = await client.query<{ version_name: string }>(

@@ -98,7 +98,10 @@ export async function startFailover(o: FailoverOptions): Promise<Failover> {
   const crashOnly = (reason: string) => {
     if (!o.onFenced || exitReported || stopped) return;
     exitReported = true;
-    log.fatal({ executorId: self, reason }, 'fenced: FENCE_EXIT is set, exiting (another replica may take over its work)');
+    log.fatal(
+      { executorId: self, reason },
+      'fenced: FENCE_EXIT is set, exiting (another replica may take over its work)',
+    );
     o.onFenced(reason);
   };
 
@@ -135,7 +138,9 @@ export async function startFailover(o: FailoverOptions): Promise<Failover> {
       log.debug({ executorId: self, err, failures }, 'could not confirm the executor claim');
       const unconfirmedMs = performance.now() - lastConfirmed;
       if (unconfirmedMs > o.failoverAfterMs / 2) {
-        crashOnly(`executor claim not confirmed for ${Math.round(unconfirmedMs)} ms (FAILOVER_AFTER is ${o.failoverAfterMs} ms)`);
+        crashOnly(
+          `executor claim not confirmed for ${Math.round(unconfirmedMs)} ms (FAILOVER_AFTER is ${o.failoverAfterMs} ms)`,
+        );
       }
     }
   };
@@ -189,11 +194,20 @@ export async function startFailover(o: FailoverOptions): Promise<Failover> {
       await client.query('commit');
       if (adopted.length > 0) {
         log.warn(
-          { deadExecutorId: dead, freeForMs: Math.round(freeMs), adopted: adopted.length, workflowIds: adopted, version: o.version },
+          {
+            deadExecutorId: dead,
+            freeForMs: Math.round(freeMs),
+            adopted: adopted.length,
+            workflowIds: adopted,
+            version: o.version,
+          },
           `failover: took over ${adopted.length} unfinished workflow(s) of executor ${dead} (claim free for ${Math.round(freeMs)} ms)`,
         );
       } else if (!reported.has(dead)) {
-        log.info({ deadExecutorId: dead, freeForMs: Math.round(freeMs) }, `failover: executor ${dead} is gone; it left no unfinished workflows of version ${o.version}`);
+        log.info(
+          { deadExecutorId: dead, freeForMs: Math.round(freeMs) },
+          `failover: executor ${dead} is gone; it left no unfinished workflows of version ${o.version}`,
+        );
       }
       reported.add(dead); // a takeover repeats each beat while other versions' work remains: say it once
       for (const other of others) {
@@ -225,7 +239,8 @@ export async function startFailover(o: FailoverOptions): Promise<Failover> {
         log.warn({ err: e instanceof Error ? e.message : String(e) }, 'failover: could not check the other replicas'),
       );
     })().finally(() => {
-      if (!stopped && !(exitReported && o.onFenced)) timer = setTimeout(tick, retryDelayMs(interval, o.failoverAfterMs, failures));
+      if (!stopped && !(exitReported && o.onFenced))
+        timer = setTimeout(tick, retryDelayMs(interval, o.failoverAfterMs, failures));
     });
   };
   timer = setTimeout(tick, interval);
@@ -265,7 +280,10 @@ async function register(o: FailoverOptions): Promise<number> {
   return Number(rows[0]!.generation);
 }
 
-async function pendingOfOtherVersions(o: FailoverOptions, executorId: string): Promise<Array<{ version: string; count: number }>> {
+async function pendingOfOtherVersions(
+  o: FailoverOptions,
+  executorId: string,
+): Promise<Array<{ version: string; count: number }>> {
   const { rows } = await o.systemPool.query(
     `select application_version, count(*) as n from dbos.workflow_status
       where executor_id = $1 and status = 'PENDING' and application_version is distinct from $2
@@ -273,5 +291,7 @@ async function pendingOfOtherVersions(o: FailoverOptions, executorId: string): P
       group by application_version`,
     [executorId, o.version, o.applicationName],
   );
-  return rows.map((r) => versionCountRow.parse(r)).map((r) => ({ version: r.application_version ?? '(none)', count: r.n }));
+  return rows
+    .map((r) => versionCountRow.parse(r))
+    .map((r) => ({ version: r.application_version ?? '(none)', count: r.n }));
 }

@@ -43,7 +43,12 @@ export function processAlive(pid: number): boolean {
 }
 
 /** `signal`: stop waiting for the lock when start-up is interrupted. */
-export async function withFileLock<T>(file: string, fn: () => Promise<T>, signal?: AbortSignal, timeoutMs = 120_000): Promise<T> {
+export async function withFileLock<T>(
+  file: string,
+  fn: () => Promise<T>,
+  signal?: AbortSignal,
+  timeoutMs = 120_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -57,7 +62,10 @@ export async function withFileLock<T>(file: string, fn: () => Promise<T>, signal
       const content = await fs.readFile(file, 'utf8').catch(() => '');
       const holder = Number.parseInt(content, 10);
       // An unreadable holder older than a few seconds was never finished (killed between create and write).
-      const age = await fs.stat(file).then((st) => Date.now() - st.mtimeMs, () => 0);
+      const age = await fs.stat(file).then(
+        (st) => Date.now() - st.mtimeMs,
+        () => 0,
+      );
       if (holderGone(content, file) || (!(holder > 0) && age > 5_000)) {
         await fs.rm(file, { force: true });
         continue;

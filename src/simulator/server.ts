@@ -157,7 +157,8 @@ export class XyraSimulator {
 
   private answer(req: IncomingMessage, path: string, raw: RawBody): Reply | 'hang' {
     if (path !== API_PATH) return { status: 404, body: { error: 'not found' } };
-    if (req.method !== 'POST') return { status: 405, body: { error: 'method not allowed' }, headers: { allow: 'POST' } };
+    if (req.method !== 'POST')
+      return { status: 405, body: { error: 'method not allowed' }, headers: { allow: 'POST' } };
     // Authenticate before faults, like a real gateway, so a rejected call does not consume an injected fault.
     if (this.options.token && header(req, 'authorization') !== `Bearer ${this.options.token}`) {
       return unauthorizedReply(header(req, 'authorization'));
@@ -177,7 +178,10 @@ export class XyraSimulator {
     }
     const stored = idempotencyKey === null ? undefined : this.replies.get(idempotencyKey);
     if (stored) return stored;
-    const reply: Reply = { status: 200, body: defaultCounts(parsed.data.workflow_id, parsed.data.batch_size_limit, this.options.seed ?? 0) };
+    const reply: Reply = {
+      status: 200,
+      body: defaultCounts(parsed.data.workflow_id, parsed.data.batch_size_limit, this.options.seed ?? 0),
+    };
     if (idempotencyKey !== null) this.replies.set(idempotencyKey, reply);
     return reply;
   }
@@ -221,7 +225,8 @@ export class XyraSimulator {
     if (route === 'POST /_sim/faults') {
       const raw = await readBody(req);
       const fault = simulatorFaultSchema.safeParse(raw.json);
-      if (!fault.success) return send(res, { status: 400, body: { error: 'invalid fault', message: z.prettifyError(fault.error) } });
+      if (!fault.success)
+        return send(res, { status: 400, body: { error: 'invalid fault', message: z.prettifyError(fault.error) } });
       this.inject(fault.data);
       return send(res, { status: 200, body: { ok: true } });
     }
@@ -239,7 +244,10 @@ export class XyraSimulator {
   }
 
   private fail(res: ServerResponse, err: unknown): void {
-    send(res, { status: 500, body: { error: 'simulator error', message: err instanceof Error ? err.message : String(err) } });
+    send(res, {
+      status: 500,
+      body: { error: 'simulator error', message: err instanceof Error ? err.message : String(err) },
+    });
   }
 }
 
@@ -248,13 +256,17 @@ export class XyraSimulator {
  * token out of what it records and logs even when the server hands it back (tests rely on this echo).
  */
 function unauthorizedReply(authorization: string | null): Reply {
-  return { status: 401, body: { error: 'unauthorized', message: `credentials rejected: ${authorization ?? '(none)'}` } };
+  return {
+    status: 401,
+    body: { error: 'unauthorized', message: `credentials rejected: ${authorization ?? '(none)'}` },
+  };
 }
 
 function faultReply(fault: QueuedFault): Reply | 'hang' {
   switch (fault.type) {
     case 'status': {
-      const headers = fault.retryAfterSeconds === undefined ? undefined : { 'retry-after': String(fault.retryAfterSeconds) };
+      const headers =
+        fault.retryAfterSeconds === undefined ? undefined : { 'retry-after': String(fault.retryAfterSeconds) };
       const body = fault.body === undefined ? { error: STATUS_CODES[fault.status] ?? 'injected fault' } : fault.body;
       return headers ? { status: fault.status, body, headers } : { status: fault.status, body };
     }
@@ -265,7 +277,11 @@ function faultReply(fault: QueuedFault): Reply | 'hang' {
     case 'skippedBody':
       return { status: 200, body: { status: 'skipped', message: fault.message ?? 'No pending items to evaluate' } };
     case 'malformed':
-      return { status: 200, rawBody: '{"processed": 3, "succeeded": <truncated', headers: { 'content-type': 'application/json' } };
+      return {
+        status: 200,
+        rawBody: '{"processed": 3, "succeeded": <truncated',
+        headers: { 'content-type': 'application/json' },
+      };
     case 'schemaViolation':
       return { status: 200, body: { processed: 'many' } };
     case 'unauthorized':
@@ -276,7 +292,11 @@ function faultReply(fault: QueuedFault): Reply | 'hang' {
 }
 
 /** Deterministic counts: n in 1..limit from a hash of (seed, workflow_id), a few failures, the rest succeeded. */
-export function defaultCounts(workflowId: string, limit: number, seed = 0): { processed: number; succeeded: number; failed: number } {
+export function defaultCounts(
+  workflowId: string,
+  limit: number,
+  seed = 0,
+): { processed: number; succeeded: number; failed: number } {
   const h = fnv1a(`${seed}:${workflowId}`);
   const processed = 1 + (h % limit);
   const failed = (h >>> 16) % (Math.min(3, processed) + 1);

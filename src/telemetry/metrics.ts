@@ -59,19 +59,23 @@ function get(): Instruments {
       dbOperations: meter.createCounter('xyra.db.operations', {
         description: 'Rows actually inserted into the app tables (no-op conflicts and retries not counted)',
       }),
-      batchRuns: meter.createCounter('xyra.batch.runs', { description: 'Evaluation batch runs by schedule and final status' }),
+      batchRuns: meter.createCounter('xyra.batch.runs', {
+        description: 'Evaluation batch runs by schedule and final status',
+      }),
       skippedSlots: meter.createCounter('xyra.batch.skipped_slots', {
         description: `Batch runs that did not call the API, by schedule and reason (${SKIP_REASONS.join(', ')})`,
       }),
       scheduleLag: meter.createHistogram('xyra.batch.schedule_lag', {
-        description: 'Time from a slot\'s scheduled time to the batch run\'s actual start, by schedule',
+        description: "Time from a slot's scheduled time to the batch run's actual start, by schedule",
         unit: 'ms',
       }),
       consecutiveFailures: meter.createGauge('xyra.batch.consecutive_failures', {
-        description: 'Consecutive failed batch runs of the schedule, as of the latest run this process finished (see xyra.batch.last_outcome_time)',
+        description:
+          'Consecutive failed batch runs of the schedule, as of the latest run this process finished (see xyra.batch.last_outcome_time)',
       }),
       lastOutcomeTime: meter.createGauge('xyra.batch.last_outcome_time', {
-        description: 'Slot time of the run that last set xyra.batch.consecutive_failures in this process (Unix seconds): the newest value across replicas is the current one',
+        description:
+          'Slot time of the run that last set xyra.batch.consecutive_failures in this process (Unix seconds): the newest value across replicas is the current one',
         unit: 's',
       }),
       lastCompletedTime: meter.createGauge('xyra.batch.last_completed_time', {
@@ -84,11 +88,12 @@ function get(): Instruments {
         unit: 's',
       }),
       nextSlotTime: meter.createGauge('xyra.batch.next_slot_time', {
-        description: 'The next slot this process will fire for the schedule (Unix seconds); in the past means firing is stuck',
+        description:
+          'The next slot this process will fire for the schedule (Unix seconds); in the past means firing is stuck',
         unit: 's',
       }),
       slotInterval: meter.createGauge('xyra.batch.slot_interval', {
-        description: 'Time from the next slot to the one after it (seconds): the schedule\'s current interval',
+        description: "Time from the next slot to the one after it (seconds): the schedule's current interval",
         unit: 's',
       }),
       schedulePaused: meter.createGauge('xyra.batch.schedule_paused', {
@@ -177,7 +182,9 @@ export function recordConsecutiveFailures(schedule: string, count: number, slot:
 /** The slot the engine's timer waits for next for the schedule, and the interval after it (null: none after it). */
 export function recordNextSlot(schedule: string, next: Date, following: Date | null): void {
   get().nextSlotTime.record(seconds(next), { schedule });
-  get().slotInterval.record(following ? (following.getTime() - next.getTime()) / 1000 : Number.POSITIVE_INFINITY, { schedule });
+  get().slotInterval.record(following ? (following.getTime() - next.getTime()) / 1000 : Number.POSITIVE_INFINITY, {
+    schedule,
+  });
 }
 
 /**

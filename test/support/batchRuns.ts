@@ -17,7 +17,10 @@ export interface PopulatedDatabase {
 export const FAST_CRON = '*/2 * * * * *';
 
 /** `extraEnv` adds or overrides service settings (e.g. pipeline retry budgets) for one test file. */
-export async function startPopulatedService(label: string, extraEnv: Record<string, string> = {}): Promise<PopulatedDatabase> {
+export async function startPopulatedService(
+  label: string,
+  extraEnv: Record<string, string> = {},
+): Promise<PopulatedDatabase> {
   const simulator = new XyraSimulator();
   const apiUrl = await simulator.start();
   const appUrl = await createTestDatabase(label);
@@ -40,10 +43,18 @@ export async function startPopulatedService(label: string, extraEnv: Record<stri
   return { appUrl, systemUrl: systemDatabaseUrlOf(appUrl), env, simulator, service };
 }
 
-const outcome = (msg: string, pred: (l: LogLine) => boolean = () => true) => (l: LogLine) => l.msg === msg && pred(l);
+const outcome =
+  (msg: string, pred: (l: LogLine) => boolean = () => true) =>
+  (l: LogLine) =>
+    l.msg === msg && pred(l);
 
 /** Injects one fault and waits for the run it produces; returns that run's log line. */
-export async function runWithFault(db: PopulatedDatabase, fault: SimulatorFault, expect: string, pred?: (l: LogLine) => boolean): Promise<LogLine> {
+export async function runWithFault(
+  db: PopulatedDatabase,
+  fault: SimulatorFault,
+  expect: string,
+  pred?: (l: LogLine) => boolean,
+): Promise<LogLine> {
   const seen = db.service.logs.length;
   db.simulator.inject(fault);
   const matcher = outcome(expect, pred);
@@ -55,7 +66,9 @@ export async function produceOutcomeMix(db: PopulatedDatabase): Promise<void> {
   await runWithFault(db, { type: 'status', status: 503, count: 1 }, 'batch completed');
   await runWithFault(db, { type: 'status', status: 400, count: 1 }, 'batch failed');
   await runWithFault(db, { type: 'inProgress' }, 'batch skipped');
-  await runWithFault(db, { type: 'status', status: 503, count: 3 }, 'batch failed', (l) => String(l.error).includes('gave up'));
+  await runWithFault(db, { type: 'status', status: 503, count: 3 }, 'batch failed', (l) =>
+    String(l.error).includes('gave up'),
+  );
   const seen = db.service.logs.length;
   await db.service.waitForLog((l) => db.service.logs.indexOf(l) >= seen && l.msg === 'batch completed', 20_000);
 }

@@ -10,7 +10,6 @@ export function serverUrl(): string {
   return url;
 }
 
-
 /** Create a fresh, empty app database; its DBOS system database will be `<name>_dbos_sys`. */
 export async function createTestDatabase(label: string): Promise<string> {
   const name = `xt_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;

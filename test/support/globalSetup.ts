@@ -12,7 +12,10 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/runtime/
 let embedded: EmbeddedPostgres | undefined;
 
 function ensureTestTools(): void {
-  const run = spawnSync('bash', [path.resolve('scripts/ensure-test-tools.sh')], { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
+  const run = spawnSync('bash', [path.resolve('scripts/ensure-test-tools.sh')], {
+    stdio: ['ignore', 'inherit', 'pipe'],
+    encoding: 'utf8',
+  });
   if (run.status !== 0) {
     throw new Error(`scripts/ensure-test-tools.sh failed: ${run.stderr.trim() || `exit ${run.status ?? run.signal}`}`);
   }

@@ -8,7 +8,9 @@ import protobuf from 'protobufjs';
 import { z } from 'zod';
 
 const dataPointSchema = z.object({
-  attributes: z.array(z.object({ key: z.string(), value: z.object({ stringValue: z.string().optional() }) })).default([]),
+  attributes: z
+    .array(z.object({ key: z.string(), value: z.object({ stringValue: z.string().optional() }) }))
+    .default([]),
   asInt: z.union([z.number(), z.string()]).optional(),
   asDouble: z.number().optional(),
   timeUnixNano: z.union([z.string(), z.number()]),
@@ -22,7 +24,9 @@ const exportSchema = z.object({
             z.object({
               name: z.string(),
               sum: z.object({ dataPoints: z.array(dataPointSchema) }).optional(),
-              histogram: z.object({ dataPoints: z.array(z.object({ count: z.union([z.number(), z.string()]) })) }).optional(),
+              histogram: z
+                .object({ dataPoints: z.array(z.object({ count: z.union([z.number(), z.string()]) })) })
+                .optional(),
             }),
           ),
         }),
@@ -36,7 +40,9 @@ const PROTO = path.join(path.dirname(fileURLToPath(import.meta.url)), 'otlp-metr
 let requestType: protobuf.Type | undefined;
 
 async function decodeProtobuf(body: Buffer): Promise<ExportRequest> {
-  requestType ??= (await protobuf.load(PROTO)).lookupType('opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest');
+  requestType ??= (await protobuf.load(PROTO)).lookupType(
+    'opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest',
+  );
   // camelCase field names and 64-bit integers as strings: the same shape as OTLP/JSON.
   const object = requestType.toObject(requestType.decode(body), { longs: String, arrays: true });
   return exportSchema.parse(object);
@@ -66,7 +72,11 @@ export function startOtlpReceiver(): Promise<OtlpReceiver> {
       for (const sm of rm.scopeMetrics)
         for (const m of sm.metrics) {
           const byAttribute =
-            m.name === 'xyra.db.operations' ? { into: dbOperations, key: 'operation' } : m.name === 'xyra.batch.runs' ? { into: batchRuns, key: 'status' } : undefined;
+            m.name === 'xyra.db.operations'
+              ? { into: dbOperations, key: 'operation' }
+              : m.name === 'xyra.batch.runs'
+                ? { into: batchRuns, key: 'status' }
+                : undefined;
           for (const dp of byAttribute ? (m.sum?.dataPoints ?? []) : []) {
             const key = dp.attributes.find((a) => a.key === byAttribute!.key)?.value.stringValue ?? '?';
             byAttribute!.into.set(key, Number(dp.asInt ?? dp.asDouble));
@@ -96,7 +106,8 @@ export function startOtlpReceiver(): Promise<OtlpReceiver> {
         (request) => {
           record(request);
           // An empty ExportMetricsServiceResponse in either encoding.
-          if (type.startsWith('application/x-protobuf')) res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+          if (type.startsWith('application/x-protobuf'))
+            res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
           else res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
         },
         (e: unknown) => res.writeHead(400, { 'content-type': 'text/plain' }).end(String(e)),

@@ -64,13 +64,22 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     },
     async start() {
       await pgCtl([
-        'start', '-D', state.pgData, '-w', '-t', '60', '-l', logFile,
-        '-o', `-p ${state.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200`,
+        'start',
+        '-D',
+        state.pgData,
+        '-w',
+        '-t',
+        '60',
+        '-l',
+        logFile,
+        '-o',
+        `-p ${state.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200`,
       ]);
       running = true;
     },
     async destroy() {
-      if (running) await pgCtl(['stop', '-D', state.pgData, '-m', 'immediate', '-w', '-t', '60']).catch(() => undefined);
+      if (running)
+        await pgCtl(['stop', '-D', state.pgData, '-m', 'immediate', '-w', '-t', '60']).catch(() => undefined);
       running = false;
       await fs.rm(dir, { recursive: true, force: true });
       if (!state.pgData.startsWith(dir)) await fs.rm(path.dirname(state.pgData), { recursive: true, force: true });

@@ -42,7 +42,13 @@ const rulesSchema = z.object({
       z.object({
         name: z.string(),
         rules: z.array(
-          z.object({ name: z.string(), query: z.string(), health: z.string(), lastError: z.string().optional(), lastEvaluation: z.string() }),
+          z.object({
+            name: z.string(),
+            query: z.string(),
+            health: z.string(),
+            lastError: z.string().optional(),
+            lastEvaluation: z.string(),
+          }),
         ),
       }),
     ),
@@ -105,7 +111,11 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
   );
   const child: ChildProcess = spawn(
     'prometheus',
-    [`--config.file=${configFile}`, `--storage.tsdb.path=${path.join(options.workDir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`],
+    [
+      `--config.file=${configFile}`,
+      `--storage.tsdb.path=${path.join(options.workDir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
@@ -119,7 +129,10 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
   };
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const ready = await fetch(`${url}/-/ready`).then((r) => r.ok, () => false);
+    const ready = await fetch(`${url}/-/ready`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ready) break;
     if (Date.now() > deadline || child.exitCode !== null) {
       await stop();

@@ -15,7 +15,11 @@ export interface RawAnswer {
  * Sends `payload` (then half-closes with `halfClose`) and collects the answer until the server closes the
  * connection, or until a full response has arrived and `waitMs` passed without more bytes.
  */
-export function rawRequest(port: number, payload: string | Buffer, opts: { waitMs?: number; halfClose?: boolean } = {}): Promise<RawAnswer> {
+export function rawRequest(
+  port: number,
+  payload: string | Buffer,
+  opts: { waitMs?: number; halfClose?: boolean } = {},
+): Promise<RawAnswer> {
   const waitMs = opts.waitMs ?? 5_000;
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');

@@ -20,7 +20,11 @@ export interface ServiceProcess {
 const MAIN = path.resolve('dist/src/main.js');
 const CLI = path.resolve('dist/src/cli.js');
 
-export function startServiceProcess(env: Record<string, string>, script: string = MAIN, args: string[] = []): ServiceProcess {
+export function startServiceProcess(
+  env: Record<string, string>,
+  script: string = MAIN,
+  args: string[] = [],
+): ServiceProcess {
   const child = spawn(process.execPath, [script, ...args], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'info', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -59,7 +63,11 @@ export function startServiceProcess(env: Record<string, string>, script: string 
       if (found) return Promise.resolve(found);
       return new Promise<LogLine>((resolve, reject) => {
         const timer = setTimeout(() => {
-          reject(new Error(`timed out after ${timeoutMs} ms waiting for a log line; last lines:\n${raw.split('\n').slice(-15).join('\n')}`));
+          reject(
+            new Error(
+              `timed out after ${timeoutMs} ms waiting for a log line; last lines:\n${raw.split('\n').slice(-15).join('\n')}`,
+            ),
+          );
         }, timeoutMs);
         waiters.push({
           pred,
@@ -70,7 +78,9 @@ export function startServiceProcess(env: Record<string, string>, script: string 
         });
         void exited.then(() => {
           clearTimeout(timer);
-          reject(new Error(`service exited while waiting for a log line; output:\n${raw.split('\n').slice(-25).join('\n')}`));
+          reject(
+            new Error(`service exited while waiting for a log line; output:\n${raw.split('\n').slice(-25).join('\n')}`),
+          );
         });
       });
     },

@@ -20,12 +20,17 @@ const FILES = ['index.html', 'style.css', 'app.js', 'favicon.svg'] as const;
  * compiled module finds the same folder in the package's `src/` (tsc does not copy non-TS files).
  */
 function publicDir(): string {
-  const candidates = [new URL('./public/', import.meta.url), new URL('../../../../src/ops/dashboard/public/', import.meta.url)];
+  const candidates = [
+    new URL('./public/', import.meta.url),
+    new URL('../../../../src/ops/dashboard/public/', import.meta.url),
+  ];
   for (const c of candidates) {
     const dir = fileURLToPath(c);
     if (existsSync(path.join(dir, 'index.html'))) return dir;
   }
-  throw new Error(`dashboard files not found (looked in ${candidates.map((c) => fileURLToPath(c)).join(', ')}): the package is incomplete`);
+  throw new Error(
+    `dashboard files not found (looked in ${candidates.map((c) => fileURLToPath(c)).join(', ')}): the package is incomplete`,
+  );
 }
 
 interface StaticFile {
@@ -45,7 +50,9 @@ export function loadDashboardFiles(dir: string = publicDir()): DashboardFiles {
     try {
       body = readFileSync(file);
     } catch (e) {
-      throw new Error(`dashboard file ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)}): the package is incomplete`);
+      throw new Error(
+        `dashboard file ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)}): the package is incomplete`,
+      );
     }
     files.set(`/${name}`, { body, type: TYPES[name.slice(name.lastIndexOf('.'))] ?? 'application/octet-stream' });
   }
@@ -56,7 +63,8 @@ export function loadDashboardFiles(dir: string = publicDir()): DashboardFiles {
 // Scripts only from our own origin, no inline script, no framing: an injected `<script>` in data cannot run
 // even if a rendering bug ever let one into the DOM.
 const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  'content-security-policy':
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
 };
@@ -71,7 +79,12 @@ export function serveDashboardFile(
 ): boolean {
   const file = files.get(urlPath);
   if (!file) return false;
-  res.writeHead(status, { 'content-type': file.type, 'content-length': file.body.length, 'cache-control': 'no-cache', ...SECURITY_HEADERS });
+  res.writeHead(status, {
+    'content-type': file.type,
+    'content-length': file.body.length,
+    'cache-control': 'no-cache',
+    ...SECURITY_HEADERS,
+  });
   res.end(req.method === 'HEAD' ? undefined : file.body);
   return true;
 }

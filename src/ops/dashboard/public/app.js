@@ -43,7 +43,13 @@ function fmtTime(iso) {
   if (!iso) return '–';
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return String(iso);
-  return d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  return d.toLocaleString(undefined, {
+    month: 'short',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  });
 }
 
 function fmtNum(n) {
@@ -110,7 +116,9 @@ function renderSchedule(s) {
   const streak = typeof s.consecutive_failures === 'number' ? s.consecutive_failures : null;
   setText('streak', streak);
   $('streak').className = streak ? 'bad' : '';
-  $('next-slots').replaceChildren(...(Array.isArray(s.next_slots) ? s.next_slots : []).map((t) => el('li', {}, fmtTime(t))));
+  $('next-slots').replaceChildren(
+    ...(Array.isArray(s.next_slots) ? s.next_slots : []).map((t) => el('li', {}, fmtTime(t))),
+  );
   const note = $('pause-note');
   if (s.status !== 'ACTIVE' && (s.paused_at || s.paused_reason)) {
     note.hidden = false;
@@ -127,10 +135,13 @@ function renderStats(st) {
   $('success-rate').className = `big ${typeof st.success_rate === 'number' && st.success_rate < 0.9 ? 'bad' : ''}`;
   const byStatus = st.by_status && typeof st.by_status === 'object' ? st.by_status : {};
   $('by-status').replaceChildren(
-    ...Object.entries(byStatus).map(([k, v]) => el('li', { class: outcomeOf({ status: k }) }, el('b', {}, fmtNum(v)), ` ${k}`)),
+    ...Object.entries(byStatus).map(([k, v]) =>
+      el('li', { class: outcomeOf({ status: k }) }, el('b', {}, fmtNum(v)), ` ${k}`),
+    ),
   );
   const items = st.items || {};
-  $('items').textContent = `${fmtNum(st.runs)} runs · items ${fmtNum(items.succeeded)} ok / ${fmtNum(items.failed)} failed`;
+  $('items').textContent =
+    `${fmtNum(st.runs)} runs · items ${fmtNum(items.succeeded)} ok / ${fmtNum(items.failed)} failed`;
   const lag = st.delay_ms || {};
   const dur = st.duration_ms || {};
   setText('lag-p50', fmtMs(lag.p50));
@@ -140,7 +151,8 @@ function renderStats(st) {
   setText('dur-p95', fmtMs(dur.p95));
   setText('dur-max', fmtMs(dur.max));
   const r = st.retries || {};
-  $('retries').textContent = `retried runs ${fmtNum(r.runs_with_retries)} of ${fmtNum(r.api_runs)} · missed slots ${fmtNum(st.missed_slots)}`;
+  $('retries').textContent =
+    `retried runs ${fmtNum(r.runs_with_retries)} of ${fmtNum(r.api_runs)} · missed slots ${fmtNum(st.missed_slots)}`;
 }
 
 function runSummary(run) {
@@ -188,7 +200,9 @@ function renderRuns(runs) {
   );
   const first = ordered[0];
   const last = ordered[ordered.length - 1];
-  $('timeline-range').textContent = first ? `${fmtTime(first.scheduled_time)} → ${fmtTime(last.scheduled_time)} (${ordered.length} runs)` : '(no runs yet)';
+  $('timeline-range').textContent = first
+    ? `${fmtTime(first.scheduled_time)} → ${fmtTime(last.scheduled_time)} (${ordered.length} runs)`
+    : '(no runs yet)';
   const selected = runs.find((r) => r.workflow_id === selectedRun);
   if (selected) $('run-detail').replaceChildren(el('pre', {}, runSummary(selected)));
 
@@ -199,7 +213,12 @@ function renderRuns(runs) {
           el(
             'li',
             { 'data-workflow-id': r.workflow_id },
-            el('div', { class: 'failure-head' }, el('span', { class: 'when' }, fmtTime(r.scheduled_time)), el('code', {}, r.workflow_id)),
+            el(
+              'div',
+              { class: 'failure-head' },
+              el('span', { class: 'when' }, fmtTime(r.scheduled_time)),
+              el('code', {}, r.workflow_id),
+            ),
             el('div', { class: 'error-text' }, r.error || r.message || r.status),
           ),
         )
@@ -217,7 +236,9 @@ function svg(tag, attrs) {
 /** Lag and duration per run on one time axis; the y axis is shared and labelled at its maximum. */
 function drawChart(ordered) {
   const chart = $('chart');
-  const W = 900, H = 180, PAD = 24;
+  const W = 900,
+    H = 180,
+    PAD = 24;
   const points = ordered.filter((r) => r.scheduled_time);
   const children = [svg('line', { x1: PAD, y1: H - PAD, x2: W, y2: H - PAD, class: 'axis' })];
   if (points.length >= 2) {
@@ -227,8 +248,13 @@ function drawChart(ordered) {
     const yMax = Math.max(1, ...values);
     const x = (r) => PAD + ((Date.parse(r.scheduled_time) - t0) / Math.max(1, t1 - t0)) * (W - PAD - 4);
     const y = (v) => H - PAD - (Math.max(0, v) / yMax) * (H - 2 * PAD);
-    for (const [key, cls] of [['delay_ms', 'lag'], ['duration_ms', 'duration']]) {
-      const pts = points.filter((r) => typeof r[key] === 'number').map((r) => `${x(r).toFixed(1)},${y(r[key]).toFixed(1)}`);
+    for (const [key, cls] of [
+      ['delay_ms', 'lag'],
+      ['duration_ms', 'duration'],
+    ]) {
+      const pts = points
+        .filter((r) => typeof r[key] === 'number')
+        .map((r) => `${x(r).toFixed(1)},${y(r[key]).toFixed(1)}`);
       if (pts.length) children.push(svg('polyline', { points: pts.join(' '), class: `series ${cls}` }));
     }
     const top = svg('text', { x: PAD + 4, y: PAD - 8, class: 'tick' });
@@ -255,21 +281,36 @@ function renderDatasets(list) {
       const pct = total && done !== null ? Math.min(100, (done / total) * 100) : 0;
       const byKind = d.errors && typeof d.errors.by_kind === 'object' && d.errors.by_kind ? d.errors.by_kind : {};
       const kinds = Object.entries(byKind).filter(([, v]) => v > 0);
-      const bar = el('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': total ?? 0, 'aria-valuenow': done ?? 0 });
+      const bar = el('div', {
+        class: 'bar',
+        role: 'progressbar',
+        'aria-valuemin': 0,
+        'aria-valuemax': total ?? 0,
+        'aria-valuenow': done ?? 0,
+      });
       const fill = el('span');
       fill.style.width = `${pct.toFixed(1)}%`; // CSSOM, not a style attribute: the CSP forbids inline styles
       bar.append(fill);
       return el(
         'div',
         { class: `dataset ${d.state || ''}`, 'data-dataset': d.dataset, 'data-records-done': done ?? '' },
-        el('div', { class: 'dataset-head' }, el('b', {}, d.dataset || '(unnamed)'), el('span', { class: `state ${d.state || ''}` }, d.state || '')),
+        el(
+          'div',
+          { class: 'dataset-head' },
+          el('b', {}, d.dataset || '(unnamed)'),
+          el('span', { class: `state ${d.state || ''}` }, d.state || ''),
+        ),
         bar,
         el(
           'div',
           { class: 'muted' },
           `${fmtNum(done)} of ${fmtNum(total)} records · ${d.records_per_s ? `${fmtNum(d.records_per_s)} records/s` : '– records/s'}`,
         ),
-        el('div', { class: 'kinds' }, kinds.length ? kinds.map(([k, v]) => `${k} ${fmtNum(v)}`).join(' · ') : 'no errors'),
+        el(
+          'div',
+          { class: 'kinds' },
+          kinds.length ? kinds.map(([k, v]) => `${k} ${fmtNum(v)}`).join(' · ') : 'no errors',
+        ),
       );
     }),
   );
@@ -310,7 +351,11 @@ function renderSchedules(list) {
             'tr',
             { 'data-schedule': s.name },
             el('td', {}, el('code', {}, s.name)),
-            el('td', { class: s.status === 'PAUSED' ? 'error-text' : '' }, s.status + (s.paused_reason ? ` (${s.paused_reason})` : '')),
+            el(
+              'td',
+              { class: s.status === 'PAUSED' ? 'error-text' : '' },
+              s.status + (s.paused_reason ? ` (${s.paused_reason})` : ''),
+            ),
             el('td', {}, el('code', {}, s.cron), ` ${s.timezone}`),
             el('td', { class: 'when' }, s.next_slots && s.next_slots.length ? fmtTime(s.next_slots[0]) : '–'),
             el('td', {}, s.last_run ? s.last_run.status : '–'),
@@ -363,7 +408,8 @@ async function refresh() {
     }
   });
   const failed = results.filter((r) => r.status === 'rejected').length;
-  $('refreshed').textContent = `updated ${new Date().toLocaleTimeString()}${failed ? ` · ${failed} source(s) unavailable` : ''}`;
+  $('refreshed').textContent =
+    `updated ${new Date().toLocaleTimeString()}${failed ? ` · ${failed} source(s) unavailable` : ''}`;
   // A counter people never see, so a test can wait for "the next refresh" instead of guessing a delay.
   document.body.dataset.refreshes = String(++refreshes);
   timer = setTimeout(refresh, REFRESH_MS);
