@@ -93,7 +93,9 @@ describe('a signal during start-up', () => {
       for (let waiting = 0; waiting === 0; await new Promise((r) => setTimeout(r, 100))) {
         const rows = await query<{ n: number }>(
           appUrl,
-          "select count(*)::int as n from pg_stat_activity where application_name = 'xyra-scheduler-startup'",
+          // This database only: other files' services run start-ups of their own at the same time.
+          "select count(*)::int as n from pg_stat_activity where application_name = 'xyra-scheduler-startup' and datname = $1",
+          [new URL(appUrl).pathname.slice(1)],
         );
         waiting = rows[0]!.n;
         if (p.child.exitCode !== null) throw new Error(`service exited early:\n${p.output()}`);
