@@ -154,6 +154,22 @@ export interface ChangeResult {
   schedule: ScheduleRow | null;
 }
 
+/** The spec's columns in the order createSchedule and updateSchedule write them (cron … note). */
+function specColumns(spec: ScheduleSpec): unknown[] {
+  return [
+    spec.cron,
+    spec.timezone,
+    JSON.stringify(spec.payload),
+    spec.catch_up,
+    spec.catch_up_window,
+    spec.overlap,
+    spec.pause_after_failures,
+    spec.start_at,
+    spec.end_at,
+    spec.note,
+  ];
+}
+
 /**
  * Creates the schedule; throws ScheduleExistsError when the name is taken. `firedThrough`: slots at or before
  * it are never fired (default: the creation instant, so a new schedule starts with its next slot).
@@ -166,20 +182,7 @@ export async function createSchedule(pool: ClientSource, spec: ScheduleSpec, by:
        values ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, now(), now())
        on conflict (name) do nothing
        returning ${COLUMNS}`,
-      [
-        spec.name,
-        spec.cron,
-        spec.timezone,
-        JSON.stringify(spec.payload),
-        spec.catch_up,
-        spec.catch_up_window,
-        spec.overlap,
-        spec.pause_after_failures,
-        spec.start_at,
-        spec.end_at,
-        spec.note,
-        by,
-      ],
+      [spec.name, ...specColumns(spec), by],
     );
     if (!rows[0]) throw new ScheduleExistsError(spec.name);
     const after = parseScheduleRow(rows[0]);
@@ -188,8 +191,8 @@ export async function createSchedule(pool: ClientSource, spec: ScheduleSpec, by:
   });
 }
 
-/** Applies `patch`; a patch that changes nothing records nothing (`changed: false`). */
 /**
+ * Applies `patch`; a patch that changes nothing records nothing (`changed: false`).
  * `effectiveFrom` (start-up reconciliation only): the edit takes effect from this instant instead of the commit,
  * so the old spec's slots up to it (just caught up) and the new spec's after it (the engine fires them) leave no gap.
  */
@@ -211,21 +214,7 @@ export async function updateSchedule(
               -- slots of the old spec are never fired after this instant; the new spec starts after it
               fired_through = coalesce($13, greatest(coalesce(fired_through, now()), now()))
         where name = $1 returning ${COLUMNS}`,
-      [
-        name,
-        spec.cron,
-        spec.timezone,
-        JSON.stringify(spec.payload),
-        spec.catch_up,
-        spec.catch_up_window,
-        spec.overlap,
-        spec.pause_after_failures,
-        spec.start_at,
-        spec.end_at,
-        spec.note,
-        by,
-        effectiveFrom ?? null,
-      ],
+      [name, ...specColumns(spec), by, effectiveFrom ?? null],
     );
     const after = parseScheduleRow(rows[0]);
     await audit(c, { kind: 'updated', name, before, after, by });
