@@ -210,7 +210,13 @@ describe('EvaluationBatch.trigger', () => {
         waiting = Number(rows[0]?.n);
       }
       expect(waiting).toBe(2);
+      // The winner stays inside its API call until the other has decided: "in progress" must not depend on
+      // how fast the winner finishes. Without the gate both would wait in their calls and neither finish.
+      const release = simulator.hold();
       await sys.query(`select pg_advisory_unlock(hashtext('xyra-scheduler:batch-gate'))`);
+      const decidedFirst = await Promise.race(handles.map((h) => h.getResult()));
+      release();
+      expect(decidedFirst.status.status).toBe('skipped');
       const outputs = await Promise.all(handles.map((h) => h.getResult()));
       const statuses = outputs.map((o) => o.status.status).sort();
       expect(statuses).toEqual(['completed', 'skipped']);

@@ -63,6 +63,8 @@ beforeAll(async () => {
   let completed = 0;
   await service.waitForLog((l) => l.msg === 'batch completed' && ++completed === 2, 30_000);
   expect(await service.stop('SIGTERM', 20_000)).toBe(0); // a still database from here on
+  // The records below come after the start-up's `created` (before ready, so more than the two 2 s slots
+  // ago) and in this order; offsets under 2 s keep that however long the start and stop took.
   const db = app();
   await db.connect();
   try {
@@ -72,14 +74,14 @@ beforeAll(async () => {
       kind: 'paused',
       note: 'deploy freeze',
       details: { by: 'operator' },
-      at: at(3_000),
+      at: at(900),
     });
     resumedAt = (
       await recordScheduleEvent(db, {
         scheduleName: 'evaluation-batch',
         kind: 'resumed',
         details: { by: 'operator' },
-        at: at(2_000),
+        at: at(600),
       })
     ).at;
     await recordScheduleEvent(db, {
@@ -91,7 +93,7 @@ beforeAll(async () => {
         last_slot: '2026-11-21T00:00:00.000Z',
         window_ms: 86_400_000,
       },
-      at: at(1_000),
+      at: at(300),
     });
   } finally {
     await db.end();

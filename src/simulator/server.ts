@@ -81,6 +81,8 @@ export class XyraSimulator {
   private readonly sockets = new Set<Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private latencyMs = 0;
+  /** While set, API calls are recorded and then wait here unanswered (see hold()). */
+  private held: { until: Promise<void>; release: () => void } | undefined;
   private server: Server | undefined;
   private baseUrl: string | undefined;
 
@@ -114,6 +116,7 @@ export class XyraSimulator {
     this.baseUrl = undefined;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    this.releaseHeld();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const socket of this.sockets) socket.destroy();
     await closed;
@@ -134,7 +137,27 @@ export class XyraSimulator {
     this.faults.push({ fault: parsed, remaining: parsed.count ?? 1 });
   }
 
+  /**
+   * Keep every API call from now on inside the call (recorded, unanswered) until the returned function is
+   * called: a test holds a run in its API call for exactly as long as it needs, with no clock involved.
+   */
+  hold(): () => void {
+    if (!this.held) {
+      let release = (): void => undefined;
+      const until = new Promise<void>((resolve) => (release = resolve));
+      this.held = { until, release };
+    }
+    return () => this.releaseHeld();
+  }
+
+  private releaseHeld(): void {
+    const held = this.held;
+    this.held = undefined;
+    held?.release();
+  }
+
   reset(): void {
+    this.releaseHeld();
     this.faults.length = 0;
     this.calls.length = 0;
     this.replies.clear();
@@ -149,6 +172,7 @@ export class XyraSimulator {
     const raw = await readBody(req);
     const call = this.record(req, path, raw);
     if (this.latencyMs > 0) await this.sleep(this.latencyMs);
+    if (this.held && path === API_PATH) await this.held.until;
     const reply = this.answer(req, path, raw);
     if (reply === 'hang') return; // leave the socket open; stop() or the client ends it
     call.status = reply.status;
