@@ -122,10 +122,16 @@ describe('DBOS retry settings and log lines', () => {
     const source = await fs.readFile(require.resolve('@dbos-inc/dbos-sdk/internal/system_database'), 'utf8');
     expect(source).toContain('`Database connection failed: ${');
     expect(source).toContain('Unexpected error in pool: ');
+    expect(source).toContain('Unexpected error on a system database connection: ');
     expect(
       DBOS_CONNECTION_NOISE.test('Database connection failed: connect ECONNREFUSED. Retrying in 1.2s (attempt 3)'),
     ).toBe(true);
     expect(DBOS_CONNECTION_NOISE.test('Unexpected error in pool: error: terminating connection')).toBe(true);
+    expect(
+      DBOS_CONNECTION_NOISE.test(
+        'Unexpected error on a system database connection: Error: Connection terminated unexpectedly',
+      ),
+    ).toBe(true);
     expect(DBOS_CONNECTION_NOISE.test('Workflow X failed')).toBe(false);
   });
 });

@@ -177,7 +177,9 @@ export function setDbRetryMaxBackoff(seconds: number): boolean {
 
 /**
  * DBOS's log lines for each such retry ("Database connection failed: … Retrying in …", one per try) and for
- * each idle pooled connection a restarting server closes ("Unexpected error in pool: …"): noise that says
+ * each idle pooled connection a restarting server closes ("Unexpected error in pool: …"), and for a borrowed
+ * connection it closes ("Unexpected error on a system database connection: …"): noise that says
  * nothing an outage's one line does not (runtime/databaseOutage.ts).
  */
-export const DBOS_CONNECTION_NOISE = /^(Database connection failed: |Unexpected error in pool: )/;
+export const DBOS_CONNECTION_NOISE =
+  /^(Database connection failed: |Unexpected error in pool: |Unexpected error on a system database connection: )/;
