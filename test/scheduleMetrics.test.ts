@@ -108,6 +108,11 @@ it('the failure streak is the one of the newest outcome, stamped with its slot',
     'schedule="nightly"': sec('2026-01-05T00:00:00Z'),
     'schedule="smoke"': sec('2026-01-01T00:00:00Z'),
   });
+  // A count read from the runs on record is the newest truth, even when an older slot's run brought it
+  // (a run recovered after a restart failing after a newer one); the outcome time stays the newest slot's.
+  recordConsecutiveFailures('nightly', 3, at('2026-01-04T12:00:00Z'), { fromHistory: true });
+  expect(await samples('xyra_batch_consecutive_failures')).toEqual({ 'schedule="nightly"': 3, 'schedule="smoke"': 0 });
+  expect((await samples('xyra_batch_last_outcome_time'))['schedule="nightly"']).toBe(sec('2026-01-05T00:00:00Z'));
 });
 
 it('the next slot, the interval after it, and the pause state, per schedule', async () => {

@@ -240,6 +240,13 @@ export class EvaluationBatch {
     if (!row)
       return { run: false, reason: 'superseded', message: `Schedule "${ctx.schedule}" no longer exists: slot not run` };
     if (!manual) {
+      // The pause first: a pause is an edit too (it moves the version), and for a slot inside one "paused" is
+      // the reason an operator looks for, whichever replica decides and however late it heard of the edit.
+      const pause =
+        row.status === 'PAUSED'
+          ? { paused: true, message: 'Schedule paused: slot not run' }
+          : await pauseCovering(s.appPool, row.name, slot);
+      if (pause.paused) return { run: false, reason: 'paused', message: pause.message };
       if (ctx.version !== undefined && ctx.version !== row.version) {
         // Slots before the next version took effect still belong to this one (downtime caught up by the old spec).
         const until = await versionSupersededAt(s.appPool, row.name, ctx.version, new Date(row.created_at));
@@ -251,11 +258,6 @@ export class EvaluationBatch {
           };
         }
       }
-      const pause =
-        row.status === 'PAUSED'
-          ? { paused: true, message: 'Schedule paused: slot not run' }
-          : await pauseCovering(s.appPool, row.name, slot);
-      if (pause.paused) return { run: false, reason: 'paused', message: pause.message };
     }
     const catchUp = decideCatchUp(
       row.catch_up,

@@ -135,7 +135,7 @@ export async function applyFailurePolicy(
       scheduleName === DEFAULT_SCHEDULE ? POLICY_LOCK : `${POLICY_LOCK}:${scheduleName}`,
     ]);
     const failures = await consecutiveFailures(lockClient, s.appPool, scheduleName);
-    recordConsecutiveFailures(scheduleName, failures, new Date(status.scheduled_time));
+    recordConsecutiveFailures(scheduleName, failures, new Date(status.scheduled_time), { fromHistory: true });
     let paused = false;
     const row = await getScheduleRow(s.appPool, scheduleName);
     const threshold = row?.pause_after_failures ?? 0;

@@ -170,12 +170,24 @@ export function recordScheduleLag(schedule: string, ms: number): void {
   get().scheduleLag.record(Math.max(0, ms), { schedule });
 }
 
-/** The failure streak as of the run of `slot` (an older run finishing late does not overwrite a newer count). */
-export function recordConsecutiveFailures(schedule: string, count: number, slot: Date): void {
+/**
+ * The failure streak after the run of `slot` finished. A count `fromHistory` (read from the runs on record under
+ * the policy's lock) is the newest truth whatever slot brought it; a count assumed from the run alone (0 after a
+ * completed run) does not overwrite the count of a newer slot's outcome when an older run finishes late.
+ */
+export function recordConsecutiveFailures(
+  schedule: string,
+  count: number,
+  slot: Date,
+  options: { fromHistory?: boolean } = {},
+): void {
   const at = slot.getTime();
-  if (!Number.isFinite(at) || at < (lastOutcome.get(schedule) ?? -Infinity)) return;
-  lastOutcome.set(schedule, at);
+  if (!Number.isFinite(at)) return;
+  const newest = at >= (lastOutcome.get(schedule) ?? -Infinity);
+  if (!newest && !options.fromHistory) return;
   get().consecutiveFailures.record(count, { schedule });
+  if (!newest) return;
+  lastOutcome.set(schedule, at);
   get().lastOutcomeTime.record(seconds(slot), { schedule });
 }
 
