@@ -10,7 +10,6 @@
 // All or nothing: the table, the verdicts and the ingestion's `staged_at` commit together, so a CLI killed mid-COPY,
 // a file that turns out not to be JSON records, or a file that changed since its hash was taken leaves nothing.
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
@@ -21,6 +20,7 @@ import {
   assertReadableFile,
   parseElement,
   readElements,
+  readFileBytes,
   type DatasetFormat,
 } from './dataset.js';
 import { recordId } from './identity.js';
@@ -38,11 +38,7 @@ export function stagingTable(ingestionId: number): string {
 export async function hashFile(file: string): Promise<string> {
   await assertReadableFile(file); // /dev/zero would be hashed forever
   const hash = createHash('sha256');
-  try {
-    for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
-  } catch (e) {
-    throw new DatasetError(file, `cannot read file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
+  for await (const bytes of readFileBytes(file, 1024 * 1024)) hash.update(bytes);
   return hash.digest('hex');
 }
 
