@@ -15,14 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { DatasetError } from '../errors.js';
-import {
-  assertFirstElementParses,
-  assertReadableFile,
-  parseElement,
-  readElements,
-  readFileBytes,
-  type DatasetFormat,
-} from './dataset.js';
+import { assertReadableFile, readFileBytes, readRecords, type DatasetFormat } from './dataset.js';
 import { recordId } from './identity.js';
 
 export const STAGING_SCHEMA = 'xyra_staging';
@@ -166,12 +159,10 @@ export async function stageDataset(db: pg.ClientBase, input: StageInput): Promis
     let records = 0;
     async function* rows(): AsyncGenerator<Buffer> {
       const batch = new CopyBatch();
-      for await (const element of readElements(input.file, {
+      for await (const { element, parsed } of readRecords(input.file, {
         onBytes: (b) => hash.update(b),
         onFormat: (f) => (format = f),
       })) {
-        assertFirstElementParses(input.file, element, format);
-        const parsed = parseElement(element.text);
         const id = parsed.ok ? recordId(parsed.value) : undefined;
         const full = batch.add(
           `${element.position}\t${id === undefined ? '\\N' : copyValue(id)}\t` +
