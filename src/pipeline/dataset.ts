@@ -257,8 +257,8 @@ export async function* readFileBytes(file: string, bufferBytes: number): AsyncGe
 }
 
 /**
- * Bytes per read. Each read is decoded into one string; strings over V8's regular object size (128 KB) are born in
- * its old generation and die only at a full collection: 256 KB reads kept ~30 MB of dead text in the CLI's heap.
+ * Bytes per read. Each read is decoded into one string that the records' texts are cut from; smaller strings are
+ * cheaper to keep young (measured: a few MB less peak RSS than 256 KB reads at 1,000,000 records).
  */
 const READ_BYTES = 64 * 1024;
 
