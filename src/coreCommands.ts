@@ -15,7 +15,9 @@ export function start(): Promise<number> {
     // The service runs in its own process group and gets each signal once, from us: a terminal's Ctrl-C
     // goes to the whole foreground group, and a second copy would read as "exit now" and skip the drain.
     // In a terminal we take Ctrl-C as input (so npm/npx above us see no SIGINT and exit with our code).
-    const child = spawn(process.execPath, [path.join(here, 'main.js')], { stdio: 'inherit', detached: true });
+    // The V8 flags of dbos-config.yaml's start command (why: docs/design.md), so the service runs as deployed.
+    const flags = ['--max-semi-space-size=2', '--max-old-space-size=512'];
+    const child = spawn(process.execPath, [...flags, path.join(here, 'main.js')], { stdio: 'inherit', detached: true });
     const forward = (s: NodeJS.Signals) => child.kill(s);
     process.on('SIGTERM', forward);
     process.on('SIGINT', forward);
