@@ -100,7 +100,7 @@ interface Service {
 }
 
 /** The V8 flags of the service's start command in dbos-config.yaml: the service runs as it is deployed. */
-const SERVICE_FLAGS = ['--max-semi-space-size=2'];
+const SERVICE_FLAGS = ['--max-semi-space-size=2', '--max-old-space-size=512'];
 
 function startService(env: NodeJS.ProcessEnv): Promise<Service> {
   const child = spawn(process.execPath, [...SERVICE_FLAGS, path.join(PACKAGE_ROOT, 'dist/src/main.js')], {
@@ -138,7 +138,7 @@ function startService(env: NodeJS.ProcessEnv): Promise<Service> {
 }
 
 /** The V8 flags of the `xyra` bin's first line (src/cli.ts): the CLI runs as users run it. */
-const CLI_FLAGS = ['--max-semi-space-size=1'];
+const CLI_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=512'];
 
 /** `xyra ingest FILE …` with the CLI's own peak RSS (sampled while it runs: VmHWM is gone once it exits). */
 function runIngest(

@@ -1,6 +1,6 @@
-// What every `xyra` sub-command implements. Commands live with their subsystem (pipeline/commands.ts,
-// ops/commands.ts); cli.ts only dispatches.
-import pg from 'pg';
+// What every `xyra` sub-command implements. Commands are listed with their subsystem (pipeline/commands.ts,
+// ops/commands.ts), their code is loaded on demand; cli.ts only dispatches.
+import type pg from 'pg';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 
@@ -14,11 +14,17 @@ export interface CliContext {
   isTTY: boolean;
 }
 
+/** A command's code: returns the process exit code. Throw UsageError for bad arguments (exit 2). */
+export type CommandRun = (args: string[], ctx: CliContext) => Promise<number>;
+
+/**
+ * A command as `xyra` lists it. Its code is loaded only when it runs: each command's module graph (the DBOS SDK,
+ * knex, OTel, …) costs memory, and `xyra ingest` streaming a large file must not carry every other command's.
+ */
 export interface CliCommand {
   summary: string;
   usage: string;
-  /** Returns the process exit code. Throw UsageError for bad arguments (exit 2). */
-  run(args: string[], ctx: CliContext): Promise<number>;
+  load(): Promise<CommandRun>;
 }
 
 /** An optional `--name N` option: a positive whole number, or `fallback` when absent. */
@@ -38,7 +44,8 @@ export class UsageError extends Error {
 
 /** Run `fn` with a short-lived connection (a CLI command's whole life), closed whatever happens. */
 export async function withDb<T>(url: string, fn: (db: pg.Client) => Promise<T>): Promise<T> {
-  const db = new pg.Client({ connectionString: url, application_name: 'xyra-cli' });
+  const { default: pgModule } = await import('pg'); // not loaded by `xyra --help`
+  const db = new pgModule.Client({ connectionString: url, application_name: 'xyra-cli' });
   // A connection dropped while idle (a database restart) must not crash the command: its next query fails instead.
   db.on('error', () => undefined);
   await db.connect();

@@ -217,6 +217,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
     configureFailurePolicy({ systemPool, appPool, logger: logger.child({ component: 'failure-policy' }) });
     configureRetention({
       systemPool,
+      appPool,
       retentionMs: config.historyRetentionMs,
       logger: logger.child({ component: 'retention' }),
     });

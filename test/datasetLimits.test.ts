@@ -12,10 +12,10 @@ import {
   MAX_RECORD_BYTES,
   MAX_RECORD_DEPTH,
   nestingDepth,
-  readElements,
+  readRecords,
   RECORD_PREVIEW_CHARS,
-  scanDataset,
 } from '../src/pipeline/dataset.js';
+import { hashFile } from '../src/pipeline/staging.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -25,15 +25,15 @@ afterAll(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-/** Scans the file like `xyra ingest` does, then prepares all its records as one chunk, as the chunk workflow does. */
+/** Reads the file like `xyra ingest` stages it, then prepares all its records as one chunk, as the chunk workflow does. */
 async function prepareFile(file: string) {
-  const scan = await scanDataset(file);
   const positions: number[] = [];
   const elements: string[] = [];
-  for await (const e of readElements(file)) {
-    positions.push(e.position);
-    elements.push(e.text);
+  for await (const { element } of readRecords(file)) {
+    positions.push(element.position);
+    elements.push(element.text);
   }
+  const scan = { records: elements.length, sha256: await hashFile(file) };
   const chunk = parseChunk({
     dataset: 'ds',
     ingestion: 'ds:x:c0',
@@ -114,8 +114,11 @@ describe('a record over the size limit', () => {
 
 describe('files that are no files', () => {
   it('/dev/zero is refused at once with a DatasetError', async () => {
-    await expect(scanDataset('/dev/zero')).rejects.toThrow(DatasetError);
-    await expect(scanDataset('/dev/zero')).rejects.toThrow(/not a regular file/);
+    const readAll = async (file: string) => {
+      for await (const _record of readRecords(file)) void _record;
+    };
+    await expect(readAll('/dev/zero')).rejects.toThrow(DatasetError);
+    await expect(readAll('/dev/zero')).rejects.toThrow(/not a regular file/);
   });
 
   it('a file of NUL bytes without a newline is one oversized invalid line, not a hang', async () => {

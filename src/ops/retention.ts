@@ -1,11 +1,14 @@
 // History retention: on its own DBOS schedule, delete finished workflows (batch runs, chunk workflows, this
 // job's own runs) that completed more than HISTORY_RETENTION ago from the DBOS system database, in bounded
 // batches. The app tables (tasks, errors, schedule_events) are never touched: they are the record of results.
+// The same run drops the staging tables of ingestions idle for as long (pipeline/stagingExpiry.ts): the records of
+// an ingestion whose chunks failed and that nobody re-ran.
 import { DBOS, type ScheduledWorkflowFn } from '@dbos-inc/dbos-sdk';
 import type pg from 'pg';
 import type { Logger } from '../logger.js';
 import { deleteFinishedWorkflows } from '../runtime/dbosInternals.js';
 import { fenced } from '../runtime/executionFence.js';
+import { expireStaleStaging } from '../pipeline/stagingExpiry.js';
 
 export const RETENTION_SCHEDULE = 'history-retention';
 /** Rows per delete statement: one short transaction each, so no long lock on DBOS's tables. */
@@ -37,6 +40,7 @@ export function prunedBefore(windowMs: number, retentionMs: number, now = new Da
 
 interface RetentionSettings {
   systemPool: pg.Pool;
+  appPool: pg.Pool;
   retentionMs: number;
   logger: Logger;
 }
@@ -54,6 +58,8 @@ function configured(): RetentionSettings {
 export interface RetentionRunOutput {
   cutoff: string;
   deleted: number;
+  /** Ingestions whose staging table was dropped. */
+  stagingExpired: number;
 }
 
 export class HistoryRetention {
@@ -68,7 +74,13 @@ export class HistoryRetention {
       if (n < RETENTION_BATCH_SIZE) break;
     }
     if (deleted > 0) configured().logger.info({ deleted, cutoff: cutoff.toISOString() }, 'history pruned');
-    return { cutoff: cutoff.toISOString(), deleted };
+    const expired = await HistoryRetention.expireStaging(cutoff.toISOString());
+    if (expired.length > 0)
+      configured().logger.info(
+        { ingestions: expired, cutoff: cutoff.toISOString() },
+        'staging tables of idle ingestions dropped',
+      );
+    return { cutoff: cutoff.toISOString(), deleted, stagingExpired: expired.length };
   }
 
   /** Idempotent: a retried batch deletes what is still there. */
@@ -83,6 +95,12 @@ export class HistoryRetention {
         client.release();
       }
     });
+  }
+
+  /** Idempotent: a retried step drops what is still there. */
+  @DBOS.step()
+  static async expireStaging(cutoffIso: string): Promise<string[]> {
+    return fenced(() => expireStaleStaging(configured().appPool, configured().systemPool, new Date(cutoffIso)));
   }
 }
 

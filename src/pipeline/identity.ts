@@ -24,20 +24,3 @@ export function taskKey(dataset: string, position: number, id: string | undefine
 export function errorKey(dataset: string, fileSha: string, position: number): string {
   return `${dataset}@${fileSha}#${position}`;
 }
-
-/**
- * First occurrence of every id, in file order: memory is one Map entry per distinct id (a million short ids
- * take tens of MB), and the verdicts it yields are a function of the file alone.
- */
-export class DuplicateFinder {
-  private readonly first = new Map<string, number>();
-
-  /** The first occurrence's position when `id` was seen before, else undefined (and `position` is now first). */
-  see(id: string | undefined, position: number): number | undefined {
-    if (id === undefined) return undefined;
-    const earlier = this.first.get(id);
-    if (earlier !== undefined) return earlier;
-    this.first.set(id, position);
-    return undefined;
-  }
-}

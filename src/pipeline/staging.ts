@@ -10,19 +10,12 @@
 // All or nothing: the table, the verdicts and the ingestion's `staged_at` commit together, so a CLI killed mid-COPY,
 // a file that turns out not to be JSON records, or a file that changed since its hash was taken leaves nothing.
 import { createHash } from 'node:crypto';
-import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { DatasetError } from '../errors.js';
-import {
-  assertFirstElementParses,
-  assertReadableFile,
-  parseElement,
-  readElements,
-  type DatasetFormat,
-} from './dataset.js';
+import { assertReadableFile, readFileBytes, readRecords, type DatasetFormat } from './dataset.js';
 import { recordId } from './identity.js';
 
 export const STAGING_SCHEMA = 'xyra_staging';
@@ -38,11 +31,7 @@ export function stagingTable(ingestionId: number): string {
 export async function hashFile(file: string): Promise<string> {
   await assertReadableFile(file); // /dev/zero would be hashed forever
   const hash = createHash('sha256');
-  try {
-    for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
-  } catch (e) {
-    throw new DatasetError(file, `cannot read file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
+  for await (const bytes of readFileBytes(file, 1024 * 1024)) hash.update(bytes);
   return hash.digest('hex');
 }
 
@@ -170,12 +159,10 @@ export async function stageDataset(db: pg.ClientBase, input: StageInput): Promis
     let records = 0;
     async function* rows(): AsyncGenerator<Buffer> {
       const batch = new CopyBatch();
-      for await (const element of readElements(input.file, {
+      for await (const { element, parsed } of readRecords(input.file, {
         onBytes: (b) => hash.update(b),
         onFormat: (f) => (format = f),
       })) {
-        assertFirstElementParses(input.file, element, format);
-        const parsed = parseElement(element.text);
         const id = parsed.ok ? recordId(parsed.value) : undefined;
         const full = batch.add(
           `${element.position}\t${id === undefined ? '\\N' : copyValue(id)}\t` +

@@ -63,6 +63,22 @@ export async function deleteFinishedWorkflows(db: pg.ClientBase, cutoff: Date, l
   return Number(rows[0]?.deleted ?? 0);
 }
 
+/**
+ * True when a workflow whose ID starts with `prefix` has not finished, or finished after `since` (epoch ms
+ * columns of DBOS 5.3's `workflow_status`; a finished row without `completed_at` counts by `updated_at`).
+ * Staging expiry (pipeline/stagingExpiry.ts) keeps an ingestion's records while any of its chunks could use them.
+ */
+export async function workflowsActiveSince(db: Queryable, prefix: string, since: Date): Promise<boolean> {
+  const { rows } = await db.query(
+    `select 1 from dbos.workflow_status
+      where starts_with(workflow_uuid, $1)
+        and (status <> all($2::text[]) or coalesce(completed_at, updated_at) > $3)
+      limit 1`,
+    [prefix, [...FINISHED_WORKFLOW_STATES], since.getTime()],
+  );
+  return rows.length > 0;
+}
+
 // Schedules: DBOS's scheduler fires none of ours (src/evaluation/engine.ts; docs/design.md, "One engine"). A
 // slot's run is started by our engine and then marked like one DBOS's scheduler would have enqueued.
 import type { Queryable } from './databases.js';
