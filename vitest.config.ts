@@ -16,7 +16,7 @@ export default defineConfig({
     pool: 'forks',
     fileParallelism: true,
     maxWorkers: Number.isInteger(workers) && workers > 0 ? workers : 1,
-    testTimeout: 60_000,
+    testTimeout: 180_000, // generous: a test waits on conditions, a loaded machine only makes it slower
     hookTimeout: 120_000,
     reporters: ['default', './test/support/slowestFiles.ts'],
   },

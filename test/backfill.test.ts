@@ -47,7 +47,7 @@ beforeAll(async () => {
   };
   service = startServiceProcess(env);
   await service.waitForLog(isReady, 30_000);
-}, 60_000);
+}, 180_000);
 
 afterAll(async () => {
   await service?.stop('SIGKILL');

@@ -90,7 +90,7 @@ describe('failover: a replica SIGKILLed for good', () => {
     const perKey = new Map<string, number>();
     for (const c of simulator.calls) perKey.set(c.idempotencyKey ?? '', (perKey.get(c.idempotencyKey ?? '') ?? 0) + 1);
     expect([...perKey].filter(([k, n]) => k !== hung && n > 1)).toEqual([]);
-  }, 60_000);
+  }, 180_000);
 
   it('the chunks of an ingest left on a dead replica finish on a live one: every record exactly once', async () => {
     const appUrl = await createTestDatabase('failover_ingest');
@@ -154,5 +154,5 @@ describe('failover: a replica SIGKILLed for good', () => {
       await holder.end().catch(() => undefined);
       await fs.rm(dir, { recursive: true, force: true });
     }
-  }, 60_000);
+  }, 180_000);
 });

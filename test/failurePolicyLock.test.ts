@@ -35,7 +35,7 @@ beforeAll(async () => {
   service = await startService(config, createLogger('warn', new PassThrough()), { healthServer: false });
   appPool = new pg.Pool({ connectionString: appUrl, max: 16 });
   systemPool = new pg.Pool({ connectionString: service.databases.systemDatabaseUrl, max: 16 });
-}, 60_000);
+}, 180_000);
 
 afterAll(async () => {
   await service?.stop();
@@ -76,4 +76,4 @@ it('twelve decisions at once over a streak at the threshold pause once, with one
     `select status from schedules where name = 'evaluation-batch'`,
   );
   expect(sched!.status).toBe('PAUSED');
-}, 60_000);
+}, 180_000);

@@ -251,7 +251,7 @@ describe('xyra schedule (CLI)', () => {
       expect(r.stderr).toMatch(/ghost/);
     }
     expect(await snapshot()).toBe(before);
-  }, 120_000);
+  }, 300_000);
 
   it('applies a YAML file idempotently, with --dry-run and --prune', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'xyra-apply-'));
@@ -325,5 +325,5 @@ describe('xyra schedule (CLI)', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/schedules\[1\]\.cron/);
     expect(await query(appUrl, `select name from schedules where name = 'ok-one'`)).toEqual([]);
-  }, 120_000);
+  }, 300_000);
 });

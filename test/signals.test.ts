@@ -55,7 +55,7 @@ describe('a signal during start-up', () => {
     expect(p.logs.some(interrupted)).toBe(true);
     expect(p.logs.some(msg('DATABASE_URL not set: started the embedded Postgres'))).toBe(false);
     expect(await postgresProcessesOf(dataDir)).toEqual([]);
-  }, 60_000);
+  }, 180_000);
 
   it('just after the embedded Postgres is up: it is stopped again, exit 0', async () => {
     const p = start({ XYRA_DATA_DIR: dataDir, EXECUTOR_ID: 'sig-pg-up' });
@@ -68,7 +68,7 @@ describe('a signal during start-up', () => {
     expect(p.logs.some(isReady)).toBe(false);
     expect(p.logs.some(msg('embedded Postgres stopped'))).toBe(true);
     expect(await postgresProcessesOf(dataDir)).toEqual([]);
-  }, 60_000);
+  }, 180_000);
 
   it('as DBOS launches on the embedded Postgres: DBOS and Postgres are stopped, exit 0', async () => {
     const p = start({ XYRA_DATA_DIR: dataDir, EXECUTOR_ID: 'sig-launch' });
@@ -78,7 +78,7 @@ describe('a signal during start-up', () => {
     expect(code, p.output().slice(-2000)).toBe(0);
     expect(p.logs.some(msg('embedded Postgres stopped'))).toBe(true);
     expect(await postgresProcessesOf(dataDir)).toEqual([]);
-  }, 60_000);
+  }, 180_000);
 
   it('while waiting for another replica to finish launching: it never launches, leaves no connection, exit 0', async () => {
     const appUrl = await createTestDatabase('signals');
@@ -115,5 +115,5 @@ describe('a signal during start-up', () => {
     } finally {
       await holder.end();
     }
-  }, 60_000);
+  }, 180_000);
 });
