@@ -12,6 +12,7 @@ import { ScheduleEngine } from './evaluation/engine.js';
 import { reconcileEnvSchedule } from './evaluation/envSchedule.js';
 import { configureFailurePolicy } from './evaluation/failurePolicy.js';
 import { registerBatchQueue } from './evaluation/schedule.js';
+import { takeOverDbosSchedule } from './evaluation/legacySchedule.js';
 import { dbosLogger, registerSecret, registerUrlSecrets, type Logger } from './logger.js';
 import { createApi } from './ops/api.js';
 import { isLoopbackAddress, startHttpServer, type HttpServer } from './ops/httpServer.js';
@@ -287,6 +288,9 @@ export async function startService(config: Config, logger: Logger, options: Serv
         const applied = await migrateLatest(knex);
         if (applied.length > 0) logger.info({ applied }, 'app database migrated');
         checkpoint();
+        // An older version's DBOS schedule: its last fired slot becomes ours, and it is gone before DBOS's
+        // scheduler could start a loop for it (docs/design.md, "Upgrading from DBOS's scheduler").
+        await takeOverDbosSchedule(systemPool, appPool, config, logger);
         await DBOS.launch();
         launched = true;
         await installOpsViews(databases.systemDatabaseUrl);

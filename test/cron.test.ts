@@ -1,5 +1,5 @@
 // CronSchedule: the one answer to "when are the slots", with cron(8) daylight-saving rules.
-// The DST cases are also driven through the firing loop (test/firing.test.ts) and `xyra schedule next`.
+// The DST cases are also driven through the engine's firing loop (test/engineFiring.test.ts) and `xyra schedule next`.
 import { describe, expect, it } from 'vitest';
 import { CronSchedule, isWildcardCron } from '../src/evaluation/cron.js';
 import { NEW_YORK_2026_CASES } from './support/dstCases.js';

@@ -4,10 +4,16 @@
 // executes each once under our executor ID, and a second recovery finds nothing.
 import { PassThrough } from 'node:stream';
 import { DBOS } from '@dbos-inc/dbos-sdk';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
-import { DBOS_INTERNAL_QUEUE, recoverExecutorWorkflows } from '../src/runtime/dbosInternals.js';
+import {
+  DBOS_INTERNAL_QUEUE,
+  deleteDbosSchedule,
+  readDbosSchedule,
+  recoverExecutorWorkflows,
+} from '../src/runtime/dbosInternals.js';
 import { startService, type Service } from '../src/service.js';
 import { VERSION } from '../src/version.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
@@ -26,6 +32,16 @@ class RecoveryProbe {
   @DBOS.step()
   static async touch(tag: string): Promise<void> {
     executions.push(tag);
+  }
+}
+
+/** A workflow DBOS's own scheduler fires (the upgrade take-over reads what DBOS records of it). */
+class ScheduleProbe {
+  @DBOS.workflow()
+  static async tick(at: Date, context: unknown): Promise<void> {
+    void at;
+    void context;
+    await Promise.resolve();
   }
 }
 
@@ -164,4 +180,42 @@ describe('failover takeover through the adapter (this process is the live replic
     expect(logText.split('not taken over').length - 1).toBe(1);
     await query(sys, `update dbos.workflow_status set status = 'CANCELLED' where workflow_uuid = $1`, [theirs]);
   });
+});
+
+describe("DBOS's schedule rows, as the upgrade take-over reads them (readDbosSchedule, deleteDbosSchedule)", () => {
+  it('reads the cron, zone, status and the last slot DBOS fired; deletes the row so DBOS forgets it', async () => {
+    const name = 'legacy-probe';
+    const sysPool = new pg.Pool({ connectionString: sys, max: 2 });
+    onTestFinished(() => sysPool.end());
+    expect(await readDbosSchedule(sysPool, name)).toBeNull();
+    await DBOS.createSchedule({
+      scheduleName: name,
+      workflowFn: ScheduleProbe.tick,
+      schedule: '* * * * * *',
+      options: { cronTimezone: 'America/New_York' },
+    });
+    // DBOS's scheduler picks it up at its next poll and fires every second.
+    const deadline = Date.now() + 60_000;
+    let fired: Awaited<ReturnType<typeof readDbosSchedule>> = null;
+    while (Date.now() < deadline) {
+      fired = await readDbosSchedule(sysPool, name);
+      if (fired?.lastFiredAt) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(fired).toMatchObject({ cron: '* * * * * *', timezone: 'America/New_York', status: 'ACTIVE' });
+    // The last fired slot is the slot of a run DBOS enqueued under its slot ID.
+    const slot = fired!.lastFiredAt!;
+    expect(slot.getMilliseconds()).toBe(0);
+    const runs = await query(sys, `select 1 from dbos.workflow_status where workflow_uuid = $1`, [
+      `sched-${name}-${slot.toISOString()}`,
+    ]);
+    expect(runs).toHaveLength(1);
+
+    await DBOS.pauseSchedule(name);
+    expect((await readDbosSchedule(sysPool, name))?.status).toBe('PAUSED');
+    expect(await deleteDbosSchedule(sysPool, name)).toBe(true);
+    expect(await DBOS.getSchedule(name)).toBeNull();
+    expect(await readDbosSchedule(sysPool, name)).toBeNull();
+    expect(await deleteDbosSchedule(sysPool, name)).toBe(false);
+  }, 90_000);
 });

@@ -1,6 +1,11 @@
-// `xyra schedule next`: the slots exactly as the firing loop fires them (same CronSchedule.next), with no
-// database and no running service; bad arguments exit 2 naming the option.
+// `xyra schedule next`: the slots exactly as the engine fires them (same SpecSlots.next). Without a database
+// (or before the `evaluation-batch` row exists) from BATCH_*; with the row, from the row as stored, whatever
+// BATCH_* says now. Bad arguments exit 2 naming the option.
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { parseScheduleSpec } from '../src/evaluation/scheduleSpec.js';
+import { createSchedule } from '../src/evaluation/scheduleStore.js';
+import { createTestDatabase } from './support/database.js';
 import { runCli } from './support/serviceProcess.js';
 import { NEW_YORK_2026_CASES } from './support/dstCases.js';
 
@@ -54,4 +59,51 @@ describe('xyra schedule next', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('BATCH_TIMEZONE');
   });
+});
+
+describe('xyra schedule next with the evaluation-batch row stored', () => {
+  const from = '2026-01-01T00:00:00Z';
+  // BATCH_* now says every 2 minutes in UTC; the stored row says something else.
+  const envOf = (url: string) => ({ BATCH_CRON: '*/2 * * * *', BATCH_TIMEZONE: 'UTC', DATABASE_URL: url });
+  const next = async (url: string) => {
+    const r = await runCli(['schedule', 'next', '--count', '3', '--from', from, '--json'], envOf(url));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    return JSON.parse(r.stdout) as string[];
+  };
+  const everyTwoMinutes = ['2026-01-01T00:02:00.000Z', '2026-01-01T00:04:00.000Z', '2026-01-01T00:06:00.000Z'];
+
+  it('lists the row as `schedule update` left it, not BATCH_CRON; BATCH_* only before the row exists', async () => {
+    const url = await createTestDatabase('schednext');
+    // A database that is not migrated yet, then one with no evaluation-batch row: nothing stored, BATCH_*.
+    expect(await next(url)).toEqual(everyTwoMinutes);
+    const migrate = await runCli(['migrate'], envOf(url));
+    expect(migrate.code).toBe(0);
+    expect(await next(url)).toEqual(everyTwoMinutes);
+
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    try {
+      const defaults = { timezone: 'UTC', catchUp: 'latest' as const, catchUpWindow: '24h', pauseAfterFailures: 0 };
+      await createSchedule(pool, parseScheduleSpec({ name: 'evaluation-batch', cron: '*/2 * * * *' }, defaults), 'env');
+    } finally {
+      await pool.end();
+    }
+    const update = await runCli(
+      ['schedule', 'update', 'evaluation-batch', '--cron', '30 9 * * *', '--timezone', 'Asia/Tokyo'],
+      envOf(url),
+    );
+    expect(update.stderr).toBe('');
+    expect(update.code).toBe(0);
+    // 09:30 in Tokyo is 00:30 UTC.
+    expect(await next(url)).toEqual([
+      '2026-01-01T00:30:00.000Z',
+      '2026-01-02T00:30:00.000Z',
+      '2026-01-03T00:30:00.000Z',
+    ]);
+
+    const table = await runCli(['schedule', 'next', '--count', '1', '--from', from], envOf(url));
+    expect(table.code).toBe(0);
+    expect(table.stdout).toContain('"30 9 * * *" in Asia/Tokyo');
+    expect(table.stdout).toContain('2026-01-01T00:30:00.000Z');
+  }, 180_000);
 });

@@ -38,7 +38,7 @@ import {
   type ScheduleRow,
 } from './scheduleStore.js';
 import { slotWorkflowIdOf, type SlotContext } from './slotContext.js';
-import { systemClock, type Clock } from './slotFiring.js';
+import { systemClock, type Clock } from './clock.js';
 
 export const BATCH_QUEUE = 'evaluation-batch';
 /** Safety net behind LISTEN/NOTIFY (a notification lost with a broken connection): a full re-read. */

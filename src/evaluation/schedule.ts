@@ -1,11 +1,10 @@
 // The batch queue, registered after launch: catch-up runs are enqueued on it (under BATCH_CATCH_UP=all one at a
 // time). Schedules themselves are no longer registered with DBOS's scheduler: our engine fires every slot
 // (src/evaluation/engine.ts; docs/design.md, "One engine"). A DBOS schedule row left by an older version is
-// deleted, so DBOS's scheduler never fires a slot our rules do not have.
+// taken over and deleted before launch (legacySchedule.ts), so DBOS's scheduler never fires a slot of ours.
 import { DBOS } from '@dbos-inc/dbos-sdk';
 import type { Config } from '../config.js';
 import { BATCH_QUEUE } from './engine.js';
-import { DEFAULT_SCHEDULE } from './slotContext.js';
 
 export { BATCH_QUEUE };
 
@@ -15,5 +14,4 @@ export async function registerBatchQueue(config: Config): Promise<void> {
     globalConcurrency: config.batch.catchUp === 'all' ? 1 : undefined,
     onConflict: 'always_update',
   });
-  if (await DBOS.getSchedule(DEFAULT_SCHEDULE)) await DBOS.deleteSchedule(DEFAULT_SCHEDULE);
 }

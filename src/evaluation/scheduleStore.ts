@@ -172,17 +172,23 @@ function specColumns(spec: ScheduleSpec): unknown[] {
 
 /**
  * Creates the schedule; throws ScheduleExistsError when the name is taken. `firedThrough`: slots at or before
- * it are never fired (default: the creation instant, so a new schedule starts with its next slot).
+ * it are never fired (default: the creation instant, so a new schedule starts with its next slot); an earlier
+ * instant (a schedule taken over from DBOS's scheduler) makes the start-up catch-up fire the slots after it.
  */
-export async function createSchedule(pool: ClientSource, spec: ScheduleSpec, by: ManagedBy): Promise<ScheduleRow> {
+export async function createSchedule(
+  pool: ClientSource,
+  spec: ScheduleSpec,
+  by: ManagedBy,
+  firedThrough?: Date,
+): Promise<ScheduleRow> {
   return inTransaction(pool, async (c) => {
     const { rows } = await c.query(
       `insert into schedules (name, cron, timezone, payload, catch_up, catch_up_window, overlap, pause_after_failures,
                               start_at, end_at, note, managed_by, fired_through, effective_from)
-       values ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, now(), now())
+       values ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, coalesce($13, now()), now())
        on conflict (name) do nothing
        returning ${COLUMNS}`,
-      [spec.name, ...specColumns(spec), by],
+      [spec.name, ...specColumns(spec), by, firedThrough ?? null],
     );
     if (!rows[0]) throw new ScheduleExistsError(spec.name);
     const after = parseScheduleRow(rows[0]);

@@ -81,6 +81,7 @@ export async function workflowsActiveSince(db: Queryable, prefix: string, since:
 
 // Schedules: DBOS's scheduler fires none of ours (src/evaluation/engine.ts; docs/design.md, "One engine"). A
 // slot's run is started by our engine and then marked like one DBOS's scheduler would have enqueued.
+import { z } from 'zod';
 import type { Queryable } from './databases.js';
 export type { Queryable };
 import type pg from 'pg';
@@ -199,3 +200,54 @@ export function setDbRetryMaxBackoff(seconds: number): boolean {
  */
 export const DBOS_CONNECTION_NOISE =
   /^(Database connection failed: |Unexpected error in pool: |Unexpected error on a system database connection: )/;
+
+// Upgrade from the version before schedules were data: DBOS's own scheduler fired `evaluation-batch`, from its
+// row in `dbos.workflow_schedules` (DBOS 5.3: `schedule` the cron, `cron_timezone`, `status` ACTIVE/PAUSED, and
+// `last_fired_at`, TEXT holding the ISO instant of the last slot fired, which that version also moved on each of
+// its own precise firings). That row is the only record of where firing stopped. (The older `dbos.scheduler_state`
+// table of decorator schedules is dropped by DBOS 5.3's own migrations.) Pinned by test/dbosInternals.test.ts.
+
+export interface DbosScheduleRow {
+  cron: string;
+  timezone: string | null;
+  status: string;
+  /** The last slot DBOS (or our firing on its behalf) fired; null when it never fired. */
+  lastFiredAt: Date | null;
+}
+
+const dbosScheduleSchema = z.object({
+  schedule: z.string(),
+  cron_timezone: z.string().nullable(),
+  status: z.string(),
+  last_fired_at: z.string().nullable(),
+});
+
+/** DBOS's schedule row of `name`, or null (no row, or a system database DBOS has not migrated yet). */
+export async function readDbosSchedule(db: Queryable, name: string): Promise<DbosScheduleRow | null> {
+  const { rows: present } = await db.query(`select to_regclass('dbos.workflow_schedules') is not null as present`);
+  if ((present[0] as { present?: boolean } | undefined)?.present !== true) return null;
+  const { rows } = await db.query(
+    `select schedule, cron_timezone, status, last_fired_at from dbos.workflow_schedules where schedule_name = $1`,
+    [name],
+  );
+  if (!rows[0]) return null;
+  const row = dbosScheduleSchema.parse(rows[0]);
+  const fired = row.last_fired_at === null ? null : new Date(row.last_fired_at);
+  return {
+    cron: row.schedule,
+    timezone: row.cron_timezone,
+    status: row.status,
+    lastFiredAt: fired === null || Number.isNaN(fired.getTime()) ? null : fired,
+  };
+}
+
+/**
+ * Deletes DBOS's schedule row of `name` (what `DBOS.deleteSchedule` does), usable before DBOS launches so its
+ * scheduler never starts a loop (nor an automatic backfill) for it. True when a row was deleted.
+ */
+export async function deleteDbosSchedule(db: Queryable, name: string): Promise<boolean> {
+  const { rows: present } = await db.query(`select to_regclass('dbos.workflow_schedules') is not null as present`);
+  if ((present[0] as { present?: boolean } | undefined)?.present !== true) return false;
+  const { rowCount } = await db.query(`delete from dbos.workflow_schedules where schedule_name = $1`, [name]);
+  return (rowCount ?? 0) > 0;
+}

@@ -1,4 +1,4 @@
-// Expected slots around the 2026 daylight-saving changes in New York, shared by the cron, firing and
+// Expected slots around the 2026 daylight-saving changes in New York, shared by the cron, engine-firing and
 // `schedule next` tests (one table, three code paths that must agree).
 /** The expected slots around the two 2026 changes in New York (EST = UTC-5, EDT = UTC-4). */
 export const NEW_YORK_2026_CASES = [

@@ -1,0 +1,90 @@
+// The engine's firing loop (the code every replica runs at each slot), driven by an injected clock across the
+// daylight-saving changes: it starts exactly the slots SpecSlots lists, each once, FIRE_LEAD_MS before its
+// instant. Real Postgres holds the schedule rows the engine reads; the run start itself (DBOS) is replaced by a
+// recorder, since which slot and when is the question here (engineCatchUp.test.ts starts real runs).
+import { PassThrough } from 'node:stream';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Clock } from '../src/evaluation/clock.js';
+import { FIRE_LEAD_MS, ScheduleEngine } from '../src/evaluation/engine.js';
+import { parseScheduleSpec } from '../src/evaluation/scheduleSpec.js';
+import { createSchedule, type ScheduleRow } from '../src/evaluation/scheduleStore.js';
+import { createLogger } from '../src/logger.js';
+import { createKnex, migrateLatest } from '../src/runtime/migrations.js';
+import { createTestDatabase } from './support/database.js';
+import { NEW_YORK_2026_CASES } from './support/dstCases.js';
+
+const logger = createLogger('warn', new PassThrough());
+const defaults = { timezone: 'UTC', catchUp: 'latest' as const, catchUpWindow: '24h', pauseAfterFailures: 0 };
+let appUrl: string;
+let pool: pg.Pool;
+
+beforeAll(async () => {
+  appUrl = await createTestDatabase('engfiring');
+  const knex = createKnex(appUrl, 1);
+  try {
+    await migrateLatest(knex);
+  } finally {
+    await knex.destroy();
+  }
+  pool = new pg.Pool({ connectionString: appUrl, max: 4 });
+}, 60_000);
+
+afterAll(async () => {
+  await pool?.end();
+});
+
+/** A clock whose sleeps advance it at once (yielding to the event loop, as a real sleep does). */
+function fakeClock(startMs: number): Clock {
+  let now = startMs;
+  return {
+    now: () => now,
+    async sleepUntil(atMs) {
+      now = Math.max(now, atMs);
+      await new Promise((r) => setImmediate(r));
+    },
+  };
+}
+
+/** The engine with the run start replaced by a record of (slot, clock time at the start). */
+class RecordingEngine extends ScheduleEngine {
+  readonly fired: Array<{ schedule: string; slot: string; at: number }> = [];
+  constructor(
+    private readonly fakeTime: Clock,
+    private readonly enough: number,
+    private readonly done: () => void,
+  ) {
+    super({ appPool: pool, systemPool: pool, appDatabaseUrl: appUrl, logger, clock: fakeTime });
+  }
+  override async fire(row: ScheduleRow, slot: Date): Promise<void> {
+    this.fired.push({ schedule: row.name, slot: slot.toISOString(), at: this.fakeTime.now() });
+    if (this.fired.length === this.enough) this.done();
+    await Promise.resolve();
+  }
+}
+
+async function fireUntil(name: string, cron: string, fromIso: string, count: number) {
+  await pool.query('delete from schedules');
+  await createSchedule(pool, parseScheduleSpec({ name, cron, timezone: 'America/New_York' }, defaults), 'api');
+  // The schedule took effect (and last fired) at `from`: the engine plans from there.
+  await pool.query('update schedules set effective_from = $2, fired_through = $2 where name = $1', [name, fromIso]);
+  let done!: () => void;
+  const enough = new Promise<void>((r) => (done = r));
+  const clock = fakeClock(Date.parse(fromIso));
+  const engine = new RecordingEngine(clock, count, done);
+  await engine.start();
+  await enough;
+  await engine.stop();
+  return engine.fired.slice(0, count);
+}
+
+describe('the engine fires across daylight-saving changes (America/New_York, 2026)', () => {
+  NEW_YORK_2026_CASES.forEach((c, i) => {
+    it(`fires "${c.cron}" from ${c.from} exactly at the listed slots`, async () => {
+      const fired = await fireUntil(`dst-${i}`, c.cron, c.from, c.slots.length);
+      expect(fired.map((f) => f.slot)).toEqual([...c.slots]);
+      // Started FIRE_LEAD_MS before the slot (the run waits for the slot itself), never earlier.
+      for (const f of fired) expect(f.at).toBe(Date.parse(f.slot) - FIRE_LEAD_MS);
+    }, 60_000);
+  });
+});
