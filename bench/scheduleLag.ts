@@ -71,7 +71,7 @@ function startReplica(env: Record<string, string>): Replica {
   });
   const listeners: Array<(line: string) => void> = [];
   const ready = new Promise<number>((resolve) => {
-    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+    readline.createInterface({ input: child.stdout }).on('line', (line) => {
       if (line.includes('"xyra-scheduler ready"')) resolve(Date.now() - started);
       for (const l of listeners) l(line);
     });

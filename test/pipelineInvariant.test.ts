@@ -131,7 +131,7 @@ function expectedOutcomes(c: Case): Map<string, Outcome> {
     const validId = rawId === undefined || typeof rawId === 'number' || typeof rawId === 'string';
     if (!isObject || hasNul(value) || !validTitle || !validId) return out.set(at, { kind: 'invalid_record' });
     if (id === FAIL_ID) return out.set(at, { kind: 'transform_failed' });
-    out.set(at, { kind: 'task', title: (title as string | null | undefined) ?? null, data: upperDeep(value) });
+    out.set(at, { kind: 'task', title: title ?? null, data: upperDeep(value) });
   });
   return out;
 }

@@ -45,7 +45,7 @@ class ZoneOffsets {
   at(ms: number): number {
     const p: Record<string, number> = {};
     for (const part of this.format.formatToParts(ms)) if (part.type !== 'literal') p[part.type] = Number(part.value);
-    const wall = Date.UTC(p.year!, p.month! - 1, p.day!, p.hour! % 24, p.minute!, p.second!);
+    const wall = Date.UTC(p.year!, p.month! - 1, p.day, p.hour! % 24, p.minute, p.second);
     return wall - Math.floor(ms / 1000) * 1000;
   }
 

@@ -164,7 +164,7 @@ export function parseSchedulePatch(raw: unknown): SchedulePatch {
     throw new ScheduleValidationError('body', 'expected a JSON object');
   const parsed = patchSchema.safeParse(withoutReadOnly(raw));
   if (!parsed.success) throw toValidationError(parsed.error);
-  return parsed.data as SchedulePatch;
+  return parsed.data;
 }
 
 /** A whole schedule from `raw` with the environment's defaults for what it leaves out; throws ScheduleValidationError. */

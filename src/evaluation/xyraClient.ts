@@ -93,7 +93,7 @@ export async function callEvaluationBatch(opts: XyraClientOptions, req: XyraRequ
     bodyBytes: received.bytes,
     durationMs: Math.round(performance.now() - started),
   };
-  return scrubSecret(outcome as AttemptOutcome, opts.token);
+  return scrubSecret(outcome, opts.token);
 }
 
 /** Joins the API path onto a base URL that may carry a path prefix and/or trailing slash. */

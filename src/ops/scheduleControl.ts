@@ -57,8 +57,8 @@ export interface ControlResult {
 /** A single client used as a transaction source (the CLI holds one connection). */
 export function transactionSource(db: TransactionalDb): { connect(): Promise<pg.PoolClient> } {
   if ('totalCount' in db) return db;
-  const client = db as pg.Client;
-  return { connect: async () => Object.assign(client, { release: () => undefined }) as unknown as pg.PoolClient };
+  const client = db;
+  return { connect: async () => Object.assign(client, { release: () => undefined }) };
 }
 
 function notFound<T>(p: Promise<T>, name: string): Promise<T> {

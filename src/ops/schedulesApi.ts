@@ -143,7 +143,7 @@ export function createSchedulesApi(deps: SchedulesApiDeps): RouteHook {
         throw new ScheduleValidationError('note', 'must be a string');
       const result =
         action === 'pause'
-          ? await pauseScheduleRow(appPool, name, { note: (note as string | undefined) ?? null, by: 'api' })
+          ? await pauseScheduleRow(appPool, name, { note: note ?? null, by: 'api' })
           : await resumeScheduleRow(appPool, name, 'api');
       return { status: 200, body: await scheduleView(result.schedule!, systemPool, appPool, config) };
     }

@@ -140,7 +140,7 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  const api = async (p: string) => (await fetch(`${url}${p}`)).json() as Promise<unknown>;
+  const api = async (p: string) => (await fetch(`${url}${p}`)).json();
   return {
     url,
     query: async (expr) => vectorSchema.parse(await api(`/api/v1/query?query=${encodeURIComponent(expr)}`)).data.result,
