@@ -167,7 +167,9 @@ async function idle(count: number, seconds: number): Promise<void> {
       const applied = await cli(['schedule', 'apply', applyFile(count, '0 * * * *')], env);
       console.log(`apply of ${count} hourly schedules: ${applied.ms} ms (exit ${applied.code})`);
     }
-    await sleep(10_000); // settle
+    // Settle past start-up: DBOS's own schedule poll (it only runs our retention job) polls every second for
+    // its first minute after launch, then at schedulerPollingIntervalMs (5 s); the steady state is what idles.
+    await sleep(65_000);
     const dbs = [db.name, `${db.name}_dbos_sys`];
     const before = await commits(dbs);
     await sleep(seconds * 1_000);

@@ -267,7 +267,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
         if (isConnectionError(new Error(msg))) outage.suspect();
         return DBOS_CONNECTION_NOISE.test(msg) || outage.active;
       }),
-      // Pause/resume and schedule edits made by the CLI are picked up within this interval.
+      // DBOS's own scheduler runs only the retention job (our schedules are the engine's): how often it re-reads
+      // its schedule table. Schedule edits reach our engine by NOTIFY instead.
       schedulerPollingIntervalMs: 5_000,
     });
     let launched = false;

@@ -1,5 +1,6 @@
-// The missed-slot policy. After downtime DBOS backfills every missed slot (automaticBackfill); each slot's
-// run then asks here whether it should still call the API, so every slot gets an outcome on record.
+// The missed-slot policy. After downtime the engine (engine.ts) starts a run for every missed slot inside the
+// catch-up window; each slot's run then asks here whether it should still call the API, so every slot gets an
+// outcome on record.
 import type { CronSchedule } from './cron.js';
 import type { CatchUpPolicy } from '../config.js';
 
