@@ -109,7 +109,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
 
   try {
     // Telemetry before the HTTP server: its Prometheus handler is served there. It touches no database.
-    const telemetry: Telemetry = startTelemetry(config, logger, VERSION);
+    const telemetry: Telemetry = await startTelemetry(config, logger, VERSION);
     cleanups.push(() => telemetry.shutdown());
 
     // Closed while the executor claim is unconfirmed: every step and the slot firing wait behind it.

@@ -28,7 +28,7 @@ beforeEach(async () => {
     DATABASE_URL: 'postgres://unused@127.0.0.1/unused',
     OTEL_METRICS_EXPORTER: 'prometheus',
   });
-  telemetry = startTelemetry(config, createLogger('silent'), 'test');
+  telemetry = await startTelemetry(config, createLogger('silent'), 'test');
   const handler = telemetry.metricsHandler!;
   server = http.createServer((req, res) => handler(req, res));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -237,8 +237,8 @@ export interface Telemetry {
   metricsHandler?: MetricsRequestHandler;
 }
 
-export function startTelemetry(config: Config, logger: Logger, serviceVersion: string): Telemetry {
-  const { readers, prometheusHandler } = createMetricReaders(config.metrics, logger);
+export async function startTelemetry(config: Config, logger: Logger, serviceVersion: string): Promise<Telemetry> {
+  const { readers, prometheusHandler } = await createMetricReaders(config.metrics, logger);
   const provider = new MeterProvider({
     resource: resourceFromAttributes({ 'service.name': 'xyra-scheduler', 'service.version': serviceVersion }),
     readers,
