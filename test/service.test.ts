@@ -201,8 +201,7 @@ describe('service processes', () => {
     expect(row?.status).toBe('SUCCESS');
   });
 
-  // The three policies at once (each its own database and executor ID): 25 s of waiting each, not 75 s in a row.
-  it.concurrent.each([
+  it.each([
     [
       'latest',
       (older: SlotRow[], newest: SlotRow) => {
@@ -236,59 +235,38 @@ describe('service processes', () => {
   ])('after downtime applies catch-up policy %s to the missed slots', async (policy, check) => {
     const cron = '*/5 * * * * *';
     const appUrl = await createTestDatabase(`catchup_${policy}`);
-    // Its own simulator: the three run the same slots' idempotency keys at the same time.
-    const own = new XyraSimulator({ token: TOKEN });
-    const env = {
-      DATABASE_URL: appUrl,
-      BATCH_CRON: cron,
-      EXECUTOR_ID: `catchup-${policy}`,
-      BATCH_CATCH_UP: policy,
-      XYRA_API_URL: await own.start(),
-    };
-    try {
-      await catchUpScenario(env, check);
-    } finally {
-      await own.stop();
+    const env = { DATABASE_URL: appUrl, BATCH_CRON: cron, EXECUTOR_ID: `catchup-${policy}`, BATCH_CATCH_UP: policy };
+    const first = start(env);
+    await first.waitForLog(completedBatch, 60_000);
+    await first.stop('SIGTERM');
+    const downAt = Date.now();
+    await sleep(6_000);
+    // Restart just after a slot: the newest missed slot's successor is then a whole interval (5 s) away,
+    // enough for start-up on a loaded machine, so under "latest" it is the newest missed slot that runs.
+    await sleep(5_000 - (Date.now() % 5_000) + 50);
+    const upAt = Date.now();
+    const second = start(env);
+    await second.waitForLog(isReady, 60_000);
+    // Every slot of the downtime, from the cron itself (not from the runs found): none may be missing.
+    const missed = new CronSchedule(cron).slotsBetween(new Date(downAt), new Date(upAt));
+    expect(missed.length).toBeGreaterThanOrEqual(2);
+    const ids = missed.map((slot) => `sched-evaluation-batch-${slot.toISOString()}`);
+    // Wait (bounded) until each missed slot has a final outcome: under "all" they run one after another.
+    const finished = (r: SlotRow | undefined) => r?.event && r.event.status !== 'triggered' && r.status !== 'PENDING';
+    let rows = new Map<string, SlotRow>();
+    for (let i = 0; i < 100; i++) {
+      rows = new Map((await slots(appUrl)).map((r) => [r.workflow_uuid, r]));
+      if (ids.every((id) => finished(rows.get(id)))) break;
+      await sleep(250);
     }
+    await second.stop('SIGTERM');
+    const gap = ids.map((id) => rows.get(id));
+    expect(gap.map((r) => r?.event?.status ?? 'no run')).not.toContain('no run');
+    expect(gap.map((r) => r?.event?.status)).not.toContain('triggered');
+    const present = gap as SlotRow[];
+    check(present.slice(0, -1), present[present.length - 1]!);
   });
 });
-
-async function catchUpScenario(
-  env: Record<string, string>,
-  check: (older: SlotRow[], newest: SlotRow) => void,
-): Promise<void> {
-  const cron = env.BATCH_CRON!;
-  const appUrl = env.DATABASE_URL!;
-  const first = start(env);
-  await first.waitForLog(completedBatch, 60_000);
-  await first.stop('SIGTERM');
-  const downAt = Date.now();
-  await sleep(6_000);
-  // Restart just after a slot: the newest missed slot's successor is then a whole interval (5 s) away,
-  // enough for start-up on a loaded machine, so under "latest" it is the newest missed slot that runs.
-  await sleep(5_000 - (Date.now() % 5_000) + 50);
-  const upAt = Date.now();
-  const second = start(env);
-  await second.waitForLog(isReady, 60_000);
-  // Every slot of the downtime, from the cron itself (not from the runs found): none may be missing.
-  const missed = new CronSchedule(cron).slotsBetween(new Date(downAt), new Date(upAt));
-  expect(missed.length).toBeGreaterThanOrEqual(2);
-  const ids = missed.map((slot) => `sched-evaluation-batch-${slot.toISOString()}`);
-  // Wait (bounded) until each missed slot has a final outcome: under "all" they run one after another.
-  const finished = (r: SlotRow | undefined) => r?.event && r.event.status !== 'triggered' && r.status !== 'PENDING';
-  let rows = new Map<string, SlotRow>();
-  for (let i = 0; i < 100; i++) {
-    rows = new Map((await slots(appUrl)).map((r) => [r.workflow_uuid, r]));
-    if (ids.every((id) => finished(rows.get(id)))) break;
-    await sleep(250);
-  }
-  await second.stop('SIGTERM');
-  const gap = ids.map((id) => rows.get(id));
-  expect(gap.map((r) => r?.event?.status ?? 'no run')).not.toContain('no run');
-  expect(gap.map((r) => r?.event?.status)).not.toContain('triggered');
-  const present = gap as SlotRow[];
-  check(present.slice(0, -1), present[present.length - 1]!);
-}
 
 describe('xyra CLI reaches the same database', () => {
   it('rejects a bad environment with exit 2 as the service does', async () => {
