@@ -7,6 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { EvaluationBatch, IN_PROGRESS_MESSAGE } from '../src/evaluation/evaluationBatch.js';
 import { enterGate, gatesHeld } from '../src/evaluation/overlapGuard.js';
+import { getScheduleRow, pauseScheduleRow, resumeScheduleRow } from '../src/evaluation/scheduleStore.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from '../src/evaluation/status.js';
 import { createLogger } from '../src/logger.js';
 import { startService, type Service } from '../src/service.js';
@@ -225,6 +226,30 @@ describe('EvaluationBatch.trigger', () => {
       expect(gatesHeld()).toBe(0);
     } finally {
       await sys.end();
+    }
+  });
+
+  it('skips a slot fired under the version before a pause as paused, not superseded (a pause moves the version)', async () => {
+    const pool = new pg.Pool({ connectionString: appUrl, max: 2 });
+    try {
+      const before = await getScheduleRow(pool, 'evaluation-batch');
+      expect(before?.status).toBe('ACTIVE');
+      await pauseScheduleRow(pool, 'evaluation-batch', { note: 'maintenance', by: 'operator' });
+      // The next slot of the default cron (every 2 minutes): after the pause took effect, fired by a replica
+      // that had not heard of it yet (the version before).
+      const slot = new Date(Math.ceil((Date.now() + 1) / 120_000) * 120_000);
+      const id = `sched-evaluation-batch-${slot.toISOString()}`;
+      const handle = await DBOS.startWorkflow(EvaluationBatch.trigger, { workflowID: id })(slot, {
+        schedule: 'evaluation-batch',
+        version: before!.version,
+      });
+      const output = await handle.getResult();
+      expect(output.status.status).toBe('skipped');
+      expect(output.skipped_reason).toBe('paused');
+      expect(callsFor(id)).toEqual([]);
+    } finally {
+      await resumeScheduleRow(pool, 'evaluation-batch', 'operator');
+      await pool.end();
     }
   });
 
