@@ -116,7 +116,7 @@ async function showOne(ctx: CliContext, name: string, asJson: boolean): Promise<
     withDb(appDatabaseUrl, async (app) => {
       const row = await getScheduleRow(app, name);
       if (!row) throw new ScheduleNotFoundError(name);
-      return scheduleView(row, sys, app, ctx.config);
+      return scheduleView(row, sys, app);
     }),
   );
   if (asJson) ctx.out(JSON.stringify(view, null, 2));
@@ -135,7 +135,7 @@ export async function runDataAction(
     if (positionals.length !== 1) throw new UsageError('"schedule list" takes no NAME');
     const { systemDatabaseUrl, appDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
     const views = await withDb(systemDatabaseUrl, (sys) =>
-      withDb(appDatabaseUrl, (app) => listScheduleViews(sys, app, ctx.config)),
+      withDb(appDatabaseUrl, (app) => listScheduleViews(sys, app)),
     );
     if (asJson) ctx.out(JSON.stringify(views, null, 2));
     else if (views.length === 0) ctx.out('no schedules');

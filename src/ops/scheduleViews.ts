@@ -1,7 +1,6 @@
 // A schedule as the CLI (`schedule list --json`) and `/api/schedules` show it: the contract's fields, the
 // spec and the read-only ones (status, version, next_slots, last_run, consecutive_failures …), with the same
 // definitions as `schedule status` (scheduleStatus.ts, failurePolicy.ts), read set-wise for all schedules.
-import type { Config } from '../config.js';
 import type { ScheduleSpec } from '../evaluation/scheduleSpec.js';
 import { listScheduleRows, specOf, type ScheduleRow } from '../evaluation/scheduleStore.js';
 import type { Queryable } from '../runtime/databases.js';
@@ -61,10 +60,8 @@ export async function scheduleView(
   row: ScheduleRow,
   systemDb: Queryable,
   appDb: Queryable,
-  config: Config,
   now = new Date(),
 ): Promise<ScheduleView> {
-  void config;
   const [view] = await scheduleViewsOf([row], systemDb, appDb, now);
   return view!;
 }
@@ -72,9 +69,7 @@ export async function scheduleView(
 export async function listScheduleViews(
   systemDb: Queryable,
   appDb: Queryable,
-  config: Config,
   now = new Date(),
 ): Promise<ScheduleView[]> {
-  void config;
   return scheduleViewsOf(await listScheduleRows(appDb), systemDb, appDb, now);
 }

@@ -97,10 +97,10 @@ export function createSchedulesApi(deps: SchedulesApiDeps): RouteHook {
       ) {
         throw new HttpError(401, 'unauthorized: send Authorization: Bearer <DASHBOARD_TOKEN>');
       }
-      if (name === undefined) return { status: 200, body: await listScheduleViews(systemPool, appPool, config) };
+      if (name === undefined) return { status: 200, body: await listScheduleViews(systemPool, appPool) };
       const row = await getScheduleRow(appPool, name);
       if (!row) throw new HttpError(404, `schedule "${name}" not found`);
-      return { status: 200, body: await scheduleView(row, systemPool, appPool, config) };
+      return { status: 200, body: await scheduleView(row, systemPool, appPool) };
     }
     const allowed =
       name === undefined
@@ -124,14 +124,14 @@ export function createSchedulesApi(deps: SchedulesApiDeps): RouteHook {
     if (name === undefined) {
       const spec = parseScheduleSpec(body, defaults);
       const row = await createSchedule(appPool, spec, 'api');
-      return { status: 201, body: await scheduleView(row, systemPool, appPool, config) };
+      return { status: 201, body: await scheduleView(row, systemPool, appPool) };
     }
     if (action === undefined && method === 'PATCH') {
       if (fields.name !== undefined && fields.name !== name)
         throw new ScheduleValidationError('name', 'cannot be changed');
       const patch = parseSchedulePatch(body);
       const result = await updateSchedule(appPool, name, patch, 'api');
-      return { status: 200, body: await scheduleView(result.schedule!, systemPool, appPool, config) };
+      return { status: 200, body: await scheduleView(result.schedule!, systemPool, appPool) };
     }
     if (action === undefined && method === 'DELETE') {
       await deleteSchedule(appPool, name, 'api');
@@ -145,7 +145,7 @@ export function createSchedulesApi(deps: SchedulesApiDeps): RouteHook {
         action === 'pause'
           ? await pauseScheduleRow(appPool, name, { note: note ?? null, by: 'api' })
           : await resumeScheduleRow(appPool, name, 'api');
-      return { status: 200, body: await scheduleView(result.schedule!, systemPool, appPool, config) };
+      return { status: 200, body: await scheduleView(result.schedule!, systemPool, appPool) };
     }
     if (action === 'trigger') {
       if (!(await getScheduleRow(appPool, name))) throw new UnknownScheduleError(name);
