@@ -10,12 +10,12 @@ import { ScheduleEngine } from '../src/evaluation/engine.js';
 import { parseScheduleSpec } from '../src/evaluation/scheduleSpec.js';
 import { createSchedule } from '../src/evaluation/scheduleStore.js';
 import { createLogger } from '../src/logger.js';
-import { startService, type Service } from '../src/service.js';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase, query } from './support/database.js';
+import { startInProcessService, type InProcessService } from './support/inProcessService.js';
 
 const simulator = new XyraSimulator();
-let service: Service;
+let running: InProcessService | undefined;
 let appUrl: string;
 let appPool: pg.Pool;
 let systemPool: pg.Pool;
@@ -32,15 +32,12 @@ beforeAll(async () => {
     BATCH_CATCH_UP: 'all',
     EXECUTOR_ID: 'engine-catchup',
   });
-  service = await startService(config, logger, { healthServer: false, schedule: false });
-  appPool = new pg.Pool({ connectionString: appUrl, max: 4 });
-  systemPool = new pg.Pool({ connectionString: service.databases.systemDatabaseUrl, max: 4 });
+  running = await startInProcessService(config, { logger, schedule: false });
+  ({ appPool, systemPool } = running);
 }, 90_000);
 
 afterAll(async () => {
-  await service?.stop();
-  await appPool?.end();
-  await systemPool?.end();
+  await running?.stop();
   await simulator.stop();
 });
 

@@ -10,12 +10,12 @@ import { EvaluationBatch } from '../src/evaluation/evaluationBatch.js';
 import { applyFailurePolicy, configureFailurePolicy, consecutiveFailures } from '../src/evaluation/failurePolicy.js';
 import type { BatchStatus } from '../src/evaluation/status.js';
 import { createLogger } from '../src/logger.js';
-import { startService, type Service } from '../src/service.js';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase, query } from './support/database.js';
+import { startInProcessService, type InProcessService } from './support/inProcessService.js';
 
 const simulator = new XyraSimulator();
-let service: Service;
+let running: InProcessService | undefined;
 let appUrl: string;
 let appPool: pg.Pool;
 let systemPool: pg.Pool;
@@ -32,15 +32,12 @@ beforeAll(async () => {
     BATCH_PAUSE_AFTER_FAILURES: '0',
     EXECUTOR_ID: 'failpolicy-lock',
   });
-  service = await startService(config, createLogger('warn', new PassThrough()), { healthServer: false });
-  appPool = new pg.Pool({ connectionString: appUrl, max: 16 });
-  systemPool = new pg.Pool({ connectionString: service.databases.systemDatabaseUrl, max: 16 });
+  running = await startInProcessService(config, { poolSize: 16 });
+  ({ appPool, systemPool } = running);
 }, 180_000);
 
 afterAll(async () => {
-  await service?.stop();
-  await appPool?.end();
-  await systemPool?.end();
+  await running?.stop();
   await simulator.stop();
 });
 

@@ -1,7 +1,6 @@
 // `schedule list` and `/api/schedules`: every schedule's view (last run, consecutive failures, next slots) in a
 // fixed number of statements whatever the number of schedules, and each view the same as that schedule's own
 // `schedule status` says. Real runs on real Postgres (in-process service, simulator with injected failures).
-import { PassThrough } from 'node:stream';
 import { DBOS } from '@dbos-inc/dbos-sdk';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,16 +9,15 @@ import { EvaluationBatch } from '../src/evaluation/evaluationBatch.js';
 import { parseScheduleSpec } from '../src/evaluation/scheduleSpec.js';
 import { createSchedule, pauseScheduleRow, resumeScheduleRow } from '../src/evaluation/scheduleStore.js';
 import { manualWorkflowIdOf, type SlotContext } from '../src/evaluation/slotContext.js';
-import { createLogger } from '../src/logger.js';
 import { scheduleStatus } from '../src/ops/scheduleStatus.js';
 import { listScheduleViews, type ScheduleView } from '../src/ops/scheduleViews.js';
 import type { Queryable } from '../src/runtime/databases.js';
-import { startService, type Service } from '../src/service.js';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase } from './support/database.js';
+import { startInProcessService, type InProcessService } from './support/inProcessService.js';
 
 const simulator = new XyraSimulator();
-let service: Service;
+let running: InProcessService | undefined;
 let config: Config;
 let appPool: pg.Pool;
 let systemPool: pg.Pool;
@@ -29,18 +27,12 @@ beforeAll(async () => {
   const apiUrl = await simulator.start();
   const appUrl = await createTestDatabase('schedviews');
   config = loadConfig({ DATABASE_URL: appUrl, XYRA_API_URL: apiUrl, XYRA_MAX_ATTEMPTS: '1', EXECUTOR_ID: 'views' });
-  service = await startService(config, createLogger('warn', new PassThrough()), {
-    healthServer: false,
-    schedule: false,
-  });
-  appPool = new pg.Pool({ connectionString: appUrl, max: 4 });
-  systemPool = new pg.Pool({ connectionString: service.databases.systemDatabaseUrl, max: 4 });
+  running = await startInProcessService(config, { schedule: false });
+  ({ appPool, systemPool } = running);
 }, 90_000);
 
 afterAll(async () => {
-  await service?.stop();
-  await appPool?.end();
-  await systemPool?.end();
+  await running?.stop();
   await simulator.stop();
 });
 
@@ -75,7 +67,7 @@ function counting(pool: pg.Pool): Queryable & { count: number } {
 async function countedList(): Promise<{ views: ScheduleView[]; statements: number }> {
   const sys = counting(systemPool);
   const app = counting(appPool);
-  const views = await listScheduleViews(sys, app, config);
+  const views = await listScheduleViews(sys, app);
   return { views, statements: sys.count + app.count };
 }
 
