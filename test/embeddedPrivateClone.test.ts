@@ -119,8 +119,10 @@ describe.runIf(isRoot)('as root, from a clone under a directory only root may en
     const removed = p.logs.filter(
       (l) => l.msg === 'embedded Postgres: removed a relocated cluster its data directory no longer uses',
     );
-    expect(removed.map((l) => l.cluster)).toContain(path.dirname(firstCluster));
+    // Gone once this start is up. Every start as root sweeps, so with test files in parallel another file's start
+    // may have been the one that removed it (and logged it): the outcome is asserted, not whose log says so.
     expect(await exists(path.dirname(firstCluster))).toBe(false);
+    expect(removed.map((l) => l.cluster)).not.toContain(path.dirname(keptCluster));
     expect(await exists(path.join(keptCluster, 'PG_VERSION'))).toBe(true);
     expect(await p.stop('SIGTERM')).toBe(0);
   });
