@@ -3,7 +3,7 @@
 // - N schedules at `*/10 * * * * *` on 2 replicas: lag (actual − scheduled) p50/p95/max and every slot once;
 // - idle commits/s of one replica holding M hourly schedules (pg_stat_database.xact_commit, app + system db).
 // Prints figures; asserts nothing.
-//   node dist/bench/manySchedules.js [--herd N] [--idle M] [--seconds S]   (BENCH_DATABASE_URL)
+//   node dist/bench/manySchedules.js [--herd N] [--idle M] [--seconds S] [--only herd,idle]   (BENCH_DATABASE_URL)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -59,6 +59,8 @@ function startReplica(env: Record<string, string>): { child: ChildProcess; ready
   const ready = new Promise<void>((resolve) => {
     readline.createInterface({ input: child.stdout }).on('line', (line) => {
       if (line.includes('"xyra-scheduler ready"')) resolve();
+      if (line.includes('lead too short') || line.includes('already exists in queue'))
+        console.log(`  ${env.EXECUTOR_ID ?? 'replica'}: ${line}`);
     });
   });
   return { child, ready };
@@ -189,12 +191,28 @@ async function main(): Promise<void> {
       herd: { type: 'string', default: '500' },
       idle: { type: 'string', default: '1000' },
       seconds: { type: 'string', default: '30' },
+      only: { type: 'string', default: 'herd,idle' },
     },
   });
   const seconds = Number(values.seconds);
-  await herd(Number(values.herd), seconds);
-  await idle(0, seconds);
-  await idle(Number(values.idle), seconds);
+  const only = new Set(values.only.split(','));
+  console.log(
+    `uptime: ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
+  if (only.has('herd')) await herd(Number(values.herd), seconds);
+  if (only.has('idle')) {
+    await idle(0, seconds);
+    await idle(Number(values.idle), seconds);
+  }
+  console.log(
+    `uptime: ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
 }
 
 main().catch((e: unknown) => {

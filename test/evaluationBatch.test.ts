@@ -7,7 +7,12 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { EvaluationBatch, IN_PROGRESS_MESSAGE } from '../src/evaluation/evaluationBatch.js';
 import { enterGate, gatesHeld } from '../src/evaluation/overlapGuard.js';
-import { getScheduleRow, pauseScheduleRow, resumeScheduleRow } from '../src/evaluation/scheduleStore.js';
+import {
+  getScheduleRow,
+  pauseScheduleRow,
+  resumeScheduleRow,
+  updateSchedule,
+} from '../src/evaluation/scheduleStore.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from '../src/evaluation/status.js';
 import { createLogger } from '../src/logger.js';
 import { startService, type Service } from '../src/service.js';
@@ -249,6 +254,38 @@ describe('EvaluationBatch.trigger', () => {
       expect(callsFor(id)).toEqual([]);
     } finally {
       await resumeScheduleRow(pool, 'evaluation-batch', 'operator');
+      await pool.end();
+    }
+  });
+
+  it('a slot started under the version before an edit runs when the new spec has it too (with the new payload), and is superseded when not', async () => {
+    const pool = new pg.Pool({ connectionString: appUrl, max: 2 });
+    try {
+      const before = await getScheduleRow(pool, 'evaluation-batch');
+      expect(before?.cron).toBe('*/2 * * * *');
+      // Slots after the edit, started (as the engine starts a herd's runs ahead of their slot) under the old
+      // version: `shared` is a slot of both crons, `oldOnly` only of the old one.
+      const shared = new Date(Math.ceil((Date.now() + 1) / 240_000) * 240_000 + 240_000);
+      const oldOnly = new Date(shared.getTime() + 120_000);
+      await updateSchedule(pool, 'evaluation-batch', { cron: '*/4 * * * *', payload: { suite: 'edited' } }, 'api');
+      const start = (slot: Date) =>
+        DBOS.startWorkflow(EvaluationBatch.trigger, { workflowID: `sched-evaluation-batch-${slot.toISOString()}` })(
+          slot,
+          {
+            schedule: 'evaluation-batch',
+            version: before!.version,
+          },
+        );
+      const [a, b] = await Promise.all([start(shared), start(oldOnly)]);
+      const [ran, skipped] = await Promise.all([a.getResult(), b.getResult()]);
+      expect(ran.status.status).toBe('completed');
+      const body = callsFor(a.workflowID)[0]?.body as { suite?: string } | undefined;
+      expect(body?.suite).toBe('edited');
+      expect(skipped.status.status).toBe('skipped');
+      expect(skipped.skipped_reason).toBe('superseded');
+      expect(callsFor(b.workflowID)).toEqual([]);
+    } finally {
+      await updateSchedule(pool, 'evaluation-batch', { cron: '*/2 * * * *', payload: {} }, 'api');
       await pool.end();
     }
   });

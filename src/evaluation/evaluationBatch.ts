@@ -15,8 +15,9 @@ import { CronSchedule } from './cron.js';
 import { applyFailurePolicy } from './failurePolicy.js';
 import { pauseCovering } from './pauseGate.js';
 import { enterGate, releaseGate, waitAsBuffered, type ExecutorAliveCheck } from './overlapGuard.js';
+import { SpecSlots } from './scheduleSpec.js';
 import { getScheduleRow, versionSupersededAt } from './scheduleStore.js';
-import { DEFAULT_SCHEDULE, readSlotContext, type SlotContext } from './slotContext.js';
+import { DEFAULT_SCHEDULE, MAX_FIRE_LEAD_MS, readSlotContext, type SlotContext } from './slotContext.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from './status.js';
 import {
   backoffDelayMs,
@@ -129,10 +130,10 @@ export class EvaluationBatch {
     const workflowId = DBOS.workflowID ?? 'unknown';
     const scheduledIso = new Date(scheduledTime).toISOString();
     const ctx = readSlotContext(context, workflowId);
-    // The precise firing starts a slot's run a few ms early (see firing.ts): wait for the slot itself. Not a
-    // durable sleep: a replay after a crash is past the slot and does not wait.
+    // The engine starts a slot's run a little early (more for a herd of slots due at once, see engine.ts): wait
+    // for the slot itself. Not a durable sleep: a replay after a crash is past the slot and does not wait.
     const early = Date.parse(scheduledIso) - Date.now();
-    if (early > 0 && !isManualRun(ctx)) await new Promise((r) => setTimeout(r, Math.min(early, 1_000)));
+    if (early > 0 && !isManualRun(ctx)) await new Promise((r) => setTimeout(r, Math.min(early, MAX_FIRE_LEAD_MS)));
     const actualIso = await EvaluationBatch.recordActualStart(scheduledIso, ctx.schedule);
     const base = { workflow_id: workflowId, scheduled_time: scheduledIso, actual_time: actualIso };
 
@@ -250,7 +251,10 @@ export class EvaluationBatch {
       if (ctx.version !== undefined && ctx.version !== row.version) {
         // Slots before the next version took effect still belong to this one (downtime caught up by the old spec).
         const until = await versionSupersededAt(s.appPool, row.name, ctx.version, new Date(row.created_at));
-        if (until === null || slot.getTime() >= until.getTime()) {
+        // A slot the current spec has too is the current spec's slot (started early under the old one, just
+        // before the edit: the engine starts runs ahead of their slot): it runs, with the current payload.
+        const current = slot.getTime() >= Date.parse(row.effective_from) && new SpecSlots(row).isSlot(slot);
+        if (!current && (until === null || slot.getTime() >= until.getTime())) {
           return {
             run: false,
             reason: 'superseded',

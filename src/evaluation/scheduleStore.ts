@@ -217,8 +217,10 @@ export async function updateSchedule(
       `update schedules set cron = $2, timezone = $3, payload = $4::jsonb, catch_up = $5, catch_up_window = $6, overlap = $7,
               pause_after_failures = $8, start_at = $9, end_at = $10, note = $11, managed_by = $12,
               version = version + 1, effective_from = coalesce($13, now()), updated_at = now(),
-              -- slots of the old spec are never fired after this instant; the new spec starts after it
-              fired_through = coalesce($13, greatest(coalesce(fired_through, now()), now()))
+              -- slots of the old spec are never fired after this instant; the new spec starts after it (also
+              -- when the old spec's next run was already started ahead of its slot: that run runs only if the
+              -- new spec has its slot too, see EvaluationBatch.decide)
+              fired_through = coalesce($13, now())
         where name = $1 returning ${COLUMNS}`,
       [name, ...specColumns(spec), by, effectiveFrom ?? null],
     );
@@ -295,14 +297,20 @@ export async function resumeScheduleRow(pool: ClientSource, name: string, by: st
 }
 
 /**
- * Moves `fired_through` forward to `slot` (never back) for the version that fired it: several replicas fire
- * the same slot, and a replica that has not heard of an edit yet must not move the new version's mark.
+ * Moves each schedule's `fired_through` forward to its slot (never back) for the version that fired it: several
+ * replicas fire the same slot, and a replica that has not heard of an edit yet must not move the new version's
+ * mark. One statement for every slot started at one instant.
  */
-export async function advanceFiredThrough(db: Queryable, name: string, version: number, slot: Date): Promise<void> {
+export async function advanceFiredThrough(
+  db: Queryable,
+  fired: ReadonlyArray<{ name: string; version: number; slot: Date }>,
+): Promise<void> {
+  if (fired.length === 0) return;
   await db.query(
-    `update schedules set fired_through = $3
-      where name = $1 and version = $2 and (fired_through is null or fired_through < $3)`,
-    [name, version, slot],
+    `update schedules s set fired_through = v.slot
+       from unnest($1::text[], $2::int[], $3::timestamptz[]) as v(name, version, slot)
+      where s.name = v.name and s.version = v.version and (s.fired_through is null or s.fired_through < v.slot)`,
+    [fired.map((f) => f.name), fired.map((f) => f.version), fired.map((f) => f.slot)],
   );
 }
 

@@ -6,6 +6,12 @@ import { z } from 'zod';
 
 export const DEFAULT_SCHEDULE = 'evaluation-batch';
 
+/**
+ * A slot's run may be started up to this long before its slot (the engine's lead grows with the number of slots
+ * due at one instant); the run waits for the slot itself before it records its actual start.
+ */
+export const MAX_FIRE_LEAD_MS = 5_000;
+
 const slotContextSchema = z.object({
   schedule: z.string(),
   /** The spec version that fired the slot; absent for manual and backfilled runs (they run the current one). */

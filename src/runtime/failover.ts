@@ -11,7 +11,8 @@
 //    the same generation opens the fence again (nobody adopted anything); one that finds the generation
 //    moved drops the executions running here (a peer adopted them) and registers a fresh generation.
 //    FENCE_EXIT=true keeps the old crash-only rule (onFenced: exit once unconfirmed for FAILOVER_AFTER / 2).
-// 3. Watch peers: for each other executor whose claim is free (pg_locks, never a probe that takes it),
+// 3. Watch peers (read in the heartbeat's own statement: one commit a beat): for each other executor whose
+//    claim is free (pg_locks, never a probe that takes it),
 //    `free_since` records when that was first seen (database clock, so every observer agrees); once it is
 //    FAILOVER_AFTER old, one replica (under a transaction lock) takes the dead executor's lock for the
 //    duration of the takeover, bumps its generation, re-enqueues its PENDING workflows of our version
@@ -62,6 +63,7 @@ const peerRow = z.object({
   generation: z.coerce.number(),
   held: z.boolean(),
 });
+const beatRow = z.object({ landed: z.boolean(), peers: z.array(peerRow) });
 const expiryRow = z.object({ expired: z.boolean(), free_ms: z.coerce.number() });
 const versionCountRow = z.object({ application_version: z.string().nullable(), n: z.coerce.number() });
 
@@ -105,14 +107,25 @@ export async function startFailover(o: FailoverOptions): Promise<Failover> {
     o.onFenced(reason);
   };
 
+  /** The peers as the last heartbeat saw them (read in the heartbeat's own statement: one commit a beat). */
+  let peers: Array<z.infer<typeof peerRow>> = [];
   const heartbeat = async () => {
     try {
       const landed = await o.claim.withClaimConnection(async (c) => {
         const r = await c.query(
-          'update executor_claims set heartbeat_at = now(), free_since = null where executor_id = $1 and generation = $2',
+          `with beat as (
+             update executor_claims set heartbeat_at = now(), free_since = null
+              where executor_id = $1 and generation = $2 returning 1)
+           select exists (select 1 from beat) as landed,
+                  coalesce((select json_agg(json_build_object('executor_id', c.executor_id, 'generation', c.generation,
+                                                              'held', ${CLAIM_HELD_SQL.replace('$1', 'c.executor_id')}))
+                              from executor_claims c
+                             where c.executor_id <> $1 and c.adopted_at is null), '[]'::json) as peers`,
           [self, generation],
         );
-        return (r.rowCount ?? 0) > 0;
+        const row = beatRow.parse(r.rows[0]);
+        peers = row.peers;
+        return row.landed;
       });
       if (!landed) {
         // A peer adopted this executor while it was fenced: what runs here is stale; start again.
@@ -146,14 +159,7 @@ export async function startFailover(o: FailoverOptions): Promise<Failover> {
   };
 
   const watchPeers = async () => {
-    const { rows } = await o.appPool.query(
-      `select c.executor_id, c.generation, ${CLAIM_HELD_SQL.replace('$1', 'c.executor_id')} as held
-         from executor_claims c
-        where c.executor_id <> $1 and c.adopted_at is null`,
-      [self],
-    );
-    for (const raw of rows) {
-      const peer = peerRow.parse(raw);
+    for (const peer of peers) {
       if (peer.held) continue;
       const { rows: exp } = await o.appPool.query(
         `update executor_claims set free_since = coalesce(free_since, now())
