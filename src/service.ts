@@ -376,6 +376,10 @@ export async function startService(config: Config, logger: Logger, options: Serv
           return outage.active;
         },
         onResumed: firingResumedAt,
+        share: () => {
+          const live = failover?.liveExecutors() ?? [config.executorId];
+          return { index: live.indexOf(config.executorId), count: live.length };
+        },
       });
       const now = new Date();
       await engine.catchUp(now);

@@ -6,9 +6,12 @@ import { PassThrough } from 'node:stream';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { ScheduleEngine } from '../src/evaluation/engine.js';
+import { DBOS } from '@dbos-inc/dbos-sdk';
+import { ownerOf, ScheduleEngine } from '../src/evaluation/engine.js';
+import { EvaluationBatch } from '../src/evaluation/evaluationBatch.js';
+import { slotWorkflowIdOf } from '../src/evaluation/slotContext.js';
 import { parseScheduleSpec } from '../src/evaluation/scheduleSpec.js';
-import { createSchedule } from '../src/evaluation/scheduleStore.js';
+import { createSchedule, getScheduleRow } from '../src/evaluation/scheduleStore.js';
 import { createLogger } from '../src/logger.js';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase, query } from './support/database.js';
@@ -118,3 +121,67 @@ describe('catch-up after downtime, by our cron rules', () => {
     ]);
   }, 90_000);
 });
+
+describe('a herd on several replicas: each starts its own share first', () => {
+  const HERD = 12;
+  /** The herd's schedules, and the first slot of theirs at least 2 s ahead (time to set up before it fires). */
+  async function herd(prefix: string): Promise<{ names: string[]; slot: Date }> {
+    await query(appUrl, `delete from schedules where name <> 'evaluation-batch'`);
+    const names = Array.from({ length: HERD }, (_, i) => `${prefix}-${i}`);
+    for (const name of names)
+      await createSchedule(appPool, parseScheduleSpec({ name, cron: '*/5 * * * * *' }, defaults), 'api');
+    return { names, slot: new Date(Math.ceil((Date.now() + 2_000) / 5_000) * 5_000) };
+  }
+  const byOwner = (names: string[], slot: Date, index: number) =>
+    names.filter((name) => ownerOf({ row: { name }, slot }, 2) === index);
+
+  async function fireOnce(share: { index: number; count: number }, slot: Date): Promise<ScheduleEngine> {
+    const engine = new ScheduleEngine({ appPool, systemPool, appDatabaseUrl: appUrl, logger, share: () => share });
+    await engine.start(new Date(slot.getTime() - 1)); // its first slot is `slot`, however long the set-up took
+    const deadline = Date.now() + 30_000;
+    while (engine.firedCount < HERD && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await engine.stop(); // before the next slot (5 s later)
+    expect(Date.now()).toBeLessThan(slot.getTime() + 5_000);
+    return engine;
+  }
+
+  it('starts only its own share when the other replica has started its share', async () => {
+    const prefix = 'shared';
+    const { names, slot } = await herd(prefix);
+    const theirs = byOwner(names, slot, 1);
+    expect(theirs.length).toBeGreaterThan(0);
+    expect(theirs.length).toBeLessThan(HERD);
+    // The other replica (index 1) started its share of the slot, as its engine does.
+    const rows = await getScheduleRows(theirs);
+    for (const row of rows)
+      await DBOS.startWorkflow(EvaluationBatch.trigger, { workflowID: slotWorkflowIdOf(row.name, slot) })(slot, {
+        schedule: row.name,
+        version: row.version,
+      });
+    const engine = await fireOnce({ index: 0, count: 2 }, slot);
+    expect(engine.startsAttempted).toBe(HERD - theirs.length);
+    expect(engine.startsBackedUp).toBe(0);
+    // Every slot's run called the API once, whoever started it.
+    const ids = names.map((name) => slotWorkflowIdOf(name, slot).slice(`sched-${prefix}-`.length)).sort();
+    expect(await calledSlots(prefix, HERD)).toEqual(ids);
+  }, 90_000);
+
+  it("starts the other replica's share itself when that replica did not (gone, or behind)", async () => {
+    const prefix = 'orphan';
+    const { names, slot } = await herd(prefix);
+    const theirs = byOwner(names, slot, 1);
+    expect(theirs.length).toBeGreaterThan(0);
+    const engine = await fireOnce({ index: 0, count: 2 }, slot);
+    expect(engine.startsBackedUp).toBe(theirs.length);
+    expect(engine.startsAttempted).toBe(HERD);
+    // Every slot's run called the API once, whoever started it.
+    const ids = names.map((name) => slotWorkflowIdOf(name, slot).slice(`sched-${prefix}-`.length)).sort();
+    expect(await calledSlots(prefix, HERD)).toEqual(ids);
+  }, 90_000);
+});
+
+async function getScheduleRows(names: string[]) {
+  const rows = [];
+  for (const name of names) rows.push((await getScheduleRow(appPool, name))!);
+  return rows;
+}

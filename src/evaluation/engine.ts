@@ -90,6 +90,11 @@ export interface EngineDeps {
   connectionLost?: (e: Error) => boolean;
   /** The engine resumed firing after a fence at this instant (slots before it were missed). */
   onResumed?: (at: Date) => void;
+  /**
+   * The live replicas and this one's place among them (failover's view): each starts its own share of a herd
+   * first, and the rest only where its owner has not (see fireAll). Unset: one replica, it starts everything.
+   */
+  share?: () => { index: number; count: number };
 }
 
 interface Entry {
@@ -114,6 +119,10 @@ export class ScheduleEngine {
   private planFrom: number | undefined;
   /** Slots fired by this engine, for tests and the bench. */
   firedCount = 0;
+  /** Runs of another replica's share of a herd that this engine started because they were not on record. */
+  startsBackedUp = 0;
+  /** Run starts this engine attempted (its own share of a herd, backups, single slots), for tests. */
+  startsAttempted = 0;
   /** What starting one run of a herd took, last measured (a moving average): the herd's lead follows it. */
   private msPerStart = INITIAL_MS_PER_START;
 
@@ -384,18 +393,39 @@ export class ScheduleEngine {
   /**
    * Starts each slot's run (on the batch queue when caught up, at once otherwise), all at once, then marks the
    * started ones as scheduled runs and moves each schedule's fired_through, one statement each for the group.
+   *
+   * A herd on several replicas: every replica would start every run, and all but one of the starts of a slot
+   * are wasted work (a workflow_status insert, deduplicated). So each replica starts its own share first (by a
+   * hash of the slot's workflow ID over the live replicas), then looks up which of the others' runs exist (one
+   * query) and starts the missing ones itself: a replica that died or lags costs its share a delay, never a slot.
    */
   async fireAll(
     group: ReadonlyArray<{ row: ScheduleRow; slot: Date }>,
     catchUp: boolean,
     viaQueue = catchUp,
   ): Promise<void> {
-    const started = await Promise.all(group.map(({ row, slot }) => this.startRun(row, slot, catchUp, viaQueue)));
-    const fired = group.filter((_, i) => started[i]);
+    const share = !catchUp && group.length > 1 ? this.deps.share?.() : undefined;
+    const split = share && share.count > 1 && share.index >= 0;
+    const mine = split ? group.filter((g) => ownerOf(g, share.count) === share.index) : group;
+    const start = (slots: typeof group) =>
+      Promise.all(slots.map((g) => this.startRun(g.row, g.slot, catchUp, viaQueue)));
+    const startedMine = await start(mine);
+    const fired = mine.filter((_, i) => startedMine[i]);
+    const startedHere = [...fired];
+    if (split) {
+      const others = group.filter((g) => ownerOf(g, share.count) !== share.index);
+      const existing = await this.existingRuns(others);
+      const missing = others.filter((g) => !existing.has(slotWorkflowIdOf(g.row.name, g.slot)));
+      const startedMissing = await start(missing);
+      const backedUp = missing.filter((_, i) => startedMissing[i]);
+      startedHere.push(...backedUp);
+      fired.push(...others.filter((g) => existing.has(slotWorkflowIdOf(g.row.name, g.slot))), ...backedUp);
+      this.startsBackedUp += backedUp.length;
+    }
     if (fired.length === 0) return;
     try {
       if (!viaQueue) {
-        const runs = fired.map(({ row, slot }) => ({
+        const runs = startedHere.map(({ row, slot }) => ({
           workflowId: slotWorkflowIdOf(row.name, slot),
           scheduleName: row.name,
         }));
@@ -413,10 +443,28 @@ export class ScheduleEngine {
     }
   }
 
+  /** The slot workflow IDs of `group` that are on record (started by their owner); none when the lookup fails. */
+  private async existingRuns(group: ReadonlyArray<{ row: ScheduleRow; slot: Date }>): Promise<Set<string>> {
+    if (group.length === 0) return new Set();
+    try {
+      const ids = group.map((g) => slotWorkflowIdOf(g.row.name, g.slot));
+      const found = await DBOS.listWorkflows({ workflowIDs: ids, loadInput: false, loadOutput: false });
+      return new Set(found.map((w) => w.workflowID));
+    } catch (e) {
+      this.connectionTrouble(
+        e,
+        { slots: group.length },
+        "could not look up the other replicas' starts: starting them here",
+      );
+      return new Set();
+    }
+  }
+
   /** Starts the slot's run under its slot workflow ID; false (and a catch-up pending) when it could not. */
   private async startRun(row: ScheduleRow, slot: Date, catchUp: boolean, viaQueue: boolean): Promise<boolean> {
     const workflowID = slotWorkflowIdOf(row.name, slot);
     const context: SlotContext = { schedule: row.name, version: row.version, ...(catchUp ? { catchUp: true } : {}) };
+    this.startsAttempted += 1;
     try {
       const start = DBOS.startWorkflow(
         EvaluationBatch.trigger,
@@ -482,6 +530,16 @@ export class ScheduleEngine {
       this.deps.logger.info({ schedule: row.name, slots: missed.length }, 'missed slots caught up');
     return missed.length;
   }
+}
+
+/** Which of `count` replicas starts this slot's run first: FNV-1a of its workflow ID (the same on every replica). */
+export function ownerOf(g: { row: { name: string }; slot: Date }, count: number): number {
+  let h = 0x811c9dc5;
+  for (const ch of slotWorkflowIdOf(g.row.name, g.slot)) {
+    h ^= ch.charCodeAt(0);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h % count;
 }
 
 function safeNext(slots: SpecSlots, after: Date): Date | null {

@@ -55,6 +55,8 @@ export interface FailoverOptions {
 export interface Failover {
   /** Alive = its claim is held now, or it heartbeated within FAILOVER_AFTER (a claim being re-taken). */
   isExecutorAlive(executorId: string): Promise<boolean>;
+  /** This executor and the peers whose claim was held at the last heartbeat, sorted: who shares the work. */
+  liveExecutors(): string[];
   stop(): Promise<void>;
 }
 
@@ -262,6 +264,9 @@ export async function startFailover(o: FailoverOptions): Promise<Failover> {
         [executorId, o.failoverAfterMs],
       );
       return rows[0]?.alive === true;
+    },
+    liveExecutors() {
+      return [self, ...peers.filter((p) => p.held).map((p) => p.executor_id)].sort();
     },
     async stop() {
       stopped = true;
