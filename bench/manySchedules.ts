@@ -52,14 +52,16 @@ async function scratch(label: string) {
 }
 
 function startReplica(env: Record<string, string>): { child: ChildProcess; ready: Promise<void> } {
-  const child = spawn(process.execPath, [MAIN], {
+  // BENCH_NODE_FLAGS: extra node flags for the replicas (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+  const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...flags, MAIN], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const ready = new Promise<void>((resolve) => {
     readline.createInterface({ input: child.stdout }).on('line', (line) => {
       if (line.includes('"xyra-scheduler ready"')) resolve();
-      if (line.includes('lead too short') || line.includes('already exists in queue'))
+      if (line.includes('start late') || line.includes('started here'))
         console.log(`  ${env.EXECUTOR_ID ?? 'replica'}: ${line}`);
     });
   });

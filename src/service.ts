@@ -30,6 +30,7 @@ import { assertExecutorIdFree, warnIfNotLatestVersion } from './runtime/executor
 import {
   currentExecution,
   DBOS_CONNECTION_NOISE,
+  DBOS_SLOT_START_RACE,
   executionOwnsWorkflow,
   recoverExecutorWorkflows,
   setDbRetryMaxBackoff,
@@ -265,7 +266,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
       // A connection error DBOS reports is a first sign (it often comes before our heartbeat notices).
       logger: dbosLogger(logger, (msg) => {
         if (isConnectionError(new Error(msg))) outage.suspect();
-        return DBOS_CONNECTION_NOISE.test(msg) || outage.active;
+        return DBOS_CONNECTION_NOISE.test(msg) || DBOS_SLOT_START_RACE.test(msg) || outage.active;
       }),
       // DBOS's own scheduler runs only the retention job (our schedules are the engine's): how often it re-reads
       // its schedule table. Schedule edits reach our engine by NOTIFY instead.

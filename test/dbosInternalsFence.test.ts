@@ -14,6 +14,7 @@ import { createLogger } from '../src/logger.js';
 import {
   currentExecution,
   DBOS_CONNECTION_NOISE,
+  DBOS_SLOT_START_RACE,
   executionOwnsWorkflow,
   setDbRetryMaxBackoff,
 } from '../src/runtime/dbosInternals.js';
@@ -133,5 +134,17 @@ describe('DBOS retry settings and log lines', () => {
       ),
     ).toBe(true);
     expect(DBOS_CONNECTION_NOISE.test('Workflow X failed')).toBe(false);
+  });
+
+  it("the slot-start race line we demote is the one DBOS 5.3 writes (a slot's second start)", async () => {
+    const require = createRequire(import.meta.url);
+    const source = await fs.readFile(require.resolve('@dbos-inc/dbos-sdk/internal/system_database'), 'utf8');
+    expect(source).toContain(
+      'already exists in queue: ${resRow.queue_name}, but the provided queue name is: ${initStatus.queueName}. The queue is not updated.',
+    );
+    const line = (id: string) =>
+      `Workflow (${id}) already exists in queue: evaluation-batch, but the provided queue name is: undefined. The queue is not updated. Error\n    at ...`;
+    expect(DBOS_SLOT_START_RACE.test(line('sched-nightly-2026-12-06T14:28:00.000Z'))).toBe(true);
+    expect(DBOS_SLOT_START_RACE.test(line('task-chunk-7'))).toBe(false); // only our slot runs
   });
 });

@@ -125,6 +125,8 @@ export class ScheduleEngine {
   startsAttempted = 0;
   /** What starting one run of a herd took, last measured (a moving average): the herd's lead follows it. */
   private msPerStart = INITIAL_MS_PER_START;
+  /** The lead the loop fired the current slot instant with. */
+  private lead = FIRE_LEAD_MS;
 
   constructor(private readonly deps: EngineDeps) {
     this.clock = deps.clock ?? systemClock;
@@ -358,7 +360,10 @@ export class ScheduleEngine {
         continue;
       }
       const { due, count } = this.nextDue();
-      const lead = this.leadFor(count);
+      // Each live replica starts its share of a herd (see fireAll): the lead is that share's.
+      const share = this.deps.share?.();
+      const lead = this.leadFor(share && share.count > 1 ? Math.ceil(count / share.count) : count);
+      this.lead = lead;
       // Nothing scheduled: sleep until a change wakes us (an hour at most, then look again).
       const target = due === Infinity ? this.clock.now() + 3_600_000 : due - lead;
       await this.clock.sleepUntil(target, signal);
@@ -372,16 +377,7 @@ export class ScheduleEngine {
         e.next = safeNext(e.slots, e.next);
         this.recordTimer(e.row.name, e.slots, e.next);
       }
-      const started = this.clock.now();
       await this.fireAll(group, false);
-      if (group.length > 1) {
-        const took = this.clock.now() - started;
-        this.msPerStart = 0.5 * this.msPerStart + 0.5 * (took / group.length);
-        // Runs started after their slot carry the difference as lag: say so (the next lead is longer).
-        const fields = { slots: group.length, slot: new Date(due).toISOString(), leadMs: lead, startMs: took };
-        if (took > lead) this.deps.logger.info(fields, 'herd of slots started after its instant: lead too short');
-        else this.deps.logger.debug(fields, 'herd of slots started');
-      }
     }
   }
 
@@ -396,8 +392,9 @@ export class ScheduleEngine {
    *
    * A herd on several replicas: every replica would start every run, and all but one of the starts of a slot
    * are wasted work (a workflow_status insert, deduplicated). So each replica starts its own share first (by a
-   * hash of the slot's workflow ID over the live replicas), then looks up which of the others' runs exist (one
-   * query) and starts the missing ones itself: a replica that died or lags costs its share a delay, never a slot.
+   * hash of the slot's workflow ID over the live replicas), then, at the slot, looks up which of the others' runs
+   * exist (one query) and starts the missing ones itself: a replica that died or lags costs its share a delay
+   * (its runs start at the slot, not ahead of it), never a slot.
    */
   async fireAll(
     group: ReadonlyArray<{ row: ScheduleRow; slot: Date }>,
@@ -409,14 +406,25 @@ export class ScheduleEngine {
     const mine = split ? group.filter((g) => ownerOf(g, share.count) === share.index) : group;
     const start = (slots: typeof group) =>
       Promise.all(slots.map((g) => this.startRun(g.row, g.slot, catchUp, viaQueue)));
+    const startedAt = this.clock.now();
     const startedMine = await start(mine);
+    if (!catchUp && mine.length > 1) this.observeHerdStart(mine.length, this.clock.now() - startedAt, group[0]!.slot);
     const fired = mine.filter((_, i) => startedMine[i]);
     const startedHere = [...fired];
     if (split) {
       const others = group.filter((g) => ownerOf(g, share.count) !== share.index);
+      // Their owners start them ahead of the slot: only what is still missing at the slot is ours to start (a
+      // look any earlier races a healthy owner, and both would start the same runs).
+      const slot = Math.max(...others.map((g) => g.slot.getTime()));
+      if (this.clock.now() < slot) await this.clock.sleepUntil(slot, this.stopController.signal);
       const existing = await this.existingRuns(others);
       const missing = others.filter((g) => !existing.has(slotWorkflowIdOf(g.row.name, g.slot)));
       const startedMissing = await start(missing);
+      if (missing.length > 0)
+        this.deps.logger.info(
+          { slots: missing.length, slot: new Date(slot).toISOString() },
+          "another replica's share of a herd was not started by the slot: started here",
+        );
       const backedUp = missing.filter((_, i) => startedMissing[i]);
       startedHere.push(...backedUp);
       fired.push(...others.filter((g) => existing.has(slotWorkflowIdOf(g.row.name, g.slot))), ...backedUp);
@@ -441,6 +449,21 @@ export class ScheduleEngine {
       this.catchUpPending = true;
       this.connectionTrouble(e, { slots: fired.length }, 'fired slots not recorded');
     }
+  }
+
+  /** A herd's own share took `took` ms to start: the next lead follows, and a start that ended after the slot says so. */
+  private observeHerdStart(count: number, took: number, slot: Date): void {
+    const lead = this.lead;
+    this.msPerStart = 0.5 * this.msPerStart + 0.5 * (took / count);
+    const late = this.clock.now() - slot.getTime();
+    const fields = { slots: count, slot: slot.toISOString(), leadMs: lead, startMs: took };
+    // Runs started after their slot carry the difference as lag: say so (the next lead is longer).
+    if (late > 0)
+      this.deps.logger.info(
+        { ...fields, lateMs: late },
+        'herd of slots started after its instant: their runs start late',
+      );
+    else this.deps.logger.debug(fields, 'herd of slots started');
   }
 
   /** The slot workflow IDs of `group` that are on record (started by their owner); none when the lookup fails. */

@@ -204,6 +204,15 @@ export function setDbRetryMaxBackoff(seconds: number): boolean {
 export const DBOS_CONNECTION_NOISE =
   /^(Database connection failed: |Unexpected error in pool: |Unexpected error on a system database connection: )/;
 
+/**
+ * DBOS's warning (with a stack trace) when a workflow is started without a queue under an ID whose row already
+ * names one: what a slot's second start looks like (two replicas, or a herd's backup start, after the first start
+ * marked the run as the batch queue's, markScheduledRuns). Expected and harmless (the run is deduplicated), and a
+ * herd made hundreds of them a slot, so it is demoted to debug.
+ */
+export const DBOS_SLOT_START_RACE =
+  /^Workflow \(sched-[^)]*\) already exists in queue: [^,]+, but the provided queue name is: undefined\./;
+
 // Upgrade from the version before schedules were data: DBOS's own scheduler fired `evaluation-batch`, from its
 // row in `dbos.workflow_schedules` (DBOS 5.3: `schedule` the cron, `cron_timezone`, `status` ACTIVE/PAUSED, and
 // `last_fired_at`, TEXT holding the ISO instant of the last slot fired, which that version also moved on each of
