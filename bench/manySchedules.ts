@@ -51,6 +51,9 @@ async function scratch(label: string) {
   };
 }
 
+/** What the replicas wrote to stdout (their log), for the figures: lines and bytes, and lines by message. */
+const logStats = { lines: 0, bytes: 0, byMsg: new Map<string, number>() };
+
 function startReplica(env: Record<string, string>): { child: ChildProcess; ready: Promise<void> } {
   // BENCH_NODE_FLAGS: extra node flags for the replicas (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
   const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
@@ -60,6 +63,10 @@ function startReplica(env: Record<string, string>): { child: ChildProcess; ready
   });
   const ready = new Promise<void>((resolve) => {
     readline.createInterface({ input: child.stdout }).on('line', (line) => {
+      logStats.lines += 1;
+      logStats.bytes += line.length + 1;
+      const msg = /"msg":"([^"]{0,60})/.exec(line)?.[1] ?? '?';
+      logStats.byMsg.set(msg, (logStats.byMsg.get(msg) ?? 0) + 1);
       if (line.includes('"xyra-scheduler ready"')) resolve();
       if (line.includes('start late') || line.includes('started here'))
         console.log(`  ${env.EXECUTOR_ID ?? 'replica'}: ${line}`);
@@ -128,6 +135,8 @@ async function herd(count: number, seconds: number): Promise<void> {
     const until = from + seconds * 1_000;
     await sleep(until - Date.now() + 5_000);
     for (const r of replicas) await stop(r.child);
+    const top = [...logStats.byMsg].sort((a, b) => b[1] - a[1]).slice(0, 5);
+    console.log(`replica logs: ${logStats.lines} lines, ${logStats.bytes} bytes; most: ${JSON.stringify(top)}`);
     const { rows } = await admin(
       (c) =>
         c.query<{ workflow_uuid: string; value: string; executor_id: string }>(
