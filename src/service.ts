@@ -40,7 +40,7 @@ import { ExecutionFence, installExecutionFence } from './runtime/executionFence.
 import { startFailover, type Failover } from './runtime/failover.js';
 import { resolveDatabases, type DatabaseUrls } from './runtime/databases.js';
 import { createKnex, migrateLatest } from './runtime/migrations.js';
-import { setQueueMaintenanceInterval } from './runtime/dbosInternals.js';
+import { setDeadlineSweepInterval, setQueueMaintenanceInterval } from './runtime/dbosInternals.js';
 
 /** DBOS's retry of a workflow's database operation backs off to at most this (its default: 60 s): see dbosInternals. */
 const DBOS_DB_RETRY_MAX_BACKOFF_S = 2;
@@ -62,6 +62,8 @@ function withJitOff(url: string): string {
 
 /** How often DBOS re-reads queue rows and promotes delayed workflows (its default: every second). */
 const QUEUE_MAINTENANCE_MS = 5_000;
+/** How often DBOS looks for workflows past their deadline (its default: every second; we set no deadlines). */
+const DEADLINE_SWEEP_MS = 5_000;
 
 export interface ServiceOptions {
   /** Apply the `evaluation-batch` schedule (tests that drive the workflow directly turn it off). */
@@ -257,6 +259,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
     // Idle cost: DBOS's once-a-second queue maintenance is half of an idle replica's commits (design.md).
     if (!setQueueMaintenanceInterval(QUEUE_MAINTENANCE_MS))
       logger.warn('DBOS queue runner changed shape: queue maintenance stays at 1 s');
+    if (!setDeadlineSweepInterval(DEADLINE_SWEEP_MS))
+      logger.warn('DBOS workflow timeout settings changed shape: its deadline sweep stays at 1 s');
     DBOS.setConfig({
       name: APP_NAME,
       systemDatabaseUrl: databases.systemDatabaseUrl,

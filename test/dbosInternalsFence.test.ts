@@ -8,6 +8,7 @@ import { PassThrough } from 'node:stream';
 import { DBOS } from '@dbos-inc/dbos-sdk';
 import pg from 'pg';
 import { dbRetryConfig } from '@dbos-inc/dbos-sdk/internal/utils';
+import { workflowTimeoutConfig } from '@dbos-inc/dbos-sdk/internal/workflow_management';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
@@ -16,6 +17,7 @@ import {
   DBOS_CONNECTION_NOISE,
   DBOS_SLOT_START_RACE,
   executionOwnsWorkflow,
+  setDeadlineSweepInterval,
   setDbRetryMaxBackoff,
 } from '../src/runtime/dbosInternals.js';
 import { startService, type Service } from '../src/service.js';
@@ -116,6 +118,18 @@ describe('DBOS retry settings and log lines', () => {
     expect(setDbRetryMaxBackoff(3)).toBe(true);
     expect(dbRetryConfig.maxBackoffSec).toBe(3);
     setDbRetryMaxBackoff(before);
+  });
+
+  it("setDeadlineSweepInterval changes the interval DBOS's deadline sweep waits between sweeps", async () => {
+    const before = workflowTimeoutConfig.pollingIntervalMs;
+    expect(before).toBeGreaterThan(0);
+    expect(setDeadlineSweepInterval(4_321)).toBe(true);
+    expect(workflowTimeoutConfig.pollingIntervalMs).toBe(4_321);
+    // The sweep reads the field before each wait (so a change made before launch is the interval from the start).
+    const require = createRequire(import.meta.url);
+    const source = await fs.readFile(require.resolve('@dbos-inc/dbos-sdk/internal/workflow_management'), 'utf8');
+    expect(source).toContain('await waitOrAbort(exports.workflowTimeoutConfig.pollingIntervalMs, signal)');
+    setDeadlineSweepInterval(before);
   });
 
   it('the connection-noise lines we demote are the ones DBOS 5.3 writes', async () => {

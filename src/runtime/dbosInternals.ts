@@ -158,6 +158,21 @@ export function setQueueMaintenanceInterval(ms: number): boolean {
   return true;
 }
 
+/**
+ * DBOS sweeps the system database for workflows past their deadline once a second (one commit each: a fifth of an
+ * idle replica's). We start no workflow with a timeout, so the sweep has nothing to find; it runs every `ms`
+ * instead (a timeout set by a tool would be enforced up to `ms` late). A field of an exported config object in its
+ * internal workflow_management module, read by the sweep before each wait.
+ */
+import { workflowTimeoutConfig } from '@dbos-inc/dbos-sdk/internal/workflow_management';
+
+export function setDeadlineSweepInterval(ms: number): boolean {
+  const config = workflowTimeoutConfig as { pollingIntervalMs?: unknown };
+  if (typeof config.pollingIntervalMs !== 'number') return false;
+  config.pollingIntervalMs = ms;
+  return true;
+}
+
 // The execution fence (src/runtime/executionFence.ts) needs to know which execution reaches it. DBOS 5.3 keeps
 // each execution's owner token in its async context (`currentOwnerXid`, set by every path that runs a
 // workflow: start, dequeue, recovery) and checks it in the system database before recording a step or an
