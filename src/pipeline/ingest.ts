@@ -17,6 +17,7 @@ import { VERSION } from '../version.js';
 import type { StagedChunk } from './chunk.js';
 import { datasetName, type DatasetFormat } from './dataset.js';
 import { ERROR_KINDS, type ErrorKind } from './records.js';
+import { noticeEnqueued } from './ingestNotice.js';
 import { hashFile, stageDataset } from './staging.js';
 import { TASKS_QUEUE, WORKFLOW_CLASS, WORKFLOW_NAME, type TaskPipeline } from './taskPipeline.js';
 
@@ -268,9 +269,11 @@ export async function enqueueDataset(
           },
           input,
         )
-        .then(() => {
+        .then(async () => {
           inFlight.delete(p);
           options.onProgress?.({ enqueued: ++enqueued, chunks: plan.chunks });
+          // The service's queue goes fast at once (ingestNotice.ts), while the rest is still being enqueued.
+          if (enqueued === 1) await noticeEnqueued(db);
         });
       p.catch(() => undefined); // a failure surfaces through Promise.race/all below, never as an unhandled rejection
       inFlight.add(p);
@@ -280,6 +283,7 @@ export async function enqueueDataset(
     await Promise.allSettled(inFlight);
   }
   await Promise.all(inFlight);
+  if (rerun.failed.length + rerun.cancelled.length > 0 && enqueued === 0) await noticeEnqueued(db);
   return { ...plan, rerun };
 }
 
