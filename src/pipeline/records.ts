@@ -14,6 +14,26 @@ export interface TaskRow {
   position: number;
 }
 
+/** A tasks row whose data is already JSON text (the transform done on the record's text: transform.ts). */
+export interface TextTaskRow {
+  task_key: string;
+  title: string | null;
+  dataJson: string;
+  position: number;
+}
+
+export type PreparedTask = TaskRow | TextTaskRow;
+
+/** The JSON array of tasks rows the insert statement takes (`data` as JSON either way). */
+export function tasksJson(tasks: readonly PreparedTask[]): string {
+  const rows = tasks.map((t) =>
+    'dataJson' in t
+      ? `{"task_key":${JSON.stringify(t.task_key)},"title":${JSON.stringify(t.title)},"data":${t.dataJson},"position":${t.position}}`
+      : JSON.stringify(t),
+  );
+  return `[${rows.join(',')}]`;
+}
+
 export const ERROR_KINDS = ['invalid_record', 'transform_failed', 'duplicate_id', 'key_conflict'] as const;
 export type ErrorKind = (typeof ERROR_KINDS)[number];
 
