@@ -364,10 +364,9 @@ const FINISH_POLL_MS = 100;
 
 /** Chunks of the ingestion whose outcome is on record (a failed chunk has none: the full read sees it). */
 async function chunksWritten(db: Db | pg.Pool, plan: IngestPlan): Promise<number> {
-  const r = await db.query<{ n: number }>(
-    'select count(*)::int as n from ingestion_chunks where ingestion_key = $1',
-    [plan.ingestionKey],
-  );
+  const r = await db.query<{ n: number }>('select count(*)::int as n from ingestion_chunks where ingestion_key = $1', [
+    plan.ingestionKey,
+  ]);
   return r.rows[0]?.n ?? 0;
 }
 
