@@ -345,7 +345,7 @@ export async function startService(config: Config, logger: Logger, options: Serv
       );
     }
 
-    const stopDispatchSpeed = await registerPipelineQueue(config);
+    const stopDispatchSpeed = await registerPipelineQueue(config, databases.appDatabaseUrl);
     cleanups.push(stopDispatchSpeed);
     checkpoint();
     await registerBatchQueue(config);

@@ -4,10 +4,10 @@
 // (`ChunkInput`: still run, so nothing an older `xyra ingest` enqueued is lost). Pure functions only, so the
 // workflow's steps (and their replays) are deterministic: the same records always yield the same rows.
 import { z } from 'zod';
-import { parseElement, recordSchema, type DatasetRecord, type ParsedElement } from './dataset.js';
+import { MAX_RECORD_DEPTH, parseElement, recordSchema, type DatasetRecord, type ParsedElement } from './dataset.js';
 import { errorKey, recordId, taskKey } from './identity.js';
-import type { ErrorKind, ErrorMessage, ErrorRow, TaskRow } from './records.js';
-import { transformRecord, type JsonValue } from './transform.js';
+import type { ErrorKind, ErrorMessage, ErrorRow, PreparedTask, TaskRow } from './records.js';
+import { transformRecord, transformRecordText, type JsonValue } from './transform.js';
 
 /** Longest text of a non-JSON element kept in its errors row. */
 const MAX_RAW_TEXT = 10_000;
@@ -132,7 +132,7 @@ export interface PendingRecord {
 }
 
 export interface PreparedChunk {
-  tasks: TaskRow[];
+  tasks: PreparedTask[];
   errors: ErrorRow[];
   /** Records whose transform threw: retried (by a retrying step) before they become errors. */
   failed: PendingRecord[];
@@ -163,6 +163,8 @@ export interface ChunkElement {
   firstPosition?: number;
   /** The parse result when already known (staging records a parse error); parsed here otherwise. */
   parsed?: ParsedElement;
+  /** The text is known to be JSON that JSON.parse accepts (staging parsed it): it may be transformed as text. */
+  parses?: boolean;
 }
 
 /** Validate, key and transform every record; per-record problems never fail the chunk. */
@@ -172,7 +174,20 @@ export function prepareElements(
   failIds: ReadonlySet<string>,
 ): PreparedChunk {
   const out: PreparedChunk = { tasks: [], errors: [], failed: [] };
-  for (const { position, text, firstPosition, parsed: known } of elements) {
+  for (const { position, text, firstPosition, parsed: known, parses } of elements) {
+    if (parses && known === undefined && firstPosition === undefined) {
+      // The common record, transformed on its text (transform.ts says when that is exactly the same).
+      const done = transformRecordText(text, failIds, MAX_RECORD_DEPTH);
+      if (done) {
+        out.tasks.push({
+          task_key: taskKey(where.dataset, position, done.id),
+          title: done.title,
+          dataJson: done.data,
+          position,
+        });
+        continue;
+      }
+    }
     const element = known ?? parseElement(text);
     const id = element.ok ? recordId(element.value) : undefined;
     const place: RecordPlace = {

@@ -17,6 +17,7 @@ import { VERSION } from '../version.js';
 import type { StagedChunk } from './chunk.js';
 import { datasetName, type DatasetFormat } from './dataset.js';
 import { ERROR_KINDS, type ErrorKind } from './records.js';
+import { noticeEnqueued } from './ingestNotice.js';
 import { hashFile, stageDataset } from './staging.js';
 import { TASKS_QUEUE, WORKFLOW_CLASS, WORKFLOW_NAME, type TaskPipeline } from './taskPipeline.js';
 
@@ -268,9 +269,11 @@ export async function enqueueDataset(
           },
           input,
         )
-        .then(() => {
+        .then(async () => {
           inFlight.delete(p);
           options.onProgress?.({ enqueued: ++enqueued, chunks: plan.chunks });
+          // The service's queue goes fast at once (ingestNotice.ts), while the rest is still being enqueued.
+          if (enqueued === 1) await noticeEnqueued(db);
         });
       p.catch(() => undefined); // a failure surfaces through Promise.race/all below, never as an unhandled rejection
       inFlight.add(p);
@@ -280,6 +283,7 @@ export async function enqueueDataset(
     await Promise.allSettled(inFlight);
   }
   await Promise.all(inFlight);
+  if (rerun.failed.length + rerun.cancelled.length > 0 && enqueued === 0) await noticeEnqueued(db);
   return { ...plan, rerun };
 }
 
@@ -355,6 +359,17 @@ export async function accountFor(client: DBOSClient, db: Db | pg.Pool, plan: Ing
   };
 }
 
+/** How often `--wait` counts the chunks whose outcome is written, between its full reads. */
+const FINISH_POLL_MS = 100;
+
+/** Chunks of the ingestion whose outcome is on record (a failed chunk has none: the full read sees it). */
+async function chunksWritten(db: Db | pg.Pool, plan: IngestPlan): Promise<number> {
+  const r = await db.query<{ n: number }>('select count(*)::int as n from ingestion_chunks where ingestion_key = $1', [
+    plan.ingestionKey,
+  ]);
+  return r.rows[0]?.n ?? 0;
+}
+
 /** Poll until every chunk's newest attempt has ended (or `timeoutMs` passes: throws), then account. */
 export async function waitForDataset(
   client: DBOSClient,
@@ -372,8 +387,16 @@ export async function waitForDataset(
   // A database outage (a failover, a restart) is waited out like slow chunks: the reads are retried, with a
   // backoff bounded at 5 s, until they answer or the --timeout is reached.
   let unreachable = 0;
+  let lastFull = 0;
   for (;;) {
     try {
+      // Between full reads (every pollMs: every chunk's workflow), one cheap count every FINISH_POLL_MS notices
+      // the last chunk's outcome soon after it commits (a full read every 500 ms left ~250 ms on average).
+      if (Date.now() - lastFull < options.pollMs && (await chunksWritten(db, plan)) < plan.chunks) {
+        await new Promise((r) => setTimeout(r, FINISH_POLL_MS));
+        continue;
+      }
+      lastFull = Date.now();
       const progress = await datasetProgress(client, plan);
       options.onProgress?.(progress);
       if (progress.done >= plan.chunks) {
@@ -396,7 +419,7 @@ export async function waitForDataset(
     await new Promise((r) =>
       setTimeout(
         r,
-        unreachable === 0 ? options.pollMs : Math.min(5_000, options.pollMs * 2 ** Math.min(unreachable, 4)),
+        unreachable === 0 ? FINISH_POLL_MS : Math.min(5_000, options.pollMs * 2 ** Math.min(unreachable, 4)),
       ),
     );
   }

@@ -7,6 +7,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { VERSION } from '../version.js';
 import { pollQueueFasterNow } from '../runtime/dbosInternals.js';
+import { IngestNoticeListener } from './ingestNotice.js';
 import { DispatchSpeed } from './queuePolling.js';
 import { configureTaskPipeline, TASKS_QUEUE } from './taskPipeline.js';
 
@@ -66,13 +67,19 @@ export function configurePipeline(config: Config, knex: Knex, logger: Logger): v
  * Registers the tasks queue at the speed its backlog calls for: a process that starts while chunks wait
  * (after a crash, or joining a running ingestion) polls fast at once. Returns the stop of the speed control.
  */
-export async function registerPipelineQueue(config: Config): Promise<() => Promise<void>> {
+export async function registerPipelineQueue(config: Config, appDatabaseUrl: string): Promise<() => Promise<void>> {
   const dispatch = speed;
-  if (!dispatch) throw new Error('registerPipelineQueue before configurePipeline');
+  if (!dispatch || !log) throw new Error('registerPipelineQueue before configurePipeline');
+  // Listening before the backlog is read: chunks enqueued in between are seen by one or the other.
+  const notices = new IngestNoticeListener(appDatabaseUrl, () => dispatch.poke(), log);
+  await notices.start();
   await dispatch.check();
   if (dispatch.currentMs === undefined) await registerTasksQueue(config, config.pipeline.pollMs); // backlog unreadable: idle
   await reportOtherVersions();
-  return async () => dispatch.stop();
+  return async () => {
+    dispatch.stop();
+    await notices.stop();
+  };
 }
 
 /**

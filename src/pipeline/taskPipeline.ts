@@ -30,6 +30,7 @@ import { parseElement, recordLimitViolation } from './dataset.js';
 import { errorKey } from './identity.js';
 import {
   countInserted,
+  tasksJson as toTasksJson,
   writeChunk,
   writeChunkIn,
   type ChunkOutcome,
@@ -159,7 +160,7 @@ export class TaskPipeline {
     await passFence();
     const prepared: PreparedChunk = prepareChunk(chunk, current().failIds);
     return {
-      tasksJson: JSON.stringify(prepared.tasks),
+      tasksJson: toTasksJson(prepared.tasks),
       taskCount: prepared.tasks.length,
       errors: prepared.errors,
       failed: prepared.failed,
@@ -206,6 +207,7 @@ function stagedElement(r: StagedRecord) {
     // Staging stored why the text did not parse; a record over a size/depth limit keeps that verdict (and its
     // preview) from the text itself, which staging holds as the oversize mark or the deep text.
     parsed: r.invalid === null ? undefined : (recordLimitViolation(r.text) ?? { ok: false as const, error: r.invalid }),
+    parses: r.invalid === null, // staging parsed it
   };
 }
 
@@ -251,7 +253,7 @@ async function writeStagedChunk(
       ingestion: chunk.ingestion,
       chunk: chunk.chunk,
       records: chunk.records,
-      tasksJson: JSON.stringify(tasks),
+      tasksJson: toTasksJson(tasks),
       taskCount: tasks.length,
       errors,
       originalRecord: (position) => {
