@@ -35,8 +35,17 @@ async function cli(args: string[]) {
 }
 
 async function history(args: string[] = []): Promise<HistoryRow[]> {
+  if (args.length === 0) return (allHistory ??= readHistory([]));
+  return readHistory(args);
+}
+
+async function readHistory(args: string[]): Promise<HistoryRow[]> {
   return z.array(historyRow).parse(JSON.parse((await cli(['history', '--json', '--limit', '1000', ...args])).stdout));
 }
+
+// The history is fixed once beforeAll has stopped the service (the tests only read it, and add errors rows, which
+// it does not show): one `xyra history --json` serves every test that reads all of it, a CLI start each saved.
+let allHistory: Promise<HistoryRow[]> | undefined;
 
 let pausedAt = 0;
 let resumedAt = 0;

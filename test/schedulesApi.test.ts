@@ -11,6 +11,8 @@ import { createLogger } from '../src/logger.js';
 import { startHttpServer, type HttpServer } from '../src/ops/httpServer.js';
 import { createSchedulesApi } from '../src/ops/schedulesApi.js';
 import { XyraSimulator } from '../src/simulator/server.js';
+import { UsageError } from '../src/cliCommand.js';
+import { runOpsCommand } from './support/commandInProcess.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import { isReady, runCli, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
 
@@ -236,19 +238,30 @@ describe('xyra schedule (CLI)', () => {
       [['schedule', 'update', 'evaluation-batch', '--pause-after-failures', 'many'], /--pause-after-failures/],
       [['schedule', 'status', '--schedule', 'UPPER'], /--schedule/],
     ];
-    for (const [args, message] of bad) {
-      const r = await runCli(args, env);
-      expect(r.code, args.join(' ')).toBe(2);
-      expect(r.stderr).toMatch(message);
-    }
-    for (const args of [
+    const unknown = [
       ['schedule', 'update', 'ghost', '--cron', '* * * * *'],
       ['schedule', 'delete', 'ghost'],
       ['schedule', 'pause', '--schedule', 'ghost'],
-    ]) {
-      const r = await runCli(args, env);
-      expect(r.code, args.join(' ')).toBe(1);
-      expect(r.stderr).toMatch(/ghost/);
+    ];
+    // One real CLI process per exit code: cli.ts turns a UsageError into exit 2 and any other error into exit 1.
+    const [usage, notFound] = await Promise.all([runCli(bad[0]![0], env), runCli(unknown[1]!, env)]);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(bad[0]![1]);
+    expect(notFound.code).toBe(1);
+    expect(notFound.stderr).toMatch(/ghost/);
+    // Every case through the command's own code in this process (a CLI process each cost ~1 s of CPU): the
+    // error each throws is what cli.ts maps to those exit codes.
+    for (const [args, message] of bad) {
+      const r = await runOpsCommand(args, env);
+      expect(r.error, args.join(' ')).toBeInstanceOf(UsageError);
+      expect((r.error as Error).message).toMatch(message);
+    }
+    for (const args of unknown) {
+      const r = await runOpsCommand(args, env);
+      expect(r.code, args.join(' ')).toBeUndefined();
+      expect(r.error, args.join(' ')).toBeInstanceOf(Error);
+      expect(r.error, args.join(' ')).not.toBeInstanceOf(UsageError);
+      expect((r.error as Error).message).toMatch(/ghost/);
     }
     expect(await snapshot()).toBe(before);
   }, 300_000);
