@@ -290,6 +290,30 @@ describe('EvaluationBatch.trigger', () => {
     }
   });
 
+  it('records the instant the run woke for its slot as its actual start, not when its checkpoint got the database', async () => {
+    // A herd's runs queue for the system database at their slot; here the queue is a lock on DBOS's step table,
+    // held from before the slot until well after it.
+    const slot = new Date(Date.now() + 1_500);
+    const sys = new pg.Client({ connectionString: systemDatabaseUrlOf(appUrl) });
+    await sys.connect();
+    try {
+      const id = `sched-evaluation-batch-${slot.toISOString()}`;
+      const handle = await DBOS.startWorkflow(EvaluationBatch.trigger, { workflowID: id })(slot, {
+        schedule: 'evaluation-batch',
+      });
+      await sys.query('begin');
+      await sys.query('lock table dbos.operation_outputs in access exclusive mode');
+      await new Promise((r) => setTimeout(r, slot.getTime() - Date.now() + 1_000)); // the run woke 1 s ago
+      await sys.query('commit');
+      const output = await handle.getResult();
+      const lag = Date.parse(output.status.actual_time) - slot.getTime();
+      expect(lag).toBeGreaterThanOrEqual(0);
+      expect(lag).toBeLessThan(500); // woke at its slot; its checkpoint waited ~1 s for the lock
+    } finally {
+      await sys.end();
+    }
+  });
+
   it('retries 5xx the configured number of times with the same idempotency key, then fails with the reason', async () => {
     simulator.inject({ type: 'status', status: 503, count: 10 });
     const { id, output, event } = await runBatch();

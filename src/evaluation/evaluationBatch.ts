@@ -28,6 +28,8 @@ import {
 } from './xyraClient.js';
 
 export const SCHEDULE_NAME = DEFAULT_SCHEDULE;
+/** Passing an open fence takes microseconds; a fence that held a run (≥ its 250 ms re-check) takes longer. */
+const FENCE_HELD_MS = 50;
 /** The overlap guard speaks the API's own words for the same situation (its 409). */
 export const IN_PROGRESS_MESSAGE = DEFAULT_SKIP_MESSAGE;
 
@@ -134,7 +136,10 @@ export class EvaluationBatch {
     // for the slot itself. Not a durable sleep: a replay after a crash is past the slot and does not wait.
     const early = Date.parse(scheduledIso) - Date.now();
     if (early > 0 && !isManualRun(ctx)) await new Promise((r) => setTimeout(r, Math.min(early, MAX_FIRE_LEAD_MS)));
-    const actualIso = await EvaluationBatch.recordActualStart(scheduledIso, ctx.schedule);
+    // The run starts its slot now. Taken before the step: a step first waits for a system-database connection to
+    // look up its checkpoint, and a herd's runs (hundreds at one instant) queue there, which is not the slot's lag.
+    const wokeAt = Date.now();
+    const actualIso = await EvaluationBatch.recordActualStart(scheduledIso, ctx.schedule, wokeAt);
     const base = { workflow_id: workflowId, scheduled_time: scheduledIso, actual_time: actualIso };
 
     // From the decision to `triggered`, whatever throws (even recording the decision) releases the gate.
@@ -208,11 +213,16 @@ export class EvaluationBatch {
     };
   }
 
-  /** Checkpointed, so a recovered run keeps its original start time. */
+  /**
+   * Checkpointed, so a recovered run keeps its original start time: the instant the run woke for its slot, or,
+   * when the execution fence held it (an outage), the instant the fence let it through.
+   */
   @DBOS.step()
-  static async recordActualStart(scheduledIso: string, scheduleName: string): Promise<string> {
+  static async recordActualStart(scheduledIso: string, scheduleName: string, wokeAt?: number): Promise<string> {
+    const asked = Date.now();
     await passFence(); // every step first waits for a confirmed executor claim (runtime/executionFence.ts)
-    const now = new Date();
+    const passed = Date.now();
+    const now = new Date(passed - asked > FENCE_HELD_MS || wokeAt === undefined ? passed : wokeAt);
     recordScheduleLag(scheduleName, now.getTime() - Date.parse(scheduledIso));
     return now.toISOString();
   }
