@@ -76,6 +76,7 @@ const exists = (p: string) =>
 describe.runIf(isRoot)('as root, from a clone under a directory only root may enter', () => {
   let firstClone = '';
   let firstCluster = '';
+  let keptClone = '';
 
   it('starts: the binaries and the cluster are relocated where the postgres user reaches them', async () => {
     const clone = await privateClone('private-clone');
@@ -104,6 +105,7 @@ describe.runIf(isRoot)('as root, from a clone under a directory only root may en
   it('a relocated cluster whose clone was deleted is removed by the next start, and only that one', async () => {
     expect(await exists(firstCluster)).toBe(true);
     const kept = await privateClone('private-kept');
+    keptClone = kept;
     const k = start(kept, 'private-kept');
     await k.waitForLog(isReady, 120_000);
     const keptCluster = await clusterOf(kept);
@@ -125,6 +127,20 @@ describe.runIf(isRoot)('as root, from a clone under a directory only root may en
     expect(await exists(path.dirname(firstCluster))).toBe(false);
     expect(removed.map((l) => l.cluster)).not.toContain(path.dirname(keptCluster));
     expect(await exists(path.join(keptCluster, 'PG_VERSION'))).toBe(true);
+    expect(await p.stop('SIGTERM')).toBe(0);
+  });
+
+  it('a relocated cluster removed while its clone still names it: the next start makes a new one, reachable', async () => {
+    const cluster = await clusterOf(keptClone);
+    await fs.rm(path.dirname(cluster), { recursive: true, force: true });
+    const p = start(keptClone, 'private-kept');
+    await p.waitForLog(isReady, 120_000);
+    const fresh = await clusterOf(keptClone);
+    expect(fresh).toMatch(/^\/var\/lib\/xyra-scheduler\/[0-9a-f]{16}\/pg$/);
+    expect(await exists(path.join(fresh, 'PG_VERSION'))).toBe(true);
+    // The postgres user passes through its directory, and the sweep knows whose it is.
+    expect((await fs.stat(path.dirname(fresh))).mode & 0o005).toBe(0o005);
+    expect(await exists(path.join(path.dirname(fresh), 'source.json'))).toBe(true);
     expect(await p.stop('SIGTERM')).toBe(0);
   });
 });

@@ -490,7 +490,10 @@ export async function startEmbeddedPostgres(
       const bin = await loadBinaries();
       if (process.getuid?.() === 0) await sweepRelocatedClusters(dataDir, logger);
       let state = await readState(stateFile);
-      const pgData = state?.pgData ?? (await clusterDirFor(dataDir));
+      // A relocated cluster's directory may vanish while postgres.json still names it (removed by hand, or by a
+      // sweep): then a new cluster goes where clusterDirFor puts one, made reachable for the postgres user again.
+      const recorded = state?.pgData && (await exists(path.dirname(state.pgData))) ? state.pgData : undefined;
+      const pgData = recorded ?? (await clusterDirFor(dataDir));
       const logFile = path.join(path.dirname(pgData), 'postgres.log');
       const initialised = await exists(path.join(pgData, 'PG_VERSION'));
       const release = leaver(dataDir, pgData, logger);
