@@ -417,6 +417,9 @@ export class ScheduleEngine {
       // look any earlier races a healthy owner, and both would start the same runs).
       const slot = Math.max(...others.map((g) => g.slot.getTime()));
       if (this.clock.now() < slot) await this.clock.sleepUntil(slot, this.stopController.signal);
+      // Stopping (the sleep ended early): the others' slots are left to their owners, or to the next start's
+      // catch-up (their fired_through is not moved here).
+      if (this.stopController.signal.aborted) others.length = 0;
       const existing = await this.existingRuns(others);
       const missing = others.filter((g) => !existing.has(slotWorkflowIdOf(g.row.name, g.slot)));
       const startedMissing = await start(missing);
