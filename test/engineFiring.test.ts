@@ -127,3 +127,59 @@ describe('a herd: many schedules due at the same instant', () => {
     }
   }, 60_000);
 });
+
+/** A clock the test moves: sleeps end when it is moved past their instant (or on abort). */
+function manualClock(startMs: number) {
+  let now = startMs;
+  const sleepers = new Set<{ at: number; wake: () => void }>();
+  const clock: Clock & { advanceTo(ms: number): Promise<void> } = {
+    now: () => now,
+    sleepUntil(atMs, signal) {
+      if (atMs <= now || signal.aborted) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const s = { at: atMs, wake: () => (sleepers.delete(s), resolve()) };
+        sleepers.add(s);
+        signal.addEventListener('abort', s.wake, { once: true });
+      });
+    },
+    async advanceTo(ms) {
+      now = ms;
+      for (const s of [...sleepers]) if (s.at <= now) s.wake();
+      for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r)); // let the loop act on it
+    },
+  };
+  return clock;
+}
+
+describe('a change heard late', () => {
+  it('fires the slot that fell between a resume and the moment this engine heard of it', async () => {
+    await pool.query('delete from schedules');
+    const name = 'late-resume';
+    await createSchedule(pool, parseScheduleSpec({ name, cron: '*/2 * * * * *', timezone: 'UTC' }, defaults), 'api');
+    const t0 = Date.parse('2026-05-04T10:00:00.500Z');
+    await pool.query('update schedules set effective_from = $2, fired_through = $2 where name = $1', [
+      name,
+      new Date(t0),
+    ]);
+    const clock = manualClock(t0);
+    const engine = new RecordingEngine(clock, 99, () => undefined);
+    await engine.start();
+    await clock.advanceTo(Date.parse('2026-05-04T10:00:02.000Z'));
+    expect(engine.fired.map((f) => f.slot)).toEqual(['2026-05-04T10:00:02.000Z']);
+    // Paused at 10:00:02.5, resumed at 10:00:05.9 (each change as the store writes it), but this engine hears of
+    // the resume only at 10:00:06.3, after the first slot of the resumed schedule.
+    await pool.query(`update schedules set status = 'PAUSED', version = version + 1 where name = $1`, [name]);
+    await clock.advanceTo(Date.parse('2026-05-04T10:00:02.500Z'));
+    await engine.reloadOne(name);
+    const resumedAt = new Date('2026-05-04T10:00:05.900Z');
+    await pool.query(
+      `update schedules set status = 'ACTIVE', version = version + 1, effective_from = $2, fired_through = $2 where name = $1`,
+      [name, resumedAt],
+    );
+    await clock.advanceTo(Date.parse('2026-05-04T10:00:06.300Z'));
+    await engine.reloadOne(name);
+    await clock.advanceTo(Date.parse('2026-05-04T10:00:06.350Z'));
+    await engine.stop();
+    expect(engine.fired.map((f) => f.slot)).toEqual(['2026-05-04T10:00:02.000Z', '2026-05-04T10:00:06.000Z']);
+  }, 60_000);
+});

@@ -57,6 +57,8 @@ export const FIRE_LEAD_MS = 50;
 const INITIAL_MS_PER_START = 10;
 /** Headroom on the measured cost: the lead is this many times the expected start time of the herd. */
 const LEAD_SAFETY = 1.5;
+/** A change heard this late still fires the new version's slots since it took effect (see put). */
+const LATE_CHANGE_MS = 60_000;
 /** At most this many missed slots of one schedule are created one by one at start-up. */
 const MAX_CATCH_UP_SLOTS = 10_000;
 
@@ -268,10 +270,12 @@ export class ScheduleEngine {
       return;
     }
     const slots = new SpecSlots(row);
-    // The new version fires from the first slot after it took effect (and after what was already fired).
+    // The new version fires from the first slot after it took effect (and after what was already fired), even
+    // when the change reached this engine after that slot had passed (a NOTIFY handled late on a loaded
+    // machine): such a slot fires at once. Within LATE_CHANGE_MS only: older slots are the catch-up's business.
     const after = new Date(
       Math.max(
-        this.planFrom ?? this.clock.now(),
+        this.planFrom ?? this.clock.now() - LATE_CHANGE_MS,
         Date.parse(row.effective_from),
         row.fired_through ? Date.parse(row.fired_through) : 0,
       ),
