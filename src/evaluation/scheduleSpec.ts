@@ -2,7 +2,7 @@
 // validation and defaults. One zod schema for every boundary (CLI options, `/api/schedules` bodies, `apply`
 // files, the BATCH_* variables), so a bad field gets the same answer everywhere: its name and what is wrong.
 import { z } from 'zod';
-import { parseDuration, type CatchUpPolicy } from '../config.js';
+import { parseDuration, type CatchUpPolicy, type Config } from '../config.js';
 import { CronSchedule } from './cron.js';
 import { validateCron } from './cronExpression.js';
 
@@ -262,4 +262,14 @@ export class SpecSlots {
   isSlot(at: Date): boolean {
     return this.next(new Date(at.getTime() - 1))?.getTime() === at.getTime();
   }
+}
+
+/** A new schedule's defaults are the environment's (BATCH_*): what a create or an apply leaves out. */
+export function scheduleDefaults(config: Pick<Config, 'batch'>): ScheduleDefaults {
+  return {
+    timezone: config.batch.timezone,
+    catchUp: config.batch.catchUp,
+    catchUpWindow: config.batch.catchUpWindow,
+    pauseAfterFailures: config.batch.pauseAfterFailures,
+  };
 }

@@ -3,7 +3,7 @@
 // Retrying is the caller's job (a DBOS step): this module never sleeps and never throws for
 // HTTP/network problems, so every failure becomes data the workflow can record.
 import { performance } from 'node:perf_hooks';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 
 export interface XyraRequest {
@@ -57,7 +57,12 @@ type Classified = AttemptOutcome extends infer O
     : never
   : never;
 
+/** undici loads on first use: a tenth of the service's module loading, and starting up makes no API call. */
+let undici: Promise<typeof import('undici')> | undefined;
+const loadUndici = () => (undici ??= import('undici'));
+
 export async function callEvaluationBatch(opts: XyraClientOptions, req: XyraRequest): Promise<AttemptOutcome> {
+  const { Agent, request } = await loadUndici();
   const started = performance.now();
   const timeout = AbortSignal.timeout(opts.timeoutMs);
   let statusCode: number | null = null;
@@ -76,7 +81,7 @@ export async function callEvaluationBatch(opts: XyraClientOptions, req: XyraRequ
     if (url === undefined) {
       classified = { kind: 'fatal', reason: 'invalid base URL for the Xyra Analytics API' };
     } else {
-      const res = await send(agent, url, opts, req, timeout);
+      const res = await send(request, agent, url, opts, req, timeout);
       statusCode = res.statusCode;
       // The overall signal also covers this read, so a server trickling its body cannot hold us past timeoutMs.
       const body = await readCapped(res.body, MAX_RESPONSE_BYTES, received);
@@ -111,7 +116,14 @@ export function endpointUrl(baseUrl: string): URL | undefined {
   return url;
 }
 
-function send(agent: Dispatcher, url: URL, opts: XyraClientOptions, req: XyraRequest, signal: AbortSignal) {
+function send(
+  request: typeof import('undici').request,
+  agent: Dispatcher,
+  url: URL,
+  opts: XyraClientOptions,
+  req: XyraRequest,
+  signal: AbortSignal,
+) {
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     // The workflow ID is stable across retries and recoveries, so the API can de-duplicate our POSTs.

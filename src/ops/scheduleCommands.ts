@@ -3,13 +3,12 @@
 // (UsageError naming the option).
 import fs from 'node:fs/promises';
 import { UsageError, withDb, type CliContext } from '../cliCommand.js';
-import type { Config } from '../config.js';
 import {
   parseSchedulePatch,
   parseScheduleSpec,
+  scheduleDefaults,
   ScheduleValidationError,
   SCHEDULE_NAME_PATTERN,
-  type ScheduleDefaults,
 } from '../evaluation/scheduleSpec.js';
 import { createSchedule, deleteSchedule, updateSchedule, UnknownScheduleError } from '../evaluation/scheduleStore.js';
 import { DEFAULT_SCHEDULE } from '../evaluation/slotContext.js';
@@ -33,15 +32,6 @@ export const SPEC_OPTIONS = {
   'end-at': { type: 'string' },
   note: { type: 'string' },
 } as const;
-
-export function scheduleDefaults(config: Config): ScheduleDefaults {
-  return {
-    timezone: config.batch.timezone,
-    catchUp: config.batch.catchUp,
-    catchUpWindow: config.batch.catchUpWindow,
-    pauseAfterFailures: config.batch.pauseAfterFailures,
-  };
-}
 
 /** A field name as the CLI option that sets it (`catch_up_window` → `--catch-up-window`). */
 function optionOf(field: string): string {

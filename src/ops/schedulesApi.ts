@@ -13,7 +13,12 @@ import { EvaluationBackfill, backfillWorkflowId, slotWorkflowId } from '../evalu
 import { BATCH_QUEUE } from '../evaluation/engine.js';
 import { EvaluationBatch } from '../evaluation/evaluationBatch.js';
 import { recordScheduleEvent } from '../evaluation/scheduleEvents.js';
-import { parseSchedulePatch, parseScheduleSpec, ScheduleValidationError } from '../evaluation/scheduleSpec.js';
+import {
+  parseSchedulePatch,
+  parseScheduleSpec,
+  scheduleDefaults,
+  ScheduleValidationError,
+} from '../evaluation/scheduleSpec.js';
 import {
   createSchedule,
   deleteSchedule,
@@ -27,7 +32,6 @@ import {
 import { manualWorkflowIdOf, type SlotContext } from '../evaluation/slotContext.js';
 import { DBOS_INTERNAL_QUEUE } from '../runtime/dbosInternals.js';
 import { MAX_BACKFILL_SLOTS, planBackfill } from './backfill.js';
-import { scheduleDefaults } from './scheduleCommands.js';
 import { listScheduleViews, scheduleView } from './scheduleViews.js';
 import type { RouteHook } from './httpServer.js';
 import { BodyTooLargeError, hasBody, MAX_BODY_BYTES, readBody } from './readBody.js';
