@@ -12,6 +12,16 @@ import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { z } from 'zod';
 import { DatasetError } from '../errors.js';
+import {
+  BACKSLASH,
+  CLOSE_BRACE,
+  CLOSE_BRACKET,
+  COMMA,
+  isJsonSpace,
+  OPEN_BRACE,
+  OPEN_BRACKET,
+  QUOTE,
+} from './jsonChars.js';
 
 export type DatasetFormat = 'json-array' | 'ndjson';
 
@@ -87,16 +97,9 @@ class RecordText {
   }
 }
 
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COMMA = 0x2c;
-
+/** Between a file's elements a byte-order mark is skipped like whitespace. */
 function isWhitespace(c: number): boolean {
-  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09 || c === 0xfeff;
+  return isJsonSpace(c) || c === 0xfeff;
 }
 
 /** Splits the text of a top-level JSON array into element texts, fed piecewise. */

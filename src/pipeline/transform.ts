@@ -1,5 +1,6 @@
 // The pipeline's transform: every string value uppercased, deeply; keys, numbers, booleans and nulls unchanged.
 // Pure, so a replayed or retried chunk always produces the same rows.
+import { CLOSE_BRACE, CLOSE_BRACKET, COLON, COMMA, isJsonSpace, OPEN_BRACE, OPEN_BRACKET, QUOTE } from './jsonChars.js';
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
@@ -41,17 +42,6 @@ export interface TextTransform {
   data: string;
 }
 
-const QUOTE = 0x22;
-const COLON = 0x3a;
-const OPEN_BRACE = 0x7b;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACE = 0x7d;
-const CLOSE_BRACKET = 0x5d;
-
-function isSpace(c: number): boolean {
-  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-}
-
 /**
  * The transform done on the text of a record, without building the record: every string value uppercased in place,
  * keys and everything else left as written. Parsing, walking and re-serializing each record cost the pipeline more
@@ -83,7 +73,7 @@ export function transformRecordText(
   const n = text.length;
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
-    if (isSpace(c) || c === COLON || c === 0x2c) continue;
+    if (isJsonSpace(c) || c === COLON || c === COMMA) continue;
     if (c === OPEN_BRACE || c === OPEN_BRACKET) {
       if (depth === 1 && (topKey === 'id' || topKey === 'title')) return undefined;
       if (++depth > maxDepth) return undefined;
@@ -98,7 +88,7 @@ export function transformRecordText(
       if (close === -1) return undefined;
       const value = text.slice(i + 1, close);
       let j = close + 1;
-      while (j < n && isSpace(text.charCodeAt(j))) j++;
+      while (j < n && isJsonSpace(text.charCodeAt(j))) j++;
       if (text.charCodeAt(j) === COLON) {
         if (value === '__proto__') return undefined;
         if (depth === 1) topKey = value;
@@ -118,7 +108,7 @@ export function transformRecordText(
     let end = i + 1;
     while (end < n) {
       const d = text.charCodeAt(end);
-      if (isSpace(d) || d === 0x2c || d === CLOSE_BRACE || d === CLOSE_BRACKET) break;
+      if (isJsonSpace(d) || d === COMMA || d === CLOSE_BRACE || d === CLOSE_BRACKET) break;
       end++;
     }
     const token = text.slice(i, end);
