@@ -9,8 +9,8 @@ import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
 import { listScheduleEvents, type Queryable } from '../evaluation/scheduleEvents.js';
 import { BATCH_WORKFLOW_CLASS, BATCH_WORKFLOW_NAME, batchRunsSelect, CREATED_AT_MARGIN_MS } from './batchRunsSql.js';
 
-/** A slot counts as "without run" only once the scheduler's jitter (≤ 10 s) and queue polling are over. */
-const SLOT_GRACE_MS = 15_000;
+/** A slot counts as "without run" only once a late start (a loaded machine, a catch-up after a restart) is unlikely. */
+export const STATS_SLOT_GRACE_MS = 15_000;
 /** Bounds the slot walk for very fast crons over long windows. */
 const MAX_SLOTS_CHECKED = 200_000;
 
@@ -207,7 +207,7 @@ async function slotsWithoutRun(db: pg.ClientBase, appDb: Queryable, since: Date,
 
   const seen = new Set(slotRows);
   const cron = new CronSchedule(sched.cron, sched.timezone);
-  const end = now.getTime() - SLOT_GRACE_MS;
+  const end = now.getTime() - STATS_SLOT_GRACE_MS;
   let cursor = Math.max(since.getTime(), first.getTime()) - 1;
   let missing = 0;
   for (let i = 0; i < MAX_SLOTS_CHECKED; i++) {
