@@ -61,9 +61,9 @@ beforeAll(async () => {
   for (manualRuns = 1; ; manualRuns++) {
     const trig = await cli(['trigger', '--wait', '--json', '--timeout', '20']);
     triggerOutput = JSON.parse(trig.stdout) as unknown;
-    const guarded = z
-      .object({ outcome: z.object({ skipped_reason: z.string().optional() }) })
-      .parse(triggerOutput).outcome.skipped_reason === 'in_progress';
+    const guarded =
+      z.object({ outcome: z.object({ skipped_reason: z.string().optional() }) }).parse(triggerOutput).outcome
+        .skipped_reason === 'in_progress';
     if (!guarded || manualRuns === 5) break;
   }
   // Pause: no slot after the service's next schedule poll (5 s) may run.
