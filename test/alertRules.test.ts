@@ -10,7 +10,7 @@ import { CronSchedule } from '../src/evaluation/cron.js';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import { freePort, promtool, startPrometheus, type PrometheusServer, type Vector } from './support/prometheus.js';
-import { isReady, startServiceProcess, type LogLine } from './support/serviceProcess.js';
+import { isReady, READY_TIMEOUT_MS, startServiceProcess, type LogLine } from './support/serviceProcess.js';
 import { tempDir } from './pipelineSupport.js';
 
 const RULES = path.resolve('deploy/prometheus/xyra-alerts.yml');
@@ -114,7 +114,7 @@ it("every metric, label value and grouping label the rules use is in a real serv
     OTEL_METRICS_EXPORTER: 'prometheus',
   });
   try {
-    const ready = await service.waitForLog(isReady, 60_000);
+    const ready = await service.waitForLog(isReady, READY_TIMEOUT_MS);
     const port = Number(ready.healthPort);
     expect(port).toBeGreaterThan(0);
     let completed = 0;
@@ -201,7 +201,7 @@ it('a failing API fires XyraConsecutiveFailures in a real Prometheus; a restarte
     (await server.alerts()).find((a) => a.labels.alertname === 'XyraConsecutiveFailures' && a.state === 'firing');
   const first = startServiceProcess({ ...env, BATCH_CRON: '*/2 * * * * *' });
   try {
-    await first.waitForLog(isReady, 60_000);
+    await first.waitForLog(isReady, READY_TIMEOUT_MS);
     await first.waitForLog((l) => l.msg === 'batch completed', 30_000);
     simulator.inject({ type: 'inProgress' }); // the API's own skip: counted under reason="api"
     await first.waitForLog((l) => l.msg === 'batch skipped', 30_000);
@@ -235,7 +235,7 @@ it('a failing API fires XyraConsecutiveFailures in a real Prometheus; a restarte
   try {
     // The new cron is in effect from start-up (the changed BATCH_CRON is an edit recorded then): slots before
     // its ready line still belong to the old cron, and the downtime's are caught up under it.
-    const readyAt = Date.parse(String((await second.waitForLog(isReady, 60_000)).time));
+    const readyAt = Date.parse(String((await second.waitForLog(isReady, READY_TIMEOUT_MS)).time));
     // The history as it stands once no run is unfinished: runs the first left unfinished (a loaded machine can
     // make a stop outlast SHUTDOWN_TIMEOUT_MS) are recovered by the same executor, and slots of the old cron
     // missed while nothing ran are caught up, both by this replica after its start.
@@ -314,7 +314,7 @@ it('slots missed in a downtime fire XyraSlotMissed in a real Prometheus, though 
   };
   const first = startServiceProcess(env);
   try {
-    await first.waitForLog(isReady, 60_000);
+    await first.waitForLog(isReady, READY_TIMEOUT_MS);
     await first.waitForLog((l) => l.msg === 'batch completed', 30_000);
   } finally {
     expect(await first.stop('SIGTERM')).toBe(0);
@@ -329,7 +329,7 @@ it('slots missed in a downtime fire XyraSlotMissed in a real Prometheus, though 
   await new Promise((r) => setTimeout(r, 9_000)); // the downtime: 4 or 5 slots, some older than the window
   const second = startServiceProcess(env);
   try {
-    await second.waitForLog(isReady, 60_000);
+    await second.waitForLog(isReady, READY_TIMEOUT_MS);
     const alert = await until('XyraSlotMissed firing', async () =>
       (await server.alerts()).find((a) => a.labels.alertname === 'XyraSlotMissed' && a.state === 'firing'),
     );

@@ -17,7 +17,13 @@ import { startHttpServer } from '../src/ops/httpServer.js';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { launchBrowser } from './support/browser.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
-import { isReady, runCli, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
+import {
+  isReady,
+  READY_TIMEOUT_MS,
+  runCli,
+  startServiceProcess,
+  type ServiceProcess,
+} from './support/serviceProcess.js';
 
 const TOKEN = 'dash-T0ken-for-tests-7f3a';
 // Fires once a year: the runs in the database are the ones this test triggers, so API and CLI read the same set.
@@ -65,7 +71,7 @@ beforeAll(async () => {
     PIPELINE_FAIL_IDS: '3',
   };
   service = startServiceProcess(env);
-  const ready = await service.waitForLog(isReady, 30_000);
+  const ready = await service.waitForLog(isReady, READY_TIMEOUT_MS);
   base = `http://127.0.0.1:${String(ready.healthPort)}`;
   // Two manual runs, one failed, and a small dataset: every section has rows. Driven in-process through the
   // same client functions the CLI uses (a CLI process per step would double this file's time).

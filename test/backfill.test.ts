@@ -6,7 +6,13 @@ import { z } from 'zod';
 import { CronSchedule } from '../src/evaluation/cron.js';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
-import { isReady, runCli, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
+import {
+  isReady,
+  READY_TIMEOUT_MS,
+  runCli,
+  startServiceProcess,
+  type ServiceProcess,
+} from './support/serviceProcess.js';
 
 // Daily at 03:00 UTC: no slot of its own fires while the test runs (unless run at 03:00), so every run is a backfill.
 const CRON = '0 0 3 * * *';
@@ -46,7 +52,7 @@ beforeAll(async () => {
     SHUTDOWN_TIMEOUT_MS: '5000',
   };
   service = startServiceProcess(env);
-  await service.waitForLog(isReady, 30_000);
+  await service.waitForLog(isReady, READY_TIMEOUT_MS);
 }, 180_000);
 
 afterAll(async () => {

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
-import { isReady, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
+import { isReady, READY_TIMEOUT_MS, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
 
 let simulator: XyraSimulator;
 const running: ServiceProcess[] = [];
@@ -38,7 +38,7 @@ describe('catch-up window', () => {
     };
     const first = startServiceProcess(env);
     running.push(first);
-    await first.waitForLog(isReady, 60_000);
+    await first.waitForLog(isReady, READY_TIMEOUT_MS);
     await first.waitForLog((l) => l.msg === 'batch completed', 20_000);
     expect(await first.stop('SIGTERM')).toBe(0);
 
@@ -54,7 +54,7 @@ describe('catch-up window', () => {
 
     const second = startServiceProcess(env);
     running.push(second);
-    await second.waitForLog(isReady, 60_000);
+    await second.waitForLog(isReady, READY_TIMEOUT_MS);
     const readyAt = Date.now(); // the catch-up (and its window) was decided before ready
     await second.waitForLog(
       (l) => l.msg === 'batch completed' && Date.parse(String(l.scheduledTime)) > upAt + 2_000,

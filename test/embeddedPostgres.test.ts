@@ -4,7 +4,13 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isReady, runCli, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
+import {
+  isReady,
+  READY_TIMEOUT_MS,
+  runCli,
+  startServiceProcess,
+  type ServiceProcess,
+} from './support/serviceProcess.js';
 
 let dataDir: string;
 const running: ServiceProcess[] = [];
@@ -41,7 +47,7 @@ const completed = (l: { msg?: string }) => l.msg === 'batch completed';
 describe('embedded defaults', () => {
   it('starts its own Postgres and simulator, announcing each once, and stops Postgres on SIGTERM', async () => {
     const p = start();
-    await p.waitForLog(isReady, 90_000);
+    await p.waitForLog(isReady, READY_TIMEOUT_MS);
     await p.waitForLog(completed, 15_000);
     expect(p.logs.filter((l) => l.msg === 'DATABASE_URL not set: started the embedded Postgres')).toHaveLength(1);
     expect(p.logs.filter((l) => l.msg === 'XYRA_API_URL not set: started the built-in Xyra simulator')).toHaveLength(1);
@@ -57,7 +63,7 @@ describe('embedded defaults', () => {
 
   it('keeps its data across restarts and lets the CLI reach the same server', async () => {
     const p = start();
-    await p.waitForLog(isReady, 60_000);
+    await p.waitForLog(isReady, READY_TIMEOUT_MS);
     expect(p.logs.some((l) => l.msg === 'embedded Postgres: initialised a new cluster')).toBe(false);
     const migrate = await runCli(['migrate'], { XYRA_DATA_DIR: dataDir, LOG_LEVEL: 'info' });
     expect(migrate.code).toBe(0);
@@ -68,14 +74,14 @@ describe('embedded defaults', () => {
 
   it('adopts the Postgres a SIGKILLed run left behind', async () => {
     const p = start();
-    await p.waitForLog(isReady, 60_000);
+    await p.waitForLog(isReady, READY_TIMEOUT_MS);
     const pid = await postmasterPid();
     p.child.kill('SIGKILL');
     await p.exited;
     expect(await alive(pid!)).toBe(true); // the detached postmaster outlives its owner
 
     const again = start();
-    await again.waitForLog(isReady, 60_000);
+    await again.waitForLog(isReady, READY_TIMEOUT_MS);
     expect(again.logs.some((l) => String(l.msg).includes('adopted the embedded Postgres'))).toBe(true);
     await again.waitForLog(completed, 15_000);
     expect(await again.stop('SIGTERM')).toBe(0);
@@ -87,7 +93,7 @@ describe('embedded defaults', () => {
     // A PID that is alive but not postgres (in containers PID 1 is common): postgres itself would refuse.
     await fs.writeFile(path.join(dataDir, 'pg', 'postmaster.pid'), `${process.pid}\n${path.join(dataDir, 'pg')}\n`);
     const p = start();
-    await p.waitForLog(isReady, 60_000);
+    await p.waitForLog(isReady, READY_TIMEOUT_MS);
     expect(p.logs.some((l) => String(l.msg).includes('stale postmaster.pid'))).toBe(true);
     await p.waitForLog(completed, 15_000);
     expect(await p.stop('SIGTERM')).toBe(0);

@@ -11,7 +11,13 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isReady, runCli, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
+import {
+  isReady,
+  READY_TIMEOUT_MS,
+  runCli,
+  startServiceProcess,
+  type ServiceProcess,
+} from './support/serviceProcess.js';
 
 const RELOCATED_ROOT = '/var/lib/xyra-scheduler';
 const isRoot = process.getuid?.() === 0;
@@ -82,7 +88,7 @@ describe.runIf(isRoot)('as root, from a clone under a directory only root may en
     const clone = await privateClone('private-clone');
     firstClone = clone;
     const p = start(clone, 'private-clone-1');
-    await p.waitForLog(isReady, 120_000);
+    await p.waitForLog(isReady, READY_TIMEOUT_MS);
     firstCluster = await clusterOf(clone);
     cleanup.push(path.dirname(firstCluster));
     expect(firstCluster).toMatch(/^\/var\/lib\/xyra-scheduler\/[0-9a-f]{16}\/pg$/);
@@ -107,7 +113,7 @@ describe.runIf(isRoot)('as root, from a clone under a directory only root may en
     const kept = await privateClone('private-kept');
     keptClone = kept;
     const k = start(kept, 'private-kept');
-    await k.waitForLog(isReady, 120_000);
+    await k.waitForLog(isReady, READY_TIMEOUT_MS);
     const keptCluster = await clusterOf(kept);
     cleanup.push(path.dirname(keptCluster));
     expect(await k.stop('SIGTERM')).toBe(0);
@@ -117,7 +123,7 @@ describe.runIf(isRoot)('as root, from a clone under a directory only root may en
     // on disk, stopped, while the sweep runs, and a restart needs no initdb of a third cluster.
     await fs.rm(path.dirname(firstClone), { recursive: true, force: true });
     const p = start(kept, 'private-kept');
-    await p.waitForLog(isReady, 120_000);
+    await p.waitForLog(isReady, READY_TIMEOUT_MS);
     expect(await clusterOf(kept)).toBe(keptCluster);
     const removed = p.logs.filter(
       (l) => l.msg === 'embedded Postgres: removed a relocated cluster its data directory no longer uses',
@@ -134,7 +140,7 @@ describe.runIf(isRoot)('as root, from a clone under a directory only root may en
     const cluster = await clusterOf(keptClone);
     await fs.rm(path.dirname(cluster), { recursive: true, force: true });
     const p = start(keptClone, 'private-kept');
-    await p.waitForLog(isReady, 120_000);
+    await p.waitForLog(isReady, READY_TIMEOUT_MS);
     const fresh = await clusterOf(keptClone);
     expect(fresh).toMatch(/^\/var\/lib\/xyra-scheduler\/[0-9a-f]{16}\/pg$/);
     expect(await exists(path.join(fresh, 'PG_VERSION'))).toBe(true);

@@ -7,7 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.js';
 import { joinEmbeddedPostgres } from '../src/runtime/embeddedPostgres.js';
-import { isReady, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
+import { isReady, READY_TIMEOUT_MS, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
 
 let dataDir: string;
 const running: ServiceProcess[] = [];
@@ -44,11 +44,11 @@ const completed = (l: { msg?: string }) => l.msg === 'batch completed';
 describe('the shared embedded Postgres', () => {
   it('is shared: the service that started it leaves it running for another, the last live user stops it (SIGKILLed ones do not count)', async () => {
     const a = start('embedded-a');
-    await a.waitForLog(isReady, 60_000);
+    await a.waitForLog(isReady, READY_TIMEOUT_MS);
     const pid = await postmasterPid();
     const b = start('embedded-b');
     const c = start('embedded-c');
-    await Promise.all([b.waitForLog(isReady, 60_000), c.waitForLog(isReady, 60_000)]);
+    await Promise.all([b.waitForLog(isReady, READY_TIMEOUT_MS), c.waitForLog(isReady, READY_TIMEOUT_MS)]);
     expect(
       b.logs.some((l) => l.msg === 'embedded Postgres: joined the server another process of this directory runs'),
     ).toBe(true);
@@ -69,7 +69,7 @@ describe('the shared embedded Postgres', () => {
 
   it('a CLI command that joined it keeps it running after the service leaves, and stops it when done', async () => {
     const service = start('embedded-a');
-    await service.waitForLog(isReady, 60_000);
+    await service.waitForLog(isReady, READY_TIMEOUT_MS);
     const pid = await postmasterPid();
     // What every `xyra` command does with the embedded default (resolveDatabasesForClient), in this process.
     const cli = await joinEmbeddedPostgres(dataDir, createLogger('silent'));

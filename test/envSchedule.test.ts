@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase, query } from './support/database.js';
-import { isReady, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
+import { isReady, READY_TIMEOUT_MS, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
 
 let simulator: XyraSimulator;
 const running: ServiceProcess[] = [];
@@ -32,14 +32,14 @@ describe('BATCH_* reconciled at start-up', () => {
     const base = { DATABASE_URL: appUrl, XYRA_API_URL: simulator.url, BATCH_CATCH_UP: 'all', EXECUTOR_ID: 'env-1' };
     const a = startServiceProcess({ ...base, BATCH_CRON: '*/4 * * * * *' });
     running.push(a);
-    await a.waitForLog(isReady, 60_000);
+    await a.waitForLog(isReady, READY_TIMEOUT_MS);
     await a.waitForLog((l) => l.msg === 'batch completed', 30_000);
     await a.stop('SIGTERM');
     await new Promise((r) => setTimeout(r, 10_000)); // two or three old-cron slots pass with no replica
 
     const b = startServiceProcess({ ...base, BATCH_CRON: '2-58/4 * * * * *' });
     running.push(b);
-    await b.waitForLog(isReady, 60_000);
+    await b.waitForLog(isReady, READY_TIMEOUT_MS);
     const [edit] = await query<{
       details: {
         before: { cron: string };
@@ -83,7 +83,7 @@ describe('BATCH_* reconciled at start-up', () => {
     // The same declaration again: no edit.
     const c = startServiceProcess({ ...base, BATCH_CRON: '2-58/4 * * * * *' });
     running.push(c);
-    await c.waitForLog(isReady, 60_000);
+    await c.waitForLog(isReady, READY_TIMEOUT_MS);
     await c.stop('SIGTERM');
     const kinds = await query<{ kind: string; by: string }>(
       appUrl,

@@ -8,7 +8,7 @@ import { writeDataset } from '../src/pipeline/generator.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import { eventStatuses } from './support/batchRuns.js';
 import { FAILOVER_AFTER_MS, replicaFixture, sleep, tookOver } from './support/replicas.js';
-import { isReady, runCli } from './support/serviceProcess.js';
+import { isReady, READY_TIMEOUT_MS, runCli } from './support/serviceProcess.js';
 import { rowCounts, serviceEnv, summarySchema, tempDir } from './pipelineSupport.js';
 
 const { simulator, start } = replicaFixture();
@@ -44,12 +44,12 @@ describe('failover: a replica SIGKILLed for good', () => {
     simulator.reset();
     simulator.inject({ type: 'hang', count: 1 });
     const a = start({ ...env, EXECUTOR_ID: 'fo-a' });
-    await a.waitForLog(isReady, 60_000);
+    await a.waitForLog(isReady, READY_TIMEOUT_MS);
     for (let i = 0; i < 200 && simulator.calls.length === 0; i++) await sleep(50);
     const hung = simulator.calls[0]?.idempotencyKey;
     expect(hung).toMatch(/^sched-evaluation-batch-/);
     const b = start({ ...env, EXECUTOR_ID: 'fo-b' });
-    await b.waitForLog(isReady, 60_000);
+    await b.waitForLog(isReady, READY_TIMEOUT_MS);
 
     const killedAt = Date.now();
     a.child.kill('SIGKILL');
@@ -72,7 +72,7 @@ describe('failover: a replica SIGKILLed for good', () => {
 
     // The dead ID comes back later: nothing it owned runs again.
     const back = start({ ...env, EXECUTOR_ID: 'fo-a' });
-    await back.waitForLog(isReady, 60_000);
+    await back.waitForLog(isReady, READY_TIMEOUT_MS);
     await sleep(2_000);
     await Promise.all([back.stop('SIGTERM'), b.stop('SIGTERM')]);
 
@@ -104,7 +104,7 @@ describe('failover: a replica SIGKILLed for good', () => {
       PIPELINE_STEP_INTERVAL_MS: '100',
     };
     const a = start({ ...serviceEnv(appUrl, pipelineEnv), EXECUTOR_ID: 'fo-ingest-a' });
-    await a.waitForLog(isReady, 60_000);
+    await a.waitForLog(isReady, READY_TIMEOUT_MS);
     // Hold `tasks` so A's chunk workflows stay PENDING in their insert step.
     const holder = new pg.Client({ connectionString: appUrl });
     await holder.connect();
@@ -128,7 +128,7 @@ describe('failover: a replica SIGKILLed for good', () => {
       const orphaned = await pendingOnA();
       expect(orphaned.length).toBeGreaterThan(0);
       const b = start({ ...serviceEnv(appUrl, pipelineEnv), EXECUTOR_ID: 'fo-ingest-b' });
-      await b.waitForLog(isReady, 60_000);
+      await b.waitForLog(isReady, READY_TIMEOUT_MS);
       a.child.kill('SIGKILL');
       await a.exited;
       await holder.query('commit');

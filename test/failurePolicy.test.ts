@@ -8,7 +8,14 @@ import { afterAll, expect, it } from 'vitest';
 import { z } from 'zod';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase, query } from './support/database.js';
-import { isReady, runCli, startServiceProcess, type LogLine, type ServiceProcess } from './support/serviceProcess.js';
+import {
+  isReady,
+  READY_TIMEOUT_MS,
+  runCli,
+  startServiceProcess,
+  type LogLine,
+  type ServiceProcess,
+} from './support/serviceProcess.js';
 
 const simulator = new XyraSimulator();
 const running: ServiceProcess[] = [];
@@ -78,7 +85,7 @@ it('pauses after 3 consecutive failed runs, counting across a SIGKILL, and a com
   simulator.inject({ type: 'status', status: 500, count: 2 });
   const a = startServiceProcess(env);
   running.push(a);
-  await a.waitForLog(isReady, 30_000);
+  await a.waitForLog(isReady, READY_TIMEOUT_MS);
   await a.waitForLog(after(a, 0, 'batch completed'), 20_000);
   expect(failed(a, 0)).toBe(2);
   // 2 more failures, then a completion: had the completion not reset the count, the 4th failure would pause.

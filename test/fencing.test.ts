@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { CronSchedule } from '../src/evaluation/cron.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import { FAILOVER_AFTER_MS, replicaFixture, sleep, tookOver } from './support/replicas.js';
-import { isReady } from './support/serviceProcess.js';
+import { isReady, READY_TIMEOUT_MS } from './support/serviceProcess.js';
 
 const { simulator, start } = replicaFixture();
 
@@ -21,7 +21,7 @@ describe('fencing: a replica whose claim connection is cut', () => {
     const env = { DATABASE_URL: appUrl, XYRA_API_URL: simulator.url, BATCH_CRON: '*/2 * * * * *' };
     const a = start({ ...env, EXECUTOR_ID: 'fence-a' });
     const b = start({ ...env, EXECUTOR_ID: 'fence-b' });
-    await Promise.all([a.waitForLog(isReady, 60_000), b.waitForLog(isReady, 60_000)]);
+    await Promise.all([a.waitForLog(isReady, READY_TIMEOUT_MS), b.waitForLog(isReady, READY_TIMEOUT_MS)]);
 
     // 1. Dropped connection, claim free: A re-takes it well within FAILOVER_AFTER; nobody takes A over.
     await query(appUrl, `select pg_terminate_backend(pid) from (${claimBackend('fence-a')}) c`);
@@ -68,7 +68,7 @@ describe('fencing: a replica whose claim connection is cut', () => {
     const env = { DATABASE_URL: appUrl, XYRA_API_URL: simulator.url, BATCH_CRON: '*/2 * * * * *' };
     const a = start({ ...env, EXECUTOR_ID: 'fence-exit-a', FENCE_EXIT: 'true' });
     const b = start({ ...env, EXECUTOR_ID: 'fence-exit-b' });
-    await Promise.all([a.waitForLog(isReady, 60_000), b.waitForLog(isReady, 60_000)]);
+    await Promise.all([a.waitForLog(isReady, READY_TIMEOUT_MS), b.waitForLog(isReady, READY_TIMEOUT_MS)]);
     const thief = new pg.Client({ connectionString: appUrl });
     await thief.connect();
     try {
@@ -101,7 +101,7 @@ describe('every connection of two replicas dropped at once (as a Postgres restar
     const env = { DATABASE_URL: appUrl, XYRA_API_URL: simulator.url, BATCH_CRON: cron };
     const a = start({ ...env, EXECUTOR_ID: 'restart-a' });
     const b = start({ ...env, EXECUTOR_ID: 'restart-b' });
-    await Promise.all([a.waitForLog(isReady, 60_000), b.waitForLog(isReady, 60_000)]);
+    await Promise.all([a.waitForLog(isReady, READY_TIMEOUT_MS), b.waitForLog(isReady, READY_TIMEOUT_MS)]);
     simulator.reset();
     const windowStart = new Date(Date.now() + 1_000);
     await sleep(1_500);

@@ -10,7 +10,7 @@ import { startHttpServer } from '../src/ops/httpServer.js';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase, query } from './support/database.js';
 import { rawRequest } from './support/rawHttp.js';
-import { isReady, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
+import { isReady, READY_TIMEOUT_MS, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
 
 let simulator: XyraSimulator;
 let service: ServiceProcess;
@@ -28,7 +28,7 @@ beforeAll(async () => {
     EXECUTOR_ID: 'hostile-test',
     SHUTDOWN_TIMEOUT_MS: '5000',
   });
-  const ready = await service.waitForLog(isReady, 60_000);
+  const ready = await service.waitForLog(isReady, READY_TIMEOUT_MS);
   port = Number(ready.healthPort);
 });
 

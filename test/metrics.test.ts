@@ -5,7 +5,7 @@
 import { expect, it } from 'vitest';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import { startOtlpReceiver } from './support/otlpReceiver.js';
-import { isReady, startServiceProcess } from './support/serviceProcess.js';
+import { isReady, READY_TIMEOUT_MS, startServiceProcess } from './support/serviceProcess.js';
 import { ingest, rowCounts, startPipelineService } from './pipelineSupport.js';
 
 it('exports xyra.db.operations over OTLP/HTTP protobuf by default, equal to the rows in tasks and errors', async () => {
@@ -77,7 +77,7 @@ it('exports xyra.batch.runs by status and one xyra.batch.schedule_lag record per
     OTEL_METRIC_EXPORT_INTERVAL: '60000',
   });
   try {
-    await service.waitForLog(isReady, 60_000);
+    await service.waitForLog(isReady, READY_TIMEOUT_MS);
     let completed = 0;
     await service.waitForLog((l) => l.msg === 'batch completed' && ++completed >= 3, 30_000);
   } finally {

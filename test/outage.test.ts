@@ -12,7 +12,7 @@ import { XyraSimulator } from '../src/simulator/server.js';
 import { query, systemDatabaseUrlOf } from './support/database.js';
 import { startPrivatePostgres, type PrivatePostgres } from './support/privatePostgres.js';
 import { FAILOVER_AFTER_MS, replicaFixture, sleep, tookOver } from './support/replicas.js';
-import { isReady, runCli, type LogLine, type ServiceProcess } from './support/serviceProcess.js';
+import { isReady, READY_TIMEOUT_MS, runCli, type LogLine, type ServiceProcess } from './support/serviceProcess.js';
 import { rowCounts, serviceEnv, summarySchema, tempDir } from './pipelineSupport.js';
 import { startTcpProxy } from './support/tcpProxy.js';
 
@@ -40,7 +40,7 @@ async function http(port: number, p: string): Promise<{ status: number; body: Re
 }
 
 async function readyPort(p: ServiceProcess): Promise<number> {
-  return Number((await p.waitForLog(isReady, 60_000)).healthPort);
+  return Number((await p.waitForLog(isReady, READY_TIMEOUT_MS)).healthPort);
 }
 
 interface Run {

@@ -8,7 +8,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
-import { isReady, runCli, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
+import {
+  isReady,
+  READY_TIMEOUT_MS,
+  runCli,
+  startServiceProcess,
+  type ServiceProcess,
+} from './support/serviceProcess.js';
 
 const LATENCY_MS = 2_500;
 let simulator: XyraSimulator;
@@ -48,7 +54,7 @@ describe('overlap policies', () => {
       EXECUTOR_ID: 'overlap-1',
     };
     service = startServiceProcess(env);
-    await service.waitForLog(isReady, 60_000);
+    await service.waitForLog(isReady, READY_TIMEOUT_MS);
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'xyra-overlap-')), 'overlap.json');
     const schedules = ['skip', 'buffer_one', 'allow_all'].map((overlap) => ({
       name: overlap.replace('_', '-'),

@@ -4,7 +4,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
-import { isReady, runCli, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
+import {
+  isReady,
+  READY_TIMEOUT_MS,
+  runCli,
+  startServiceProcess,
+  type ServiceProcess,
+} from './support/serviceProcess.js';
 
 const CRON = '*/2 * * * * *';
 const slotOf = (key: string | null) => Date.parse((key ?? '').replace('sched-evaluation-batch-', ''));
@@ -41,7 +47,7 @@ describe('schedule pause / resume', () => {
       EXECUTOR_ID: 'pause-1',
     };
     service = startServiceProcess(env);
-    await service.waitForLog(isReady, 60_000);
+    await service.waitForLog(isReady, READY_TIMEOUT_MS);
     await service.waitForLog((l) => l.msg === 'batch completed', 20_000);
 
     const paused = await runCli(['schedule', 'pause', '--note', 'vendor maintenance'], env);

@@ -4,7 +4,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { query } from './support/database.js';
-import { isReady, runCli, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
+import {
+  isReady,
+  READY_TIMEOUT_MS,
+  runCli,
+  startServiceProcess,
+  type ServiceProcess,
+} from './support/serviceProcess.js';
 
 export async function tempDir(prefix: string): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), `xyra-${prefix}-`));
@@ -25,7 +31,7 @@ export async function startPipelineService(
   extra: Record<string, string> = {},
 ): Promise<ServiceProcess> {
   const service = startServiceProcess(serviceEnv(appUrl, extra));
-  await service.waitForLog(isReady, 60_000);
+  await service.waitForLog(isReady, READY_TIMEOUT_MS);
   return service;
 }
 

@@ -11,7 +11,7 @@ import { recordScheduleEvent } from '../src/evaluation/scheduleEvents.js';
 import { scheduleStatus } from '../src/ops/scheduleStatus.js';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase, systemDatabaseUrlOf } from './support/database.js';
-import { isReady, runCli, startServiceProcess } from './support/serviceProcess.js';
+import { isReady, READY_TIMEOUT_MS, runCli, startServiceProcess } from './support/serviceProcess.js';
 
 const CRON = '*/2 * * * * *';
 const simulator = new XyraSimulator();
@@ -59,7 +59,7 @@ beforeAll(async () => {
     SHUTDOWN_TIMEOUT_MS: '5000',
   };
   const service = startServiceProcess(env);
-  await service.waitForLog(isReady, 30_000);
+  await service.waitForLog(isReady, READY_TIMEOUT_MS);
   let completed = 0;
   await service.waitForLog((l) => l.msg === 'batch completed' && ++completed === 2, 30_000);
   expect(await service.stop('SIGTERM', 20_000)).toBe(0); // a still database from here on

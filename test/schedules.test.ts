@@ -5,7 +5,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { XyraSimulator, type RecordedCall } from '../src/simulator/server.js';
 import { createTestDatabase, query } from './support/database.js';
-import { isReady, runCli, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
+import {
+  isReady,
+  READY_TIMEOUT_MS,
+  runCli,
+  startServiceProcess,
+  type ServiceProcess,
+} from './support/serviceProcess.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -70,9 +76,9 @@ describe('schedules as data on two replicas', () => {
     const base = { DATABASE_URL: appUrl, XYRA_API_URL: simulator.url, BATCH_CRON: '0 0 1 1 *' };
     const env = base;
     services.push(startServiceProcess({ ...base, EXECUTOR_ID: 'sched-r1' }));
-    await services[0]!.waitForLog(isReady, 60_000);
+    await services[0]!.waitForLog(isReady, READY_TIMEOUT_MS);
     services.push(startServiceProcess({ ...base, EXECUTOR_ID: 'sched-r2' }));
-    await services[1]!.waitForLog(isReady, 60_000);
+    await services[1]!.waitForLog(isReady, READY_TIMEOUT_MS);
 
     const created = await runCli(
       ['schedule', 'create', 'fast', '--cron', '*/2 * * * * *', '--payload', '{"suite":"fast"}', '--json'],

@@ -14,7 +14,13 @@ import { XyraSimulator } from '../src/simulator/server.js';
 import { UsageError } from '../src/cliCommand.js';
 import { runOpsCommand } from './support/commandInProcess.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
-import { isReady, runCli, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
+import {
+  isReady,
+  READY_TIMEOUT_MS,
+  runCli,
+  startServiceProcess,
+  type ServiceProcess,
+} from './support/serviceProcess.js';
 
 const ADMIN = 'admin-secret-0123456789';
 const DASH = 'dashboard-secret-0123456789';
@@ -38,7 +44,7 @@ beforeAll(async () => {
     EXECUTOR_ID: 'api-1',
   };
   service = startServiceProcess(env);
-  const ready = await service.waitForLog(isReady, 60_000);
+  const ready = await service.waitForLog(isReady, READY_TIMEOUT_MS);
   base = `http://127.0.0.1:${String(ready.healthPort)}`;
 }, 90_000);
 

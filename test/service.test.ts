@@ -7,7 +7,13 @@ import { DEFAULT_SKIP_MESSAGE } from '../src/evaluation/xyraClient.js';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import { eventStatuses } from './support/batchRuns.js';
-import { isReady, runCli, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
+import {
+  isReady,
+  READY_TIMEOUT_MS,
+  runCli,
+  startServiceProcess,
+  type ServiceProcess,
+} from './support/serviceProcess.js';
 
 const TOKEN = 'tok-service-secret-7731';
 let simulator: XyraSimulator;
@@ -97,7 +103,7 @@ describe('service processes', () => {
   it('starts, reports health and readiness, runs slots, and exits 0 on SIGTERM', async () => {
     const appUrl = await createTestDatabase('health');
     const p = start({ DATABASE_URL: appUrl, BATCH_CRON: '*/2 * * * * *', EXECUTOR_ID: 'health-1' });
-    const ready = await p.waitForLog(isReady, 60_000);
+    const ready = await p.waitForLog(isReady, READY_TIMEOUT_MS);
     const port = Number(ready.healthPort);
     const health = await fetch(`http://127.0.0.1:${port}/healthz`);
     expect(health.status).toBe(200);
@@ -127,7 +133,7 @@ describe('service processes', () => {
       XYRA_TIMEOUT_MS: '60000',
       SHUTDOWN_TIMEOUT_MS: '60000',
     });
-    await p.waitForLog(isReady, 60_000);
+    await p.waitForLog(isReady, READY_TIMEOUT_MS);
     for (let i = 0; i < 200 && simulator.calls.length === 0; i++) await sleep(50);
     expect(simulator.calls).toHaveLength(1); // a run is now in flight, waiting on the API
     p.child.kill('SIGTERM');
@@ -145,7 +151,7 @@ describe('service processes', () => {
     const env = { DATABASE_URL: appUrl, BATCH_CRON: cron };
     const a = start({ ...env, EXECUTOR_ID: 'replica-a' });
     const b = start({ ...env, EXECUTOR_ID: 'replica-b' });
-    await Promise.all([a.waitForLog(isReady, 60_000), b.waitForLog(isReady, 60_000)]);
+    await Promise.all([a.waitForLog(isReady, READY_TIMEOUT_MS), b.waitForLog(isReady, READY_TIMEOUT_MS)]);
     simulator.reset();
     const windowStart = new Date(Date.now() + 1_000); // slots from here on fire after the reset
     await sleep(10_000);
@@ -194,7 +200,7 @@ describe('service processes', () => {
     simulator.reset();
     simulator.inject({ type: 'hang', count: 1 });
     const first = start(env);
-    await first.waitForLog(isReady, 60_000);
+    await first.waitForLog(isReady, READY_TIMEOUT_MS);
     for (let i = 0; i < 200 && simulator.calls.length === 0; i++) await sleep(50);
     const hung = simulator.calls[0]?.idempotencyKey;
     expect(hung).toMatch(/^sched-evaluation-batch-/);
@@ -202,7 +208,7 @@ describe('service processes', () => {
     await first.exited;
 
     const second = start(env);
-    await second.waitForLog(isReady, 60_000);
+    await second.waitForLog(isReady, READY_TIMEOUT_MS);
     await second.waitForLog((l) => l.msg === 'batch completed' && l.workflowId === hung, 20_000);
     await second.stop('SIGTERM');
 
@@ -258,7 +264,7 @@ describe('service processes', () => {
     await sleep(5_000 - (Date.now() % 5_000) + 50);
     const upAt = Date.now();
     const second = start(env);
-    await second.waitForLog(isReady, 60_000);
+    await second.waitForLog(isReady, READY_TIMEOUT_MS);
     // Every slot of the downtime, from the cron itself (not from the runs found): none may be missing.
     const missed = new CronSchedule(cron).slotsBetween(new Date(downAt), new Date(upAt));
     expect(missed.length).toBeGreaterThanOrEqual(2);

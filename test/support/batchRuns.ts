@@ -3,7 +3,7 @@
 // once (retried-then-completed, failed, failed after exhausted retries, skipped in progress).
 import { XyraSimulator, type SimulatorFault } from '../../src/simulator/server.js';
 import { createTestDatabase, query, systemDatabaseUrlOf } from './database.js';
-import { isReady, startServiceProcess, type LogLine, type ServiceProcess } from './serviceProcess.js';
+import { isReady, READY_TIMEOUT_MS, startServiceProcess, type LogLine, type ServiceProcess } from './serviceProcess.js';
 
 export interface PopulatedDatabase {
   appUrl: string;
@@ -39,7 +39,7 @@ export async function startPopulatedService(
     ...extraEnv,
   };
   const service = startServiceProcess(env);
-  await service.waitForLog(isReady, 120_000); // generous: a loaded machine can take tens of seconds to start a process
+  await service.waitForLog(isReady, READY_TIMEOUT_MS); // generous: a loaded machine can take tens of seconds to start a process
   return { appUrl, systemUrl: systemDatabaseUrlOf(appUrl), env, simulator, service };
 }
 

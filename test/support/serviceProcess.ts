@@ -116,3 +116,8 @@ export async function runCli(
 }
 
 export const isReady = (l: LogLine) => l.msg === 'xyra-scheduler ready';
+/**
+ * How long a test waits for a service to be ready. Generous: on a loaded 2-core machine (other test files, other
+ * work) a start that takes 2 s alone has taken over 30 s, most of it DBOS's system-database migrations.
+ */
+export const READY_TIMEOUT_MS = 120_000;
