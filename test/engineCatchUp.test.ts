@@ -124,13 +124,18 @@ describe('catch-up after downtime, by our cron rules', () => {
 
 describe('a herd on several replicas: each starts its own share first', () => {
   const HERD = 12;
-  /** The herd's schedules, and the first slot of theirs at least 2 s ahead (time to set up before it fires). */
+  /**
+   * The herd's schedules, and the first slot of theirs at least 2 s ahead (time to set up before it fires). They end
+   * right after that slot: an engine that takes long on a loaded machine finds no second slot to count.
+   */
   async function herd(prefix: string): Promise<{ names: string[]; slot: Date }> {
     await query(appUrl, `delete from schedules where name <> 'evaluation-batch'`);
+    const slot = new Date(Math.ceil((Date.now() + 2_000) / 5_000) * 5_000);
     const names = Array.from({ length: HERD }, (_, i) => `${prefix}-${i}`);
+    const end_at = new Date(slot.getTime() + 1_000).toISOString();
     for (const name of names)
-      await createSchedule(appPool, parseScheduleSpec({ name, cron: '*/5 * * * * *' }, defaults), 'api');
-    return { names, slot: new Date(Math.ceil((Date.now() + 2_000) / 5_000) * 5_000) };
+      await createSchedule(appPool, parseScheduleSpec({ name, cron: '*/5 * * * * *', end_at }, defaults), 'api');
+    return { names, slot };
   }
   const byOwner = (names: string[], slot: Date, index: number) =>
     names.filter((name) => ownerOf({ row: { name }, slot }, 2) === index);
@@ -140,8 +145,7 @@ describe('a herd on several replicas: each starts its own share first', () => {
     await engine.start(new Date(slot.getTime() - 1)); // its first slot is `slot`, however long the set-up took
     const deadline = Date.now() + 30_000;
     while (engine.firedCount < HERD && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    await engine.stop(); // before the next slot (5 s later)
-    expect(Date.now()).toBeLessThan(slot.getTime() + 5_000);
+    await engine.stop();
     return engine;
   }
 
