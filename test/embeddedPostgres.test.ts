@@ -118,7 +118,7 @@ describe('embedded defaults', () => {
           90_000,
         );
         expect(String(started.dataDir)).toMatch(/^\/var\/lib\/xyra-scheduler\/[0-9a-f]{16}\/pg$/);
-        await p.waitForLog(completed, 20_000);
+        await p.waitForLog(completed, READY_TIMEOUT_MS); // from the embedded start: DBOS, migrations, then a slot
         const state = JSON.parse(await fs.readFile(path.join(privateData, 'postgres.json'), 'utf8')) as {
           pgData: string;
         };

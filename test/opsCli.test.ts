@@ -83,7 +83,7 @@ beforeAll(async () => {
     20_000,
   );
   expect(await db.service.stop('SIGTERM', 20_000)).toBe(0);
-}, 120_000);
+}, 300_000); // a service start, four faulted runs, a 7.5 s pause: minutes on a loaded machine
 
 afterAll(async () => {
   await db?.service.stop('SIGKILL');
