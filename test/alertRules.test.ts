@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CronSchedule } from '../src/evaluation/cron.js';
 import { XyraSimulator } from '../src/simulator/server.js';
-import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+import { createMigratedTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import { freePort, promtool, startPrometheus, type PrometheusServer, type Vector } from './support/prometheus.js';
 import { isReady, READY_TIMEOUT_MS, startServiceProcess, type LogLine } from './support/serviceProcess.js';
 import { tempDir } from './pipelineSupport.js';
@@ -106,7 +106,7 @@ it('promtool test rules goes red when a rule is broken (a lower failure threshol
 });
 
 it("every metric, label value and grouping label the rules use is in a real service's /metrics; a healthy service raises no alert", async () => {
-  const appUrl = await createTestDatabase('alerts');
+  const appUrl = await createMigratedTestDatabase('alerts');
   const service = startServiceProcess({
     DATABASE_URL: appUrl,
     BATCH_CRON: '*/3 * * * * *',
@@ -180,7 +180,7 @@ it("every metric, label value and grouping label the rules use is in a real serv
 it('a failing API fires XyraConsecutiveFailures in a real Prometheus; a restarted replica exports the streak and the last completed slot from the history', async () => {
   const simulator = new XyraSimulator();
   const apiUrl = await simulator.start();
-  const appUrl = await createTestDatabase('alertfire');
+  const appUrl = await createMigratedTestDatabase('alertfire');
   const port = await freePort(); // the same target for Prometheus across the restart
   const env = {
     DATABASE_URL: appUrl,
@@ -300,7 +300,7 @@ it('a failing API fires XyraConsecutiveFailures in a real Prometheus; a restarte
 }, 240_000);
 
 it('slots missed in a downtime fire XyraSlotMissed in a real Prometheus, though counted before the first scrape of the restarted replica', async () => {
-  const appUrl = await createTestDatabase('alertmissed');
+  const appUrl = await createMigratedTestDatabase('alertmissed');
   const port = await freePort();
   // Slots older than 4 s at start-up are summed up (never run); the window's slots are caught up under
   // `latest` (all but the newest skipped as missed).

@@ -16,7 +16,7 @@ import { withDbosClient } from '../src/runtime/dbosClient.js';
 import { startHttpServer } from '../src/ops/httpServer.js';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { launchBrowser } from './support/browser.js';
-import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+import { createMigratedTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import {
   isReady,
   READY_TIMEOUT_MS,
@@ -58,7 +58,7 @@ async function apiJson(pathAndQuery: string): Promise<unknown> {
 beforeAll(async () => {
   simulator = new XyraSimulator();
   const apiUrl = await simulator.start();
-  const appUrl = await createTestDatabase('api');
+  const appUrl = await createMigratedTestDatabase('api');
   env = {
     DATABASE_URL: appUrl,
     XYRA_API_URL: apiUrl,

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { z } from 'zod';
 import { CronSchedule } from '../src/evaluation/cron.js';
 import { XyraSimulator } from '../src/simulator/server.js';
-import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+import { createMigratedTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import {
   isReady,
   READY_TIMEOUT_MS,
@@ -43,7 +43,7 @@ beforeAll(async () => {
   const apiUrl = await simulator.start();
   // Slow enough that runs started together would overlap (and the overlap guard would skip one).
   simulator.inject({ type: 'latency', ms: 400 });
-  appUrl = await createTestDatabase('backfill');
+  appUrl = await createMigratedTestDatabase('backfill');
   env = {
     DATABASE_URL: appUrl,
     XYRA_API_URL: apiUrl,

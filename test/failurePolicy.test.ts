@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, expect, it } from 'vitest';
 import { z } from 'zod';
 import { XyraSimulator } from '../src/simulator/server.js';
-import { createTestDatabase, query } from './support/database.js';
+import { createMigratedTestDatabase, query } from './support/database.js';
 import {
   isReady,
   READY_TIMEOUT_MS,
@@ -63,7 +63,7 @@ const pausedEvent = z.object({
 it('pauses after 3 consecutive failed runs, counting across a SIGKILL, and a completed run resets the count', async () => {
   const apiUrl = await simulator.start();
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
-  const appUrl = await createTestDatabase('failpolicy');
+  const appUrl = await createMigratedTestDatabase('failpolicy');
   const env = {
     DATABASE_URL: appUrl,
     XYRA_API_URL: apiUrl,

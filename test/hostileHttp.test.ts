@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDashboardFiles } from '../src/ops/dashboard/static.js';
 import { startHttpServer } from '../src/ops/httpServer.js';
 import { XyraSimulator } from '../src/simulator/server.js';
-import { createTestDatabase, query } from './support/database.js';
+import { createMigratedTestDatabase, query } from './support/database.js';
 import { rawRequest } from './support/rawHttp.js';
 import { isReady, READY_TIMEOUT_MS, startServiceProcess, type ServiceProcess } from './support/serviceProcess.js';
 
@@ -20,7 +20,7 @@ let port: number;
 beforeAll(async () => {
   simulator = new XyraSimulator();
   const apiUrl = await simulator.start();
-  appUrl = await createTestDatabase('hostile');
+  appUrl = await createMigratedTestDatabase('hostile');
   service = startServiceProcess({
     DATABASE_URL: appUrl,
     XYRA_API_URL: apiUrl,

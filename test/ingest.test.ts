@@ -6,7 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_RECORD_BYTES, MAX_RECORD_DEPTH, RECORD_PREVIEW_CHARS } from '../src/pipeline/dataset.js';
 import { writeDataset } from '../src/pipeline/generator.js';
-import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+import { createMigratedTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import type { ServiceProcess } from './support/serviceProcess.js';
 import { ingest, kinds, rowCounts, stagedRecords, startPipelineService, tempDir } from './pipelineSupport.js';
 
@@ -39,7 +39,7 @@ async function lockTasks(): Promise<() => Promise<void>> {
 }
 
 beforeAll(async () => {
-  appUrl = await createTestDatabase('ingest');
+  appUrl = await createMigratedTestDatabase('ingest');
   dir = await tempDir('ingest');
   service = await startPipelineService(appUrl, { PIPELINE_FAIL_IDS: '50' });
 });

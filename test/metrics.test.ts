@@ -3,14 +3,14 @@
 // runs on record. The last export happens on shutdown. Both OTLP encodings: protobuf (the default) and JSON,
 // each decoded by the receiver with a real decoder.
 import { expect, it } from 'vitest';
-import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+import { createMigratedTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import { startOtlpReceiver } from './support/otlpReceiver.js';
 import { isReady, READY_TIMEOUT_MS, startServiceProcess } from './support/serviceProcess.js';
 import { ingest, rowCounts, startPipelineService } from './pipelineSupport.js';
 
 it('exports xyra.db.operations over OTLP/HTTP protobuf by default, equal to the rows in tasks and errors', async () => {
   const receiver = await startOtlpReceiver();
-  const appUrl = await createTestDatabase('metrics');
+  const appUrl = await createMigratedTestDatabase('metrics');
   const service = await startPipelineService(appUrl, {
     PIPELINE_FAIL_IDS: '50,51',
     OTEL_METRICS_EXPORTER: 'otlp', // no OTEL_EXPORTER_OTLP_*PROTOCOL: the spec's default, http/protobuf
@@ -41,7 +41,7 @@ it('exports xyra.db.operations over OTLP/HTTP protobuf by default, equal to the 
 
 it('exports over OTLP/HTTP JSON when OTEL_EXPORTER_OTLP_METRICS_PROTOCOL=http/json (it wins over the general variable)', async () => {
   const receiver = await startOtlpReceiver();
-  const appUrl = await createTestDatabase('metricsjson');
+  const appUrl = await createMigratedTestDatabase('metricsjson');
   const service = await startPipelineService(appUrl, {
     EXECUTOR_ID: 'metrics-json',
     PIPELINE_FAIL_IDS: '7,8,9',
@@ -66,7 +66,7 @@ it('exports over OTLP/HTTP JSON when OTEL_EXPORTER_OTLP_METRICS_PROTOCOL=http/js
 });
 
 it('exports xyra.batch.runs by status and one xyra.batch.schedule_lag record per run, equal to the runs on record', async () => {
-  const appUrl = await createTestDatabase('batchmetrics');
+  const appUrl = await createMigratedTestDatabase('batchmetrics');
   const batchReceiver = await startOtlpReceiver();
   const service = startServiceProcess({
     DATABASE_URL: appUrl,

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { XyraSimulator } from '../src/simulator/server.js';
-import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+import { createMigratedTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import {
   isReady,
   READY_TIMEOUT_MS,
@@ -46,7 +46,7 @@ const overlapping = (xs: Array<{ start: number; end: number }>) =>
 
 describe('overlap policies', () => {
   it('skip, buffer_one and allow_all behave as the contract says when a slow API makes runs overlap', async () => {
-    const appUrl = await createTestDatabase('overlap');
+    const appUrl = await createMigratedTestDatabase('overlap');
     const env = {
       DATABASE_URL: appUrl,
       XYRA_API_URL: simulator.url,

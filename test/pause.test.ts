@@ -3,7 +3,7 @@
 // the API, and after resume the schedule continues with the next slot.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { XyraSimulator } from '../src/simulator/server.js';
-import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+import { createMigratedTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import {
   isReady,
   READY_TIMEOUT_MS,
@@ -38,7 +38,7 @@ interface EventRow {
 
 describe('schedule pause / resume', () => {
   it('calls the API for no slot inside a 10 s pause, records the note, and continues with the next slot', async () => {
-    const appUrl = await createTestDatabase('pause');
+    const appUrl = await createMigratedTestDatabase('pause');
     const env = {
       DATABASE_URL: appUrl,
       XYRA_API_URL: simulator.url,

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { prunedBefore, retentionCron } from '../src/ops/retention.js';
 import { APP_NAME } from '../src/runtime/dbosClient.js';
 import { FINISHED_WORKFLOW_STATES } from '../src/runtime/dbosInternals.js';
-import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+import { createMigratedTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import { runCli } from './support/serviceProcess.js';
 import { ingest, rowCounts, serviceEnv, startPipelineService } from './pipelineSupport.js';
 
@@ -60,7 +60,7 @@ it('says runs were pruned only when the stats window reaches further back than t
 });
 
 it('deletes finished runs and chunks older than HISTORY_RETENTION, keeps ENQUEUED work and all tasks/errors rows', async () => {
-  const appUrl = await createTestDatabase('retention');
+  const appUrl = await createMigratedTestDatabase('retention');
   const sysUrl = systemDatabaseUrlOf(appUrl);
   const retention = { HISTORY_RETENTION: '5s' };
   const common = { EXECUTOR_ID: 'retention-test', BATCH_CRON: '*/2 * * * * *', PIPELINE_FAIL_IDS: '5,6' };

@@ -10,7 +10,7 @@ import { CronSchedule } from '../src/evaluation/cron.js';
 import { recordScheduleEvent } from '../src/evaluation/scheduleEvents.js';
 import { scheduleStatus } from '../src/ops/scheduleStatus.js';
 import { XyraSimulator } from '../src/simulator/server.js';
-import { createTestDatabase, systemDatabaseUrlOf } from './support/database.js';
+import { createMigratedTestDatabase, systemDatabaseUrlOf } from './support/database.js';
 import { isReady, READY_TIMEOUT_MS, runCli, startServiceProcess } from './support/serviceProcess.js';
 
 const CRON = '*/2 * * * * *';
@@ -50,7 +50,7 @@ let resumedAt = '';
 let runsOnly: Array<z.infer<typeof runSchema>> = [];
 beforeAll(async () => {
   const apiUrl = await simulator.start();
-  appUrl = await createTestDatabase('schedstatus');
+  appUrl = await createMigratedTestDatabase('schedstatus');
   env = {
     DATABASE_URL: appUrl,
     XYRA_API_URL: apiUrl,

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { XyraSimulator, type RecordedCall } from '../src/simulator/server.js';
-import { createTestDatabase, query } from './support/database.js';
+import { createMigratedTestDatabase, query } from './support/database.js';
 import {
   isReady,
   READY_TIMEOUT_MS,
@@ -72,7 +72,7 @@ interface EventRow {
 
 describe('schedules as data on two replicas', () => {
   it('creates, edits, pauses and deletes while slots fire: each slot once, with its own payload, no old-cron run after an edit', async () => {
-    const appUrl = await createTestDatabase('schedules');
+    const appUrl = await createMigratedTestDatabase('schedules');
     // The default schedule fires once a year: the witness log holds only the schedules made here.
     const base = { DATABASE_URL: appUrl, XYRA_API_URL: simulator.url, BATCH_CRON: '0 0 1 1 *' };
     const env = base;

@@ -13,7 +13,7 @@ import { createSchedulesApi } from '../src/ops/schedulesApi.js';
 import { XyraSimulator } from '../src/simulator/server.js';
 import { UsageError } from '../src/cliCommand.js';
 import { runOpsCommand } from './support/commandInProcess.js';
-import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+import { createMigratedTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import {
   isReady,
   READY_TIMEOUT_MS,
@@ -34,7 +34,7 @@ let env: Record<string, string>;
 beforeAll(async () => {
   simulator = new XyraSimulator();
   await simulator.start();
-  appUrl = await createTestDatabase('schedapi');
+  appUrl = await createMigratedTestDatabase('schedapi');
   env = {
     DATABASE_URL: appUrl,
     XYRA_API_URL: simulator.url,

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CronSchedule } from '../src/evaluation/cron.js';
 import { DEFAULT_SKIP_MESSAGE } from '../src/evaluation/xyraClient.js';
 import { XyraSimulator } from '../src/simulator/server.js';
-import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+import { createMigratedTestDatabase, createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import { eventStatuses } from './support/batchRuns.js';
 import {
   isReady,
@@ -123,7 +123,7 @@ describe('service processes', () => {
   });
 
   it('drains on the first signal and exits at once on a second', async () => {
-    const appUrl = await createTestDatabase('twosignals');
+    const appUrl = await createMigratedTestDatabase('twosignals');
     simulator.reset();
     simulator.inject({ type: 'hang', count: 1 });
     const p = start({
@@ -190,7 +190,7 @@ describe('service processes', () => {
   });
 
   it('resumes a run killed (SIGKILL) in the middle of the API call, ending with exactly one final status', async () => {
-    const appUrl = await createTestDatabase('sigkill');
+    const appUrl = await createMigratedTestDatabase('sigkill');
     const env = {
       DATABASE_URL: appUrl,
       BATCH_CRON: '*/3 * * * * *',
@@ -252,7 +252,7 @@ describe('service processes', () => {
     ],
   ])('after downtime applies catch-up policy %s to the missed slots', async (policy, check) => {
     const cron = '*/5 * * * * *';
-    const appUrl = await createTestDatabase(`catchup_${policy}`);
+    const appUrl = await createMigratedTestDatabase(`catchup_${policy}`);
     const env = { DATABASE_URL: appUrl, BATCH_CRON: cron, EXECUTOR_ID: `catchup-${policy}`, BATCH_CATCH_UP: policy };
     const first = start(env);
     await first.waitForLog(completedBatch, 60_000);

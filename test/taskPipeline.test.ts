@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { readRecords, recordSchema } from '../src/pipeline/dataset.js';
 import { writeDataset } from '../src/pipeline/generator.js';
-import { createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+import { createMigratedTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import type { ServiceProcess } from './support/serviceProcess.js';
 import { ingest, kinds, rowCounts, startPipelineService, tempDir } from './pipelineSupport.js';
 
@@ -103,7 +103,7 @@ it('the shipped example data/tasks_10k.json is 10,000 records the pipeline accep
 });
 
 it('SIGKILL mid-dataset, then restart: every record ends as exactly one row', async () => {
-  const appUrl = await createTestDatabase('sigkill');
+  const appUrl = await createMigratedTestDatabase('sigkill');
   const env = { EXECUTOR_ID: 'sigkill-replica', PIPELINE_CONCURRENCY: '2' };
   const first = await start(appUrl, env);
   const enqueued = await ingest(appUrl, DATASET, ['--chunk-size', '25']);
@@ -131,7 +131,7 @@ it('SIGKILL mid-dataset, then restart: every record ends as exactly one row', as
 }, 660_000);
 
 it('two service processes drain the queue together: exactly once, and both did work', async () => {
-  const appUrl = await createTestDatabase('two_workers');
+  const appUrl = await createMigratedTestDatabase('two_workers');
   await Promise.all([
     start(appUrl, { EXECUTOR_ID: 'worker-a', PIPELINE_CONCURRENCY: '2' }),
     start(appUrl, { EXECUTOR_ID: 'worker-b', PIPELINE_CONCURRENCY: '2' }),
@@ -154,7 +154,7 @@ it('a fresh process dispatches a backlog it finds waiting at full speed, with no
   // Idle polling of one minute and one chunk at a time: at the idle speed the 30 chunks below would take half
   // an hour. The backlog is enqueued while no service runs, under another executor ID, so nothing in the new
   // process (no recovered chunk, no announcement) tells it there is work: only what it reads from the database.
-  const appUrl = await createTestDatabase('fresh_backlog');
+  const appUrl = await createMigratedTestDatabase('fresh_backlog');
   const dir = await tempDir('fresh-backlog');
   const file = path.join(dir, 'backlog.json');
   await writeDataset(file, 600, 11, 'json');

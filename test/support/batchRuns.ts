@@ -2,7 +2,7 @@
 // simulator, with faults injected so that every outcome the operator commands report occurs at least
 // once (retried-then-completed, failed, failed after exhausted retries, skipped in progress).
 import { XyraSimulator, type SimulatorFault } from '../../src/simulator/server.js';
-import { createTestDatabase, query, systemDatabaseUrlOf } from './database.js';
+import { createMigratedTestDatabase, query, systemDatabaseUrlOf } from './database.js';
 import { isReady, READY_TIMEOUT_MS, startServiceProcess, type LogLine, type ServiceProcess } from './serviceProcess.js';
 
 export interface PopulatedDatabase {
@@ -23,7 +23,7 @@ export async function startPopulatedService(
 ): Promise<PopulatedDatabase> {
   const simulator = new XyraSimulator();
   const apiUrl = await simulator.start();
-  const appUrl = await createTestDatabase(label);
+  const appUrl = await createMigratedTestDatabase(label);
   const env = {
     DATABASE_URL: appUrl,
     XYRA_API_URL: apiUrl,
