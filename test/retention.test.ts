@@ -4,9 +4,10 @@
 import { DBOSClient } from '@dbos-inc/dbos-sdk';
 import { expect, it } from 'vitest';
 import { z } from 'zod';
-import { prunedBefore, retentionCron } from '../src/ops/retention.js';
+import { retentionCron } from '../src/ops/retention.js';
+import { prunedBefore } from '../src/ops/statsReport.js';
 import { APP_NAME } from '../src/runtime/dbosClient.js';
-import { FINISHED_WORKFLOW_STATES } from '../src/runtime/dbosInternals.js';
+import { FINISHED_WORKFLOW_STATES } from '../src/runtime/workflowStates.js';
 import { createMigratedTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
 import { runCli } from './support/serviceProcess.js';
 import { ingest, rowCounts, serviceEnv, startPipelineService } from './pipelineSupport.js';

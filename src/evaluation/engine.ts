@@ -37,10 +37,9 @@ import {
   SCHEDULES_CHANNEL,
   type ScheduleRow,
 } from './scheduleStore.js';
-import { MAX_FIRE_LEAD_MS, slotWorkflowIdOf, type SlotContext } from './slotContext.js';
+import { BATCH_QUEUE, MAX_FIRE_LEAD_MS, slotWorkflowIdOf, type SlotContext } from './slotContext.js';
 import { systemClock, type Clock } from './clock.js';
 
-export const BATCH_QUEUE = 'evaluation-batch';
 /** Safety net behind LISTEN/NOTIFY (a notification lost with a broken connection): a full re-read. */
 const RELOAD_MS = 30_000;
 /**

@@ -17,7 +17,7 @@ import { pauseCovering } from './pauseGate.js';
 import { enterGate, releaseGate, waitAsBuffered, type ExecutorAliveCheck } from './overlapGuard.js';
 import { SpecSlots } from './scheduleSpec.js';
 import { getScheduleRow, versionSupersededAt } from './scheduleStore.js';
-import { DEFAULT_SCHEDULE, MAX_FIRE_LEAD_MS, readSlotContext, type SlotContext } from './slotContext.js';
+import { MAX_FIRE_LEAD_MS, readSlotContext, type SlotContext } from './slotContext.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from './status.js';
 import {
   backoffDelayMs,
@@ -27,7 +27,6 @@ import {
   type XyraRequest,
 } from './xyraClient.js';
 
-export const SCHEDULE_NAME = DEFAULT_SCHEDULE;
 /** Passing an open fence takes microseconds; a fence that held a run (≥ its 250 ms re-check) takes longer. */
 const FENCE_HELD_MS = 50;
 /** The overlap guard speaks the API's own words for the same situation (its 409). */

@@ -4,7 +4,7 @@
 // taken over and deleted before launch (legacySchedule.ts), so DBOS's scheduler never fires a slot of ours.
 import { DBOS } from '@dbos-inc/dbos-sdk';
 import type { Config } from '../config.js';
-import { BATCH_QUEUE } from './engine.js';
+import { BATCH_QUEUE } from './slotContext.js';
 
 export { BATCH_QUEUE };
 

@@ -5,6 +5,8 @@
 import { z } from 'zod';
 
 export const DEFAULT_SCHEDULE = 'evaluation-batch';
+/** The DBOS queue every batch run goes through (its name is the default schedule's, for history). */
+export const BATCH_QUEUE = 'evaluation-batch';
 
 /**
  * A slot's run may be started up to this long before its slot (the engine's lead grows with the number of slots

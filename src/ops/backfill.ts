@@ -2,9 +2,9 @@
 // own cron (CronSchedule, the same answer the firing uses), tells which already have a run, enqueues one
 // backfill request for the rest (evaluation/backfill.ts runs them one after another) and records the
 // request in schedule_events. Exactly one run per slot holds by workflow ID, even for concurrent requests.
+import { DEFAULT_SCHEDULE } from '../evaluation/slotContext.js';
 import type { DBOSClient } from '@dbos-inc/dbos-sdk';
 import { backfillWorkflowId, BACKFILL_WORKFLOW, slotWorkflowId } from '../evaluation/backfill.js';
-import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
 import { recordScheduleEvent, type Queryable } from '../evaluation/scheduleEvents.js';
 import { SpecSlots } from '../evaluation/scheduleSpec.js';
 import { getScheduleRow } from '../evaluation/scheduleStore.js';
@@ -29,7 +29,7 @@ export async function planBackfill(
   appDb: Queryable,
   from: Date,
   to: Date,
-  name: string = SCHEDULE_NAME,
+  name: string = DEFAULT_SCHEDULE,
 ): Promise<BackfillPlan> {
   const schedule = await getScheduleRow(appDb, name);
   if (!schedule) throw new ScheduleNotFoundError(name);

@@ -1,13 +1,13 @@
 // Operator commands: history, stats, errors, trigger, schedule. Diagnostics go to stderr (ctx.logger);
-// stdout carries only the table or, with --json, one JSON document.
+// stdout carries only the table or, with --json, one JSON document. What loads the DBOS SDK (its client, the
+// backfill workflow) is imported by the commands that need it: the others start ~0.35 s sooner without it.
 import { parseArgs } from 'node:util';
 import { positiveInt, UsageError, withDb, type CliContext, type CommandRun } from '../cliCommand.js';
 import { resolveDatabasesForClient } from '../runtime/databases.js';
-import { withDbosClient } from '../runtime/dbosClient.js';
 import { errorText, latestErrors } from './errorsLog.js';
 import { formatClock, formatMs, formatRate, formatTime, oneLine, renderTable } from './format.js';
 import { historyWithEvents, listBatchRuns, type BatchRun, type HistoryEntry } from './history.js';
-import { MAX_BACKFILL_SLOTS, planBackfill, requestBackfill, type BackfillResult } from './backfill.js';
+import type { BackfillResult } from './backfill.js';
 import { scheduleStatus, type ScheduleStatus } from './scheduleStatus.js';
 import type { ScheduleEvent } from '../evaluation/scheduleEvents.js';
 import {
@@ -220,23 +220,27 @@ export const opsRuns: Record<string, { run: CommandRun }> = {
       const timeoutS = positiveInt('timeout', values.timeout, 120);
       const name = scheduleOption(values.schedule);
       const { systemDatabaseUrl, appDatabaseUrl } = await resolveDatabasesForClient(ctx.config);
-      return withDbosClient(systemDatabaseUrl, ctx.logger, async (client) => {
-        const workflowId = await withDb(appDatabaseUrl, (app) => triggerNow(client, app, name));
-        if (!values.wait) {
-          if (values.json) json(ctx, { workflow_id: workflowId });
-          else ctx.out(`enqueued ${workflowId}`);
-          return 0;
-        }
-        const outcome = await waitForOutcome(client, workflowId, timeoutS * 1000);
-        if (values.json) json(ctx, { workflow_id: workflowId, outcome });
-        else if (outcome)
-          ctx.out(
-            `${workflowId}: ${outcome.status} ${outcome.processed}/${outcome.succeeded}/${outcome.failed} ${oneLine(outcome.error ?? outcome.message)}`.trimEnd(),
-          );
-        else ctx.out(`${workflowId}: not finished after ${timeoutS}s (is the service running?)`);
-        if (!outcome) return 1;
-        return outcome.status === 'failed' ? 1 : 0;
-      });
+      return (await import('../runtime/dbosClient.js')).withDbosClient(
+        systemDatabaseUrl,
+        ctx.logger,
+        async (client) => {
+          const workflowId = await withDb(appDatabaseUrl, (app) => triggerNow(client, app, name));
+          if (!values.wait) {
+            if (values.json) json(ctx, { workflow_id: workflowId });
+            else ctx.out(`enqueued ${workflowId}`);
+            return 0;
+          }
+          const outcome = await waitForOutcome(client, workflowId, timeoutS * 1000);
+          if (values.json) json(ctx, { workflow_id: workflowId, outcome });
+          else if (outcome)
+            ctx.out(
+              `${workflowId}: ${outcome.status} ${outcome.processed}/${outcome.succeeded}/${outcome.failed} ${oneLine(outcome.error ?? outcome.message)}`.trimEnd(),
+            );
+          else ctx.out(`${workflowId}: not finished after ${timeoutS}s (is the service running?)`);
+          if (!outcome) return 1;
+          return outcome.status === 'failed' ? 1 : 0;
+        },
+      );
     },
   },
   schedule: {
@@ -294,18 +298,24 @@ export const opsRuns: Record<string, { run: CommandRun }> = {
       }
       if (range) {
         const { from, to } = range;
+        // Loaded here: the backfill workflow's module brings DBOS's workflow machinery and the metrics SDK.
+        const { MAX_BACKFILL_SLOTS, planBackfill, requestBackfill } = await import('./backfill.js');
         const plan = await withDb(appDatabaseUrl, (app) => planBackfill(app, from, to, name));
         if (plan.slots.length > MAX_BACKFILL_SLOTS) {
           throw new UsageError(
             `--from/--to: the range holds more than ${MAX_BACKFILL_SLOTS} slots of "${plan.cron}"; backfill it in parts`,
           );
         }
-        return withDbosClient(systemDatabaseUrl, ctx.logger, async (client) => {
-          const result = await withDb(appDatabaseUrl, (app) => requestBackfill(client, app, plan));
-          if (values.json) json(ctx, result);
-          else backfillLines(result).forEach((l) => ctx.out(l));
-          return 0;
-        });
+        return (await import('../runtime/dbosClient.js')).withDbosClient(
+          systemDatabaseUrl,
+          ctx.logger,
+          async (client) => {
+            const result = await withDb(appDatabaseUrl, (app) => requestBackfill(client, app, plan));
+            if (values.json) json(ctx, result);
+            else backfillLines(result).forEach((l) => ctx.out(l));
+            return 0;
+          },
+        );
       }
       return withDb(appDatabaseUrl, async (app) => {
         const result =

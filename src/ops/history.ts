@@ -1,8 +1,7 @@
 // Batch run history read from the DBOS system database (see batchRunsSql.ts for what a row is).
-import { runIdPattern } from '../evaluation/slotContext.js';
+import { runIdPattern, DEFAULT_SCHEDULE } from '../evaluation/slotContext.js';
 import type pg from 'pg';
 import { z } from 'zod';
-import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
 import { listScheduleEvents, type Queryable, type ScheduleEvent } from '../evaluation/scheduleEvents.js';
 import { batchRunsSelect, CREATED_AT_MARGIN_MS } from './batchRunsSql.js';
 
@@ -111,7 +110,7 @@ export async function historyWithEvents(
   const runs = await listBatchRuns(systemDb, q);
   const oldest = runs.length >= q.limit ? runs[runs.length - 1]?.scheduled_time : undefined;
   const events = await listScheduleEvents(appDb, {
-    scheduleName: q.schedule ?? SCHEDULE_NAME,
+    scheduleName: q.schedule ?? DEFAULT_SCHEDULE,
     since: oldest ? new Date(oldest) : undefined,
     limit: q.limit,
   });

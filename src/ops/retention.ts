@@ -33,11 +33,6 @@ export function retentionCron(retentionMs: number): string {
   return '0 0 * * * *';
 }
 
-/** What `xyra stats` says when its window reaches further back than the retention; null when it does not. */
-export function prunedBefore(windowMs: number, retentionMs: number, now = new Date()): string | null {
-  return windowMs > retentionMs ? new Date(now.getTime() - retentionMs).toISOString() : null;
-}
-
 interface RetentionSettings {
   systemPool: pg.Pool;
   appPool: pg.Pool;

@@ -3,8 +3,7 @@
 // the failure policy takes; the engines hear of a change at once and each run's gate checks the row.
 import type { DBOSClient } from '@dbos-inc/dbos-sdk';
 import type pg from 'pg';
-import { BATCH_QUEUE } from '../evaluation/engine.js';
-import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
+import { BATCH_QUEUE } from '../evaluation/slotContext.js';
 import type { ScheduleEvent } from '../evaluation/scheduleEvents.js';
 import { SpecSlots } from '../evaluation/scheduleSpec.js';
 import {
@@ -14,11 +13,11 @@ import {
   UnknownScheduleError,
   type ScheduleRow,
 } from '../evaluation/scheduleStore.js';
-import { manualWorkflowIdOf, type SlotContext } from '../evaluation/slotContext.js';
+import { manualWorkflowIdOf, type SlotContext, DEFAULT_SCHEDULE } from '../evaluation/slotContext.js';
 import { BATCH_STATUS_EVENT, batchStatusSchema, type BatchStatus } from '../evaluation/status.js';
 import { ScheduleNotFoundError } from '../errors.js';
 import type { Queryable } from '../runtime/databases.js';
-import { FINISHED_WORKFLOW_STATES } from '../runtime/dbosInternals.js';
+import { FINISHED_WORKFLOW_STATES } from '../runtime/workflowStates.js';
 
 export interface ScheduleState {
   name: string;
@@ -69,7 +68,7 @@ function notFound<T>(p: Promise<T>, name: string): Promise<T> {
 
 /** Pauses the schedule: from the commit on no slot calls the API, under any catch-up policy. */
 export async function pauseSchedule(app: TransactionalDb, options: PauseOptions): Promise<ControlResult> {
-  const name = options.scheduleName ?? SCHEDULE_NAME;
+  const name = options.scheduleName ?? DEFAULT_SCHEDULE;
   return notFound(
     pauseScheduleRow(transactionSource(app), name, {
       note: options.note ?? null,
@@ -82,11 +81,11 @@ export async function pauseSchedule(app: TransactionalDb, options: PauseOptions)
 
 /** Resumes with the next slot (the pause's slots are not caught up). */
 export async function resumeSchedule(app: TransactionalDb, options: ResumeOptions = {}): Promise<ControlResult> {
-  const name = options.scheduleName ?? SCHEDULE_NAME;
+  const name = options.scheduleName ?? DEFAULT_SCHEDULE;
   return notFound(resumeScheduleRow(transactionSource(app), name, options.by ?? 'operator'), name);
 }
 
-export async function scheduleState(app: Queryable, name: string = SCHEDULE_NAME): Promise<ScheduleState> {
+export async function scheduleState(app: Queryable, name: string = DEFAULT_SCHEDULE): Promise<ScheduleState> {
   const s = await getScheduleRow(app, name);
   if (!s) throw new ScheduleNotFoundError(name);
   const next = s.status === 'ACTIVE' ? (new SpecSlots(s).next(new Date())?.toISOString() ?? null) : null;
@@ -103,7 +102,7 @@ export async function scheduleState(app: Queryable, name: string = SCHEDULE_NAME
 }
 
 /** Enqueues a run now, outside the slot sequence (ID `sched-<name>-trigger-<ISO>`), with the schedule's payload. */
-export async function triggerNow(client: DBOSClient, app: Queryable, name: string = SCHEDULE_NAME): Promise<string> {
+export async function triggerNow(client: DBOSClient, app: Queryable, name: string = DEFAULT_SCHEDULE): Promise<string> {
   if (!(await getScheduleRow(app, name))) throw new ScheduleNotFoundError(name);
   const now = new Date();
   const workflowID = manualWorkflowIdOf(name, now);

@@ -2,7 +2,7 @@
 // the last completed slot, the failure streak and the pause state at once instead of nothing until its
 // next run (an alert on "no completed run for 3 intervals" must not go quiet because a replica restarted).
 import { z } from 'zod';
-import { consecutiveFailures } from '../evaluation/failurePolicy.js';
+import { consecutiveFailures } from '../evaluation/failureStreak.js';
 import { listScheduleEvents } from '../evaluation/scheduleEvents.js';
 import type { Queryable } from '../runtime/databases.js';
 import { runIdPattern } from '../evaluation/slotContext.js';

@@ -3,12 +3,11 @@
 // app database and its runs from the DBOS system database.
 import { z } from 'zod';
 import type { Config } from '../config.js';
-import { BATCH_QUEUE } from '../evaluation/engine.js';
-import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
+import { BATCH_QUEUE } from '../evaluation/slotContext.js';
 import { SpecSlots } from '../evaluation/scheduleSpec.js';
 import { getScheduleRow, type ScheduleRow } from '../evaluation/scheduleStore.js';
-import { runIdPattern } from '../evaluation/slotContext.js';
-import { consecutiveFailures } from '../evaluation/failurePolicy.js';
+import { runIdPattern, DEFAULT_SCHEDULE } from '../evaluation/slotContext.js';
+import { consecutiveFailures } from '../evaluation/failureStreak.js';
 import { listScheduleEvents, type Queryable, type ScheduleEvent } from '../evaluation/scheduleEvents.js';
 import { ScheduleNotFoundError } from '../errors.js';
 import {
@@ -132,7 +131,7 @@ export async function scheduleStatus(
   appDb: Queryable,
   config: Config,
   now = new Date(),
-  name: string = SCHEDULE_NAME,
+  name: string = DEFAULT_SCHEDULE,
 ): Promise<ScheduleStatus> {
   const sched = await getScheduleRow(appDb, name);
   if (!sched) throw new ScheduleNotFoundError(name);

@@ -4,7 +4,7 @@
 import type { ScheduleSpec } from '../evaluation/scheduleSpec.js';
 import { listScheduleRows, specOf, type ScheduleRow } from '../evaluation/scheduleStore.js';
 import type { Queryable } from '../runtime/databases.js';
-import { consecutiveFailuresOf } from '../evaluation/failurePolicy.js';
+import { consecutiveFailuresOf } from '../evaluation/failureStreak.js';
 import { SpecSlots } from '../evaluation/scheduleSpec.js';
 import { lastRunsOf, NEXT_SLOTS_SHOWN } from './scheduleStatus.js';
 

@@ -10,7 +10,7 @@ import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { EvaluationBackfill, backfillWorkflowId, slotWorkflowId } from '../evaluation/backfill.js';
-import { BATCH_QUEUE } from '../evaluation/engine.js';
+import { BATCH_QUEUE } from '../evaluation/slotContext.js';
 import { EvaluationBatch } from '../evaluation/evaluationBatch.js';
 import { recordScheduleEvent } from '../evaluation/scheduleEvents.js';
 import {

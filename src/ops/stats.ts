@@ -1,11 +1,10 @@
 // The monitoring figures for batch runs over a window: runs per status, success rate, duration and delay
 // percentiles, retry frequency, missed slots. Aggregated in SQL over the same run definition as history.
 import { getScheduleRow } from '../evaluation/scheduleStore.js';
-import { runIdPattern } from '../evaluation/slotContext.js';
+import { runIdPattern, DEFAULT_SCHEDULE } from '../evaluation/slotContext.js';
 import type pg from 'pg';
 import { z } from 'zod';
 import { CronSchedule } from '../evaluation/cron.js';
-import { SCHEDULE_NAME } from '../evaluation/evaluationBatch.js';
 import { listScheduleEvents, type Queryable } from '../evaluation/scheduleEvents.js';
 import { BATCH_WORKFLOW_CLASS, BATCH_WORKFLOW_NAME, batchRunsSelect, CREATED_AT_MARGIN_MS } from './batchRunsSql.js';
 
@@ -88,7 +87,7 @@ const missedDetailsSchema = z.object({ count: num, first_slot: z.string(), last_
 /** Adds up the `missed_summary` records of schedule_events recorded in [since, until]. */
 export async function missedSummary(appDb: Queryable, since: Date, until: Date): Promise<MissedSummary> {
   const events = (
-    await listScheduleEvents(appDb, { scheduleName: SCHEDULE_NAME, kinds: ['missed_summary'], since, limit: 10_000 })
+    await listScheduleEvents(appDb, { scheduleName: DEFAULT_SCHEDULE, kinds: ['missed_summary'], since, limit: 10_000 })
   ).filter((e) => Date.parse(e.at) <= until.getTime());
   const out: MissedSummary = { records: events.length, slots: 0, first_slot: null, last_slot: null };
   for (const e of events) {
@@ -177,13 +176,13 @@ export async function batchStats(
  * after a cron change, earlier slots of the old cron are not judged.
  */
 async function slotsWithoutRun(db: pg.ClientBase, appDb: Queryable, since: Date, now: Date): Promise<number | null> {
-  const sched = await getScheduleRow(appDb, SCHEDULE_NAME);
+  const sched = await getScheduleRow(appDb, DEFAULT_SCHEDULE);
   if (!sched) return null;
   const createdSince = since.getTime() - CREATED_AT_MARGIN_MS;
   const slotRows = (
     await db.query(
       `select scheduled_time from (${batchRunsSelect('$2')}) runs where not manual and scheduled_time >= $1 and workflow_id ~ $3 order by scheduled_time`,
-      [since, createdSince, runIdPattern(SCHEDULE_NAME)],
+      [since, createdSince, runIdPattern(DEFAULT_SCHEDULE)],
     )
   ).rows.map((r) => z.object({ scheduled_time: z.date() }).parse(r).scheduled_time.getTime());
   // The first slot ever run, only where it matters (after the window's start). A cron run created before the

@@ -2,7 +2,6 @@
 // further back than HISTORY_RETENTION, the time before which runs were pruned. One definition for both.
 import type pg from 'pg';
 import type { Queryable } from '../evaluation/scheduleEvents.js';
-import { prunedBefore } from './retention.js';
 import { batchStats, type BatchStats } from './stats.js';
 
 export type StatsReport = BatchStats & { pruned_before: string | null };
@@ -16,4 +15,12 @@ export async function statsReport(
   const stats = await batchStats(systemDb, windowMs, new Date(), appDb);
   // A window longer than HISTORY_RETENTION reaches runs the cleanup has deleted: say so, never imply none ran.
   return { ...stats, pruned_before: prunedBefore(windowMs, retentionMs, new Date(stats.until)) };
+}
+
+/**
+ * What `xyra stats` says when its window reaches further back than the retention; null when it does not. Here, not
+ * in retention.ts: a stats command must not load the retention job (DBOS, the fence, the metrics SDK).
+ */
+export function prunedBefore(windowMs: number, retentionMs: number, now = new Date()): string | null {
+  return windowMs > retentionMs ? new Date(now.getTime() - retentionMs).toISOString() : null;
 }

@@ -25,9 +25,6 @@ export async function recoverExecutorWorkflows(executorId: string): Promise<stri
  */
 export { INTERNAL_QUEUE_NAME as DBOS_INTERNAL_QUEUE } from '@dbos-inc/dbos-sdk/internal/utils';
 
-/** Workflow states DBOS never leaves on its own: the only ones retention may delete. */
-export const FINISHED_WORKFLOW_STATES = ['SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED'] as const;
-
 /**
  * Deletes up to `limit` finished workflows that completed at or before `cutoff`, oldest first, with everything
  * DBOS 5.3 keeps for them: `workflow_status` (its foreign keys cascade to workflow_events,
@@ -82,6 +79,7 @@ export async function workflowsActiveSince(db: Queryable, prefix: string, since:
 // Schedules: DBOS's scheduler fires none of ours (src/evaluation/engine.ts; docs/design.md, "One engine"). A
 // slot's run is started by our engine and then marked like one DBOS's scheduler would have enqueued.
 import { z } from 'zod';
+import { FINISHED_WORKFLOW_STATES } from './workflowStates.js';
 import type { Queryable } from './databases.js';
 export type { Queryable };
 import type pg from 'pg';
