@@ -356,6 +356,8 @@ export class EvaluationBatch {
         scheduledTime: status.scheduled_time,
         actualTime: status.actual_time,
         message: status.message,
+        // Ours (missed, in_progress, paused, …) when we skipped the run without asking the API; absent otherwise.
+        skippedReason: skippedBy,
         error: status.error,
       },
       `batch ${status.status}`,
