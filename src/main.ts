@@ -80,10 +80,18 @@ async function main(): Promise<void> {
   // The embedded Postgres (no DATABASE_URL) takes ~0.25 s to come up, mostly waiting on its own processes, and
   // loading the service's modules (DBOS, knex, OpenTelemetry, ours) ~0.4 s of this thread: started first, it
   // comes up meanwhile. startService owns it from here (it releases it on stop or on a failed start-up).
+  // Its steps before `pg_ctl start` (file lock, state, checks) need this thread, which loading modules would hold:
+  // they go first.
   let embeddedStart: Promise<EmbeddedPostgres> | undefined;
   if (!config.databaseUrl) {
-    embeddedStart = startEmbeddedPostgres(config.dataDir, logger, startup.signal);
-    embeddedStart.catch(() => undefined); // observed by startService; not an unhandled rejection meanwhile
+    let serverStarting!: () => void;
+    const starting = new Promise<void>((resolve) => (serverStarting = resolve));
+    embeddedStart = startEmbeddedPostgres(config.dataDir, logger, startup.signal, undefined, serverStarting);
+    const settled = embeddedStart.then(
+      () => undefined,
+      () => undefined, // observed by startService; not an unhandled rejection meanwhile
+    );
+    await Promise.race([starting, settled]);
   }
 
   let started: Service;
