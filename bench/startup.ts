@@ -9,6 +9,8 @@
 // branch) run in turn, A B A B …, so a drift of the machine's speed hits each alike. Printed per tree: min,
 // median and max of the time to ready and of its phases (from the service's own log lines: the embedded
 // Postgres up, DBOS launched), and the load average before and after. Figures are printed, never asserted.
+// The Postgres phases are when the service saw pg_ctl return: since main.ts loads its modules meanwhile, that
+// can be after the server was up (an upper bound, not the server's own start time).
 import { spawn, spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
