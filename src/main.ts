@@ -96,7 +96,14 @@ async function main(): Promise<void> {
 
   let started: Service;
   try {
-    const { startService } = await import('./service.js');
+    const { startService } = await import('./service.js').catch(async (e: unknown) => {
+      // No startService to own the early Postgres: release it here (the start-up fails below all the same).
+      await embeddedStart?.then(
+        (embedded) => embedded.release(),
+        () => undefined,
+      );
+      throw e;
+    });
     started = await startService(config, logger, { signal: startup.signal, embeddedStart });
   } catch (e) {
     if (e instanceof StartupAbortedError) {

@@ -102,6 +102,29 @@ describe('embedded defaults', () => {
     }
   });
 
+  it("stops the Postgres it started when the service's modules fail to load", async () => {
+    // A copy of dist/ whose service.js throws on load (node_modules linked to this checkout's).
+    const copy = await fs.mkdtemp(path.join(os.tmpdir(), 'xyra-broken-service-'));
+    try {
+      await fs.cp('dist', path.join(copy, 'dist'), { recursive: true });
+      await fs.copyFile('package.json', path.join(copy, 'package.json'));
+      await fs.symlink(path.resolve('node_modules'), path.join(copy, 'node_modules'));
+      await fs.writeFile(path.join(copy, 'dist/src/service.js'), "throw new Error('service failed to load (test)');\n");
+      const p = startServiceProcess(
+        { XYRA_DATA_DIR: dataDir, EXECUTOR_ID: 'embedded-broken' },
+        path.join(copy, 'dist/src/main.js'),
+      );
+      running.push(p);
+      expect((await p.exited).code).toBe(1);
+      expect(p.logs.find((l) => l.level === 'fatal')?.msg).toMatch(/service failed to load \(test\)/);
+      expect(p.logs.filter((l) => l.msg === 'embedded Postgres stopped')).toHaveLength(1);
+      const pid = await postmasterPid();
+      expect(pid === undefined || !(await alive(pid))).toBe(true);
+    } finally {
+      await fs.rm(copy, { recursive: true, force: true });
+    }
+  });
+
   it('recovers from a stale postmaster.pid whose PID is not a postgres', async () => {
     expect(await postmasterPid()).toBeUndefined();
     // A PID that is alive but not postgres (in containers PID 1 is common): postgres itself would refuse.
