@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const INPUT_DIRS = ['src', 'migrations', 'bench'];
@@ -38,12 +38,24 @@ function inputsHash() {
   return hash.digest('hex');
 }
 
-const current = inputsHash();
-const recorded = fs.existsSync(STAMP) ? fs.readFileSync(STAMP, 'utf8').trim() : '';
-if (recorded === current && fs.existsSync(OUTPUT)) process.exit(0);
+/**
+ * Builds when the inputs changed since the last successful build (or nothing was built yet). Returns the exit
+ * status: 0 when the build is current, the compiler's status when it failed.
+ */
+export function buildIfChanged() {
+  const current = inputsHash();
+  const recorded = fs.existsSync(STAMP) ? fs.readFileSync(STAMP, 'utf8').trim() : '';
+  if (recorded === current && fs.existsSync(OUTPUT)) return 0;
 
-fs.rmSync(STAMP, { force: true }); // a build that fails half-way must not leave the old stamp standing
-const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-const result = spawnSync(process.execPath, [tsc, '-b', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
-if (result.status !== 0) process.exit(result.status ?? 1);
-fs.writeFileSync(STAMP, `${current}\n`);
+  fs.rmSync(STAMP, { force: true }); // a build that fails half-way must not leave the old stamp standing
+  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  const result = spawnSync(process.execPath, [tsc, '-b', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+  if (result.status !== 0) return result.status ?? 1;
+  fs.writeFileSync(STAMP, `${current}\n`);
+  return 0;
+}
+
+// Run as a script (`npm test`); scripts/start.mjs imports it instead, to spare `npm start` a second Node process.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  process.exitCode = buildIfChanged();
+}

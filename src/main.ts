@@ -8,7 +8,8 @@ import { ConfigError, ExecutorConflictError, StartupAbortedError } from './error
 import { randomUUID } from 'node:crypto';
 import { createLogger, errorDetail, redact } from './logger.js';
 import { interceptTerminalInterrupt, restoreTerminal } from './runtime/terminalInterrupt.js';
-import { startService, type Service } from './service.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './runtime/embeddedPostgres.js';
+import type { Service } from './service.js';
 
 async function main(): Promise<void> {
   let config;
@@ -76,9 +77,34 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
   interceptTerminalInterrupt(() => onSignal('SIGINT'));
 
+  // The embedded Postgres (no DATABASE_URL) takes ~0.25 s to come up, mostly waiting on its own processes, and
+  // loading the service's modules (DBOS, knex, OpenTelemetry, ours) ~0.4 s of this thread: started first, it
+  // comes up meanwhile. startService owns it from here (it releases it on stop or on a failed start-up).
+  // Its steps before `pg_ctl start` (file lock, state, checks) need this thread, which loading modules would hold:
+  // they go first.
+  let embeddedStart: Promise<EmbeddedPostgres> | undefined;
+  if (!config.databaseUrl) {
+    let serverStarting!: () => void;
+    const starting = new Promise<void>((resolve) => (serverStarting = resolve));
+    embeddedStart = startEmbeddedPostgres(config.dataDir, logger, startup.signal, undefined, serverStarting);
+    const settled = embeddedStart.then(
+      () => undefined,
+      () => undefined, // observed by startService; not an unhandled rejection meanwhile
+    );
+    await Promise.race([starting, settled]);
+  }
+
   let started: Service;
   try {
-    started = await startService(config, logger, { signal: startup.signal });
+    const { startService } = await import('./service.js').catch(async (e: unknown) => {
+      // No startService to own the early Postgres: release it here (the start-up fails below all the same).
+      await embeddedStart?.then(
+        (embedded) => embedded.release(),
+        () => undefined,
+      );
+      throw e;
+    });
+    started = await startService(config, logger, { signal: startup.signal, embeddedStart });
   } catch (e) {
     if (e instanceof StartupAbortedError) {
       logger.info('start-up interrupted: stopped');

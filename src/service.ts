@@ -39,6 +39,7 @@ import { DatabaseOutage, isConnectionError } from './runtime/databaseOutage.js';
 import { ExecutionFence, installExecutionFence } from './runtime/executionFence.js';
 import { startFailover, type Failover } from './runtime/failover.js';
 import { resolveDatabases, type DatabaseUrls } from './runtime/databases.js';
+import type { EmbeddedPostgres } from './runtime/embeddedPostgres.js';
 import { createKnex, migrateLatest } from './runtime/migrations.js';
 import { setDeadlineSweepInterval, setQueueMaintenanceInterval } from './runtime/dbosInternals.js';
 
@@ -72,6 +73,11 @@ export interface ServiceOptions {
   healthServer?: boolean;
   /** FENCE_EXIT: called when the old crash-only rule would stop the process (default with FENCE_EXIT=true: exit 1). */
   onFenced?: (reason: string) => void;
+  /**
+   * The embedded Postgres's start, begun by the caller before this module loaded (main.ts: the server comes up
+   * while the modules load). Released with the rest on stop or on a failed start-up, whenever it settles.
+   */
+  embeddedStart?: Promise<EmbeddedPostgres>;
   /**
    * Aborted by a SIGTERM/SIGINT before ready: start-up stops at the next step, undoes what it started (in
    * reverse, the embedded Postgres included) and rejects with StartupAbortedError.
@@ -109,6 +115,16 @@ export async function startService(config: Config, logger: Logger, options: Serv
       );
     }
   };
+
+  const { embeddedStart } = options;
+  // First in, so last out: whatever step fails, the server started for us stops after everything using it.
+  if (embeddedStart)
+    cleanups.push(() =>
+      embeddedStart.then(
+        (e) => e.release(),
+        () => undefined, // a start that failed started nothing to release
+      ),
+    );
 
   try {
     // Telemetry before the HTTP server: its Prometheus handler is served there. It touches no database.
@@ -170,8 +186,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
     }
 
     checkpoint();
-    const databases = await resolveDatabases(config, logger, options.signal);
-    if (databases.embedded) cleanups.push(() => databases.embedded!.release());
+    const databases = await resolveDatabases(config, logger, options.signal, embeddedStart);
+    if (databases.embedded && !embeddedStart) cleanups.push(() => databases.embedded!.release());
     checkpoint();
 
     let simulator: XyraSimulator | undefined;
@@ -288,10 +304,19 @@ export async function startService(config: Config, logger: Logger, options: Serv
     await withStartupLock(
       databases.appDatabaseUrl,
       async () => {
-        await warnIfNotLatestVersion(databases.systemDatabaseUrl, APP_NAME, VERSION, logger);
-        // Our views read dbos.* tables; Postgres would refuse a DBOS migration that alters a column under them.
-        await dropOpsViews(databases.systemDatabaseUrl);
-        const applied = await migrateLatest(knex);
+        // Three independent steps, each its own connection's round trips: side by side, and all settled before
+        // going on (a failed one never leaves another still running under the lock).
+        const [, , migrated] = await Promise.allSettled([
+          warnIfNotLatestVersion(databases.systemDatabaseUrl, APP_NAME, VERSION, logger),
+          // Our views read dbos.* tables; Postgres would refuse a DBOS migration that alters a column under them.
+          dropOpsViews(databases.systemDatabaseUrl),
+          migrateLatest(knex),
+        ]).then((steps) => {
+          const failed = steps.find((step) => step.status === 'rejected');
+          if (failed) throw failed.reason;
+          return steps;
+        });
+        const applied = migrated.status === 'fulfilled' ? migrated.value : [];
         if (applied.length > 0) logger.info({ applied }, 'app database migrated');
         checkpoint();
         // An older version's DBOS schedule: its last fired slot becomes ours, and it is gone before DBOS's

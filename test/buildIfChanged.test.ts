@@ -64,3 +64,71 @@ it('builds a fresh tree, skips an unchanged one, rebuilds after any change to an
   write('tsconfig.json', options('node16'));
   expect(run().status).not.toBe(0);
 }, 180_000); // two real compiles, each a few seconds on a quiet machine and much longer on a loaded one
+
+// scripts/start.mjs (`npm start`): the same check in the service's own process, then the service's entry in it.
+it('npm start runs the build in its own process: builds a changed tree before running it, runs an unchanged one', () => {
+  const tree = fs.mkdtempSync(path.join(os.tmpdir(), 'xyra-start-'));
+  const put = (file: string, text: string) => {
+    fs.mkdirSync(path.dirname(path.join(tree, file)), { recursive: true });
+    fs.writeFileSync(path.join(tree, file), text);
+  };
+  try {
+    for (const script of ['build-if-changed.mjs', 'start.mjs'])
+      put(`scripts/${script}`, fs.readFileSync(`scripts/${script}`, 'utf8'));
+    put('package.json', JSON.stringify({ type: 'module' }));
+    put('tsconfig.json', options('nodenext'));
+    put(
+      'tsconfig.build.json',
+      JSON.stringify({ extends: './tsconfig.json', compilerOptions: { incremental: true }, include: ['src'] }),
+    );
+    // The entry says which build it is and which process runs it (the launcher's, with its Node flags).
+    // (Declared here: the fixture's settings load no @types.)
+    const entry = (version: number) =>
+      'declare const console: { log(s: string): void };\n' +
+      'declare const process: { pid: number; execArgv: string[] };\n' +
+      `console.log(JSON.stringify({ version: ${version}, pid: process.pid, flags: process.execArgv }));\n`;
+    put('src/main.ts', entry(1));
+    const link = path.join(tree, 'node_modules', 'typescript');
+    fs.mkdirSync(path.dirname(link), { recursive: true });
+    const start = () => {
+      const r = spawnSync(process.execPath, ['--max-old-space-size=512', path.join(tree, 'scripts', 'start.mjs')], {
+        encoding: 'utf8',
+      });
+      const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
+      return {
+        status: r.status,
+        output: r.stdout + r.stderr,
+        pid: r.pid,
+        ran: line ? (JSON.parse(line) as { version: number; pid: number; flags: string[] }) : undefined,
+      };
+    };
+
+    fs.symlinkSync(path.resolve('node_modules', 'typescript'), link, 'dir');
+    const fresh = start();
+    expect(fresh.status, fresh.output).toBe(0);
+    expect(fresh.ran).toEqual({ version: 1, pid: fresh.pid, flags: ['--max-old-space-size=512'] });
+
+    // Unchanged: no compiler needed, the built entry runs.
+    fs.rmSync(link);
+    const unchanged = start();
+    expect(unchanged.status).toBe(0);
+    expect(unchanged.ran?.version).toBe(1);
+
+    // Changed: the build comes first; without a compiler it fails, and the old build does not run.
+    put('src/main.ts', entry(2));
+    const failed = start();
+    expect(failed.status).not.toBe(0);
+    expect(failed.ran).toBeUndefined();
+    fs.symlinkSync(path.resolve('node_modules', 'typescript'), link, 'dir');
+    const rebuilt = start();
+    expect(rebuilt.status, rebuilt.output).toBe(0);
+    expect(rebuilt.ran?.version).toBe(2);
+  } finally {
+    fs.rmSync(tree, { recursive: true, force: true });
+  }
+}, 180_000);
+
+it("npm start's script is the launcher with the service's Node flags", () => {
+  const pkg = JSON.parse(fs.readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> };
+  expect(pkg.scripts.start).toBe('node --max-semi-space-size=2 --max-old-space-size=512 scripts/start.mjs');
+});

@@ -2,6 +2,7 @@
 // were, initdb's password file never lands world-readable in /tmp and is gone afterwards, an unrelated pg/
 // folder is never deleted, and a stale lock naming a reused PID (our own, in a fresh container) is taken over
 // at once instead of waited on for 120 s.
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -44,6 +45,31 @@ describe('embedded Postgres files', () => {
       expect(await mode(path.join(dataDir, 'postgres.log'))).toBe(0o600);
     } finally {
       await pg?.release();
+    }
+  }, 120_000);
+
+  // main.ts loads the service's modules once this is called: everything before pg_ctl must be done by then.
+  it('says when only the server itself is left to wait for: just before pg_ctl starts it, once', async () => {
+    const dataDir = path.join(root, 'starting');
+    await fs.mkdir(dataDir, { mode: 0o755 });
+    const pidFile = path.join(dataDir, 'pg', 'postmaster.pid');
+    const calls: Array<{ state: boolean; pidFile: boolean }> = [];
+    const onStarting = () =>
+      calls.push({
+        state: existsSync(path.join(dataDir, 'postgres.json')),
+        pidFile: existsSync(pidFile),
+      });
+    const first = await startEmbeddedPostgres(dataDir, createLogger('silent'), undefined, undefined, onStarting);
+    try {
+      // Called before the server ran (no postmaster.pid yet), after the cluster and its state were ready.
+      expect(calls).toEqual([{ state: true, pidFile: false }]);
+      await expect(fs.access(pidFile)).resolves.toBeUndefined();
+      // Joining the running server starts nothing: not called.
+      const joined = await startEmbeddedPostgres(dataDir, createLogger('silent'), undefined, undefined, onStarting);
+      await joined.release();
+      expect(calls).toHaveLength(1);
+    } finally {
+      await first.release();
     }
   }, 120_000);
 

@@ -1,6 +1,7 @@
 // The new user's path: no DATABASE_URL, no XYRA_API_URL. The service starts its own Postgres under the
 // data directory and the built-in simulator, keeps data across restarts, and recovers from killed runs.
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -86,6 +87,48 @@ describe('embedded defaults', () => {
     await again.waitForLog(completed, 15_000);
     expect(await again.stop('SIGTERM')).toBe(0);
     expect(await alive(pid!)).toBe(false);
+  });
+
+  // main.ts starts the embedded Postgres before the service's modules load, so it is already coming up when a
+  // later step fails: start-up must stop it all the same.
+  it('stops the Postgres it started when start-up fails after it (PORT taken)', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '0.0.0.0', resolve));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      const p = startServiceProcess({ XYRA_DATA_DIR: dataDir, PORT: String(port), EXECUTOR_ID: 'embedded-port' });
+      running.push(p);
+      expect((await p.exited).code).toBe(1);
+      expect(p.logs.find((l) => l.level === 'fatal')?.msg).toMatch(/PORT \d+ is already in use/);
+      expect(p.logs.filter((l) => l.msg === 'embedded Postgres stopped')).toHaveLength(1);
+      const pid = await postmasterPid();
+      expect(pid === undefined || !(await alive(pid))).toBe(true);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it("stops the Postgres it started when the service's modules fail to load", async () => {
+    // A copy of dist/ whose service.js throws on load (node_modules linked to this checkout's).
+    const copy = await fs.mkdtemp(path.join(os.tmpdir(), 'xyra-broken-service-'));
+    try {
+      await fs.cp('dist', path.join(copy, 'dist'), { recursive: true });
+      await fs.copyFile('package.json', path.join(copy, 'package.json'));
+      await fs.symlink(path.resolve('node_modules'), path.join(copy, 'node_modules'));
+      await fs.writeFile(path.join(copy, 'dist/src/service.js'), "throw new Error('service failed to load (test)');\n");
+      const p = startServiceProcess(
+        { XYRA_DATA_DIR: dataDir, EXECUTOR_ID: 'embedded-broken' },
+        path.join(copy, 'dist/src/main.js'),
+      );
+      running.push(p);
+      expect((await p.exited).code).toBe(1);
+      expect(p.logs.find((l) => l.level === 'fatal')?.msg).toMatch(/service failed to load \(test\)/);
+      expect(p.logs.filter((l) => l.msg === 'embedded Postgres stopped')).toHaveLength(1);
+      const pid = await postmasterPid();
+      expect(pid === undefined || !(await alive(pid))).toBe(true);
+    } finally {
+      await fs.rm(copy, { recursive: true, force: true });
+    }
   });
 
   it('recovers from a stale postmaster.pid whose PID is not a postgres', async () => {

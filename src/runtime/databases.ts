@@ -47,11 +47,17 @@ export function databaseName(url: string): string {
  * For the service: start (or join) the embedded server when no DATABASE_URL is given. The caller releases
  * `embedded` when it stops (the server stops with its last user). `signal`: start-up was interrupted.
  */
-export async function resolveDatabases(config: Config, logger: Logger, signal?: AbortSignal): Promise<DatabaseUrls> {
+export async function resolveDatabases(
+  config: Config,
+  logger: Logger,
+  signal?: AbortSignal,
+  /** The embedded server's start, already under way (main.ts starts it before loading the service's modules). */
+  embeddedStart?: Promise<EmbeddedPostgres>,
+): Promise<DatabaseUrls> {
   let embedded: EmbeddedPostgres | undefined;
   let appDatabaseUrl = config.databaseUrl;
   if (!appDatabaseUrl) {
-    embedded = await startEmbeddedPostgres(config.dataDir, logger, signal);
+    embedded = await (embeddedStart ?? startEmbeddedPostgres(config.dataDir, logger, signal));
     appDatabaseUrl = withDatabase(embedded.url, EMBEDDED_APP_DB);
   }
   registerUrlSecrets(appDatabaseUrl);

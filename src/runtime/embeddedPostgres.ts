@@ -476,6 +476,11 @@ export async function startEmbeddedPostgres(
   signal?: AbortSignal,
   /** max_connections of a server this call starts (the test run's shared server needs more than a service). */
   maxConnections = 200,
+  /**
+   * Called just before `pg_ctl start`: from there the start only waits on the server's own processes, and
+   * main.ts loads the service's modules meanwhile (a server joined or adopted resolves the start instead).
+   */
+  onServerStarting?: () => void,
 ): Promise<EmbeddedPostgres> {
   await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
   // It holds the password (postgres.json) and the cluster: ours only. As root the postgres OS user may need to
@@ -560,6 +565,7 @@ export async function startEmbeddedPostgres(
       await fs.chmod(logFile, 0o600);
       if (ids.uid !== undefined) await fs.chown(logFile, ids.uid, ids.gid ?? ids.uid);
       const started = Date.now();
+      onServerStarting?.();
       await pgCtl(
         bin,
         [

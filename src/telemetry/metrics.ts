@@ -2,11 +2,9 @@
 // and the service's instruments. Instruments are created on the global API meter, so code that records works the
 // same whether or not an exporter is configured (no exporter: records go nowhere).
 import { metrics, type Counter, type Gauge, type Histogram } from '@opentelemetry/api';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
-import { createMetricReaders, type MetricsRequestHandler } from './exporters.js';
+import type { MetricsRequestHandler } from './exporters.js';
 
 export type { MetricsRequestHandler } from './exporters.js';
 
@@ -237,28 +235,39 @@ export interface Telemetry {
   metricsHandler?: MetricsRequestHandler;
 }
 
+function resetRecorded(): void {
+  instruments = undefined; // re-create on the current provider
+  lastCompleted.clear();
+  lastOutcome.clear();
+  lastMissed.clear();
+  pauseKnown.clear();
+}
+
 export async function startTelemetry(config: Config, logger: Logger, serviceVersion: string): Promise<Telemetry> {
+  if (config.metrics.exporters.length === 0) {
+    // No exporter (the default): the SDK would record into nothing, so it is not even loaded (~0.08 s of every
+    // start-up). The API's own no-op meter takes the records, as a provider without readers did.
+    resetRecorded();
+    return { shutdown: async () => resetRecorded(), forceFlush: async () => undefined };
+  }
+  const [{ createMetricReaders }, { MeterProvider }, { resourceFromAttributes }] = await Promise.all([
+    import('./exporters.js'),
+    import('@opentelemetry/sdk-metrics'),
+    import('@opentelemetry/resources'),
+  ]);
   const { readers, prometheusHandler } = await createMetricReaders(config.metrics, logger);
   const provider = new MeterProvider({
     resource: resourceFromAttributes({ 'service.name': 'xyra-scheduler', 'service.version': serviceVersion }),
     readers,
   });
   metrics.setGlobalMeterProvider(provider);
-  instruments = undefined; // re-create on the new provider
-  lastCompleted.clear();
-  lastOutcome.clear();
-  lastMissed.clear();
-  pauseKnown.clear();
-  if (readers.length > 0) logger.info({ exporters: config.metrics.exporters }, 'metrics: exporters started');
+  resetRecorded();
+  logger.info({ exporters: config.metrics.exporters }, 'metrics: exporters started');
   return {
     shutdown: async () => {
       await provider.shutdown().catch((e: unknown) => logger.warn({ err: String(e) }, 'metrics: shutdown failed'));
       metrics.disable();
-      instruments = undefined;
-      lastCompleted.clear();
-      lastOutcome.clear();
-      lastMissed.clear();
-      pauseKnown.clear();
+      resetRecorded();
     },
     forceFlush: () => provider.forceFlush(),
     metricsHandler: prometheusHandler,
