@@ -92,9 +92,6 @@ function duration(defaultValue: string, minMs: number) {
 /** An IANA time zone name that this Node's Intl knows (`UTC`, `Europe/Berlin`, `America/New_York`). */
 const timeZone = optionalString.transform((v, ctx) => {
   const zone = v ?? 'UTC';
-  // The default needs no lookup: the first Intl.DateTimeFormat loads the time zone data (~60 ms of every command's
-  // start-up).
-  if (zone === 'UTC') return zone;
   try {
     return new Intl.DateTimeFormat('en-US', { timeZone: zone }).resolvedOptions().timeZone;
   } catch {
