@@ -12,15 +12,14 @@
 // records stay staged until it succeeds); a chunk an operator cancelled stays cancelled unless asked otherwise.
 import type { DBOSClient, WorkflowStatus } from '@dbos-inc/dbos-sdk';
 import type pg from 'pg';
-import { isConnectionError } from '../runtime/connectionErrors.js';
+import { isConnectionError } from '../runtime/databaseOutage.js';
 import { VERSION } from '../version.js';
 import type { StagedChunk } from './chunk.js';
 import { datasetName, type DatasetFormat } from './dataset.js';
 import { ERROR_KINDS, type ErrorKind } from './records.js';
 import { noticeEnqueued } from './ingestNotice.js';
 import { hashFile, stageDataset } from './staging.js';
-import { TASKS_QUEUE, WORKFLOW_CLASS, WORKFLOW_NAME } from './queueNames.js';
-import type { TaskPipeline } from './taskPipeline.js';
+import { TASKS_QUEUE, WORKFLOW_CLASS, WORKFLOW_NAME, type TaskPipeline } from './taskPipeline.js';
 
 /** Enqueues in flight at once: enough to hide round trips, few enough to keep memory flat. */
 const ENQUEUE_CONCURRENCY = 4;
@@ -205,7 +204,7 @@ export interface EnqueueOptions {
  * is not JSON records or that changed while it was read; then nothing is staged or enqueued.
  */
 export async function enqueueDataset(
-  dbosClient: DBOSClient | (() => Promise<DBOSClient>),
+  client: DBOSClient,
   db: Db,
   file: string,
   options: EnqueueOptions,
@@ -215,19 +214,7 @@ export async function enqueueDataset(
   const fileSha = sha256.slice(0, SHA_PREFIX);
   const ingestionKey = `${name}:${fileSha}:c${options.chunkSize}`;
   await options.afterScan?.();
-  // A client given as a function is opened (the DBOS SDK loaded) once the records are COPYed, while the CLI
-  // waits for Postgres to build the staging table's key and decide duplicates, instead of before the first read.
-  let opening: Promise<DBOSClient> | undefined;
-  const open = () => (opening ??= typeof dbosClient === 'function' ? dbosClient() : Promise.resolve(dbosClient));
-  const staged = await stageDataset(db, {
-    file,
-    name,
-    sha256,
-    chunkSize: options.chunkSize,
-    ingestionKey,
-    afterCopy: () => void open().catch(() => undefined), // a failure to open surfaces at the await below
-  });
-  const client = await open();
+  const staged = await stageDataset(db, { file, name, sha256, chunkSize: options.chunkSize, ingestionKey });
   const plan: IngestPlan = {
     file,
     name,

@@ -4,9 +4,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { positiveInt, UsageError, withDb, type CliContext } from '../cliCommand.js';
 import { DatasetError } from '../errors.js';
-import type { DBOSClient } from '@dbos-inc/dbos-sdk';
 import { resolveDatabasesForClient } from '../runtime/databases.js';
+import { withDbosClient } from '../runtime/dbosClient.js';
 import pg from 'pg';
+import { setDbRetryMaxBackoff } from '../runtime/dbosInternals.js';
 import {
   enqueueDataset,
   waitForDataset,
@@ -118,18 +119,11 @@ export async function ingest(args: string[], ctx: CliContext): Promise<number> {
   const databases = await resolveDatabasesForClient(ctx.config);
   // Human-readable lines go to stderr with --json, so stdout holds only the JSON summary.
   const say = (line: string) => (values.json ? process.stderr.write(`${line}\n`) : ctx.out(line));
-  return withDb(databases.appDatabaseUrl, async (db) => {
-    // The DBOS SDK (and its client) is loaded only once the file is read and COPYed (enqueueDataset opens it while
-    // Postgres finishes the staging), not before the first byte is read.
-    let opening: Promise<DBOSClient> | undefined;
-    const openClient = () =>
-      (opening ??= import('../runtime/dbosClient.js').then((m) =>
-        m.createDbosClient(databases.systemDatabaseUrl, ctx.logger),
-      ));
-    try {
+  return withDb(databases.appDatabaseUrl, (db) =>
+    withDbosClient(databases.systemDatabaseUrl, ctx.logger, async (client) => {
       let plan: IngestPlan & { rerun: Rerun };
       try {
-        plan = await enqueueDataset(openClient, db, path.resolve(file), {
+        plan = await enqueueDataset(client, db, path.resolve(file), {
           chunkSize,
           name,
           retryCancelled: values['retry-cancelled'],
@@ -150,8 +144,6 @@ export async function ingest(args: string[], ctx: CliContext): Promise<number> {
       sayRerun(plan.rerun, say);
       if (!values.wait) return 0;
 
-      const client = await openClient();
-      const { setDbRetryMaxBackoff } = await import('../runtime/dbosInternals.js');
       const reporter = progressReporter(ctx, values.json, startedAt);
       // Waiting reads through a pool: it reconnects after a database outage, which the one client cannot.
       const waitDb = new pg.Pool({ connectionString: databases.appDatabaseUrl, max: 1, application_name: 'xyra-cli' });
@@ -195,8 +187,6 @@ export async function ingest(args: string[], ctx: CliContext): Promise<number> {
         return 1;
       }
       return 0;
-    } finally {
-      if (opening) await opening.then((c) => c.destroy()).catch(() => undefined);
-    }
-  });
+    }),
+  );
 }

@@ -54,8 +54,6 @@ export interface StageInput {
   sha256: string;
   chunkSize: number;
   ingestionKey: string;
-  /** Called once the records are read and COPYed, while Postgres builds the key and decides duplicates. */
-  afterCopy?: () => void;
 }
 
 export interface StagedIngestion {
@@ -179,7 +177,6 @@ export async function stageDataset(db: pg.ClientBase, input: StageInput): Promis
       Readable.from(rows()),
       db.query(copyFrom(`copy ${table} (position, record_id, invalid, text) from stdin`)),
     );
-    input.afterCopy?.();
     if (hash.digest('hex') !== input.sha256) {
       throw new DatasetError(
         input.file,

@@ -40,7 +40,9 @@ import {
 } from './records.js';
 import { readStagedRecords, stagingTable, type StagedRecord } from './staging.js';
 
-export { TASKS_QUEUE, WORKFLOW_CLASS, WORKFLOW_NAME } from './queueNames.js';
+export const TASKS_QUEUE = 'tasks';
+export const WORKFLOW_NAME = 'processChunk';
+export const WORKFLOW_CLASS = 'TaskPipeline';
 
 export interface PipelineSettings {
   knex: Knex;

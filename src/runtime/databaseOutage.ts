@@ -6,8 +6,6 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../logger.js';
 import { recordDbOutageEnded, recordDbOutageStarted } from '../telemetry/metrics.js';
 
-export { isConnectionError } from './connectionErrors.js';
-
 /** After a dropped connection, other components' connection errors are quiet this long while we find out. */
 const SUSPICION_MS = 10_000;
 
@@ -54,4 +52,17 @@ export class DatabaseOutage {
     );
     return ms;
   }
+}
+
+/** An error that says the database could not be reached or dropped the connection (worth waiting out). */
+export function isConnectionError(e: unknown): boolean {
+  const err = e as { code?: unknown; message?: unknown } | undefined;
+  const code = typeof err?.code === 'string' ? err.code : '';
+  if (/^(08|57P0[123]|53300)/.test(code)) return true; // connection exceptions, admin shutdown, too many connections
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code))
+    return true;
+  const message = typeof err?.message === 'string' ? err.message : String(e);
+  return /ECONNREFUSED|ECONNRESET|Connection terminated|connection timeout|timeout exceeded when trying to connect|the database system is (starting up|shutting down)|terminating connection|Client has encountered a connection error|Knex: Timeout acquiring a connection/i.test(
+    message,
+  );
 }
