@@ -3,6 +3,8 @@
 // a step re-executed after a crash between its commit and its checkpoint writes nothing twice and returns the
 // same counts.
 import type { Knex } from 'knex';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { recordDbOperations } from '../telemetry/metrics.js';
 import type { JsonValue } from './transform.js';
 
@@ -63,13 +65,17 @@ export interface InsertOptions {
   lockTimeoutMs: number;
 }
 
+/**
+ * A chunk's tasks rows: as prepared (written with COPY), or as the JSON array of TaskRow a checkpointed step
+ * returned (chunks that carry their records, enqueued before staging).
+ */
+export type TasksToWrite = { rows: readonly PreparedTask[] } | { json: string; count: number };
+
 export interface ChunkWrite {
   ingestion: string;
   chunk: number;
   records: number;
-  /** JSON array of TaskRow (`taskCount` rows). */
-  tasksJson: string;
-  taskCount: number;
+  tasks: TasksToWrite;
   errors: readonly ErrorRow[];
   /** The record at a position as given, for a key_conflict error. */
   originalRecord(position: number): unknown;
@@ -147,11 +153,56 @@ export function countInserted(outcome: ChunkOutcome): void {
   recordDbOperations('insert_error', outcome.insertedErrors);
 }
 
+const COPY_SPECIAL = /[\\\n\r\t]/g;
+
+/** A value in COPY's text format (the JSON texts and keys here hold no U+0000: chunk.ts turns those away). */
+function copyValue(s: string): string {
+  return s.replace(COPY_SPECIAL, (c) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t'));
+}
+
+/** The rows as COPY text: key, title, data (JSON text: what the JSONB column parses, as from a parameter). */
+export function tasksCopyText(rows: readonly PreparedTask[]): string {
+  let text = '';
+  for (const t of rows) {
+    const data = 'dataJson' in t ? t.dataJson : JSON.stringify(t.data);
+    text += `${copyValue(t.task_key)}\t${t.title === null ? '\\N' : copyValue(t.title)}\t${copyValue(data)}\n`;
+  }
+  return text;
+}
+
+/** knex types its client `any`; inside a transaction it hands out the transaction's connection (makeTxClient). */
+interface TransactionClient {
+  acquireConnection(): Promise<pg.ClientBase>;
+}
+
+/**
+ * COPY into `tasks` on the transaction's own connection. Postgres's CPU per 1,000 rows: ~10 ms, against ~17 ms for
+ * the same rows through one `jsonb_to_recordset` parameter (parsed whole into JSONB at bind, then taken apart).
+ */
+async function copyTasks(trx: Knex.Transaction, rows: readonly PreparedTask[]): Promise<void> {
+  const connection = await (trx.client as TransactionClient).acquireConnection();
+  await new Promise<void>((resolve, reject) => {
+    const stream = connection.query(copyFrom('copy tasks (task_key, title, data) from stdin'));
+    stream.once('finish', resolve);
+    stream.once('error', reject);
+    stream.end(tasksCopyText(rows));
+  });
+}
+
+function taskCount(tasks: TasksToWrite): number {
+  return 'rows' in tasks ? tasks.rows.length : tasks.count;
+}
+
+function tasksJsonOf(tasks: TasksToWrite): string {
+  return 'rows' in tasks ? tasksJson(tasks.rows) : tasks.json;
+}
+
 /** Inserts every task row when no key is taken (true); else inserts nothing (false). */
 async function insertAllNew(trx: Knex.Transaction, w: ChunkWrite): Promise<boolean> {
   await trx.raw('savepoint xyra_new_tasks');
   try {
-    await trx.raw(INSERT_NEW_TASKS_SQL, [w.tasksJson]);
+    if ('rows' in w.tasks) await copyTasks(trx, w.tasks.rows);
+    else await trx.raw(INSERT_NEW_TASKS_SQL, [w.tasks.json]);
   } catch (e) {
     if ((e as { code?: string }).code !== UNIQUE_VIOLATION) throw e;
     await trx.raw('rollback to savepoint xyra_new_tasks');
@@ -166,13 +217,15 @@ export async function writeChunkIn(trx: Knex.Transaction, w: ChunkWrite): Promis
   let insertedTasks = 0;
   let present = 0;
   const errors = [...w.errors];
-  if (w.taskCount > 0 && (await insertAllNew(trx, w))) insertedTasks = w.taskCount;
-  else if (w.taskCount > 0) {
-    const inserted = (await trx.raw(INSERT_TASKS_SQL, [w.tasksJson])) as { rows: Array<{ task_key: string }> };
+  const count = taskCount(w.tasks);
+  if (count > 0 && (await insertAllNew(trx, w))) insertedTasks = count;
+  else if (count > 0) {
+    const json = tasksJsonOf(w.tasks);
+    const inserted = (await trx.raw(INSERT_TASKS_SQL, [json])) as { rows: Array<{ task_key: string }> };
     insertedTasks = inserted.rows.length;
-    if (insertedTasks < w.taskCount) {
+    if (insertedTasks < count) {
       const taken = new Set(inserted.rows.map((r) => r.task_key));
-      const rest = (JSON.parse(w.tasksJson) as TaskRow[]).filter((t) => !taken.has(t.task_key));
+      const rest = (JSON.parse(json) as TaskRow[]).filter((t) => !taken.has(t.task_key));
       const stored = (await trx.raw(STORED_TASKS_SQL, [JSON.stringify(rest)])) as { rows: StoredTask[] };
       for (const s of stored.rows) {
         if (s.same) {

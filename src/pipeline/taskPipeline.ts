@@ -140,8 +140,7 @@ export class TaskPipeline {
               ingestion: chunk.ingestion,
               chunk: chunk.chunk,
               records: chunk.elements.length,
-              tasksJson,
-              taskCount,
+              tasks: { json: tasksJson, count: taskCount },
               errors,
               originalRecord: (position) => originalRecord(chunk, position),
               errorKeyOf: (position) => errorKey(chunk.dataset, chunk.fileSha, position),
@@ -253,8 +252,7 @@ async function writeStagedChunk(
       ingestion: chunk.ingestion,
       chunk: chunk.chunk,
       records: chunk.records,
-      tasksJson: toTasksJson(tasks),
-      taskCount: tasks.length,
+      tasks: { rows: tasks },
       errors,
       originalRecord: (position) => {
         byPosition ??= new Map(rows.map((r) => [r.position, r]));
