@@ -4,6 +4,7 @@ import { PassThrough } from 'node:stream';
 import pg from 'pg';
 import { DBOS } from '@dbos-inc/dbos-sdk';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { loadConfig } from '../src/config.js';
 import { EvaluationBatch, IN_PROGRESS_MESSAGE } from '../src/evaluation/evaluationBatch.js';
 import { enterGate, gatesHeld } from '../src/evaluation/overlapGuard.js';
@@ -285,6 +286,42 @@ describe('EvaluationBatch.trigger', () => {
       expect(skipped.skipped_reason).toBe('superseded');
       expect(callsFor(b.workflowID)).toEqual([]);
     } finally {
+      await updateSchedule(pool, 'evaluation-batch', { cron: '*/2 * * * *', payload: {} }, 'api');
+      await pool.end();
+    }
+  });
+
+  it('a slot at or after an edit that is still committing is judged by the edit: its run waits for the commit', async () => {
+    const pool = new pg.Pool({ connectionString: appUrl, max: 2 });
+    const editor = new pg.Client({ connectionString: appUrl });
+    await editor.connect();
+    try {
+      const before = await getScheduleRow(pool, 'evaluation-batch');
+      // An edit in flight, as updateSchedule makes it: the row locked, the instant it takes effect read after the
+      // lock; the commit comes after the next second's slot (every second in the new spec), whose run was
+      // started under the version before.
+      await editor.query('begin');
+      await editor.query("select * from schedules where name = 'evaluation-batch' for update");
+      const at = z.object({ at: z.date() }).parse((await editor.query('select clock_timestamp() as at')).rows[0]).at;
+      const slot = new Date(Math.ceil((at.getTime() + 1) / 1_000) * 1_000);
+      const id = `sched-evaluation-batch-${slot.toISOString()}`;
+      const handle = await DBOS.startWorkflow(EvaluationBatch.trigger, { workflowID: id })(slot, {
+        schedule: 'evaluation-batch',
+        version: before!.version,
+      });
+      await new Promise((r) => setTimeout(r, slot.getTime() - Date.now() + 700)); // the run is at its gate
+      await editor.query(
+        `update schedules set cron = '* * * * * *', payload = '{"suite":"in-flight"}', version = version + 1,
+                effective_from = $1, fired_through = $1 where name = 'evaluation-batch'`,
+        [at],
+      );
+      await editor.query('commit');
+      const output = await handle.getResult();
+      expect(output.status.status).toBe('completed');
+      expect((callsFor(id)[0]?.body as { suite?: string } | undefined)?.suite).toBe('in-flight');
+    } finally {
+      await editor.query('rollback').catch(() => undefined);
+      await editor.end();
       await updateSchedule(pool, 'evaluation-batch', { cron: '*/2 * * * *', payload: {} }, 'api');
       await pool.end();
     }

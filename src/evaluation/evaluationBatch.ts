@@ -16,7 +16,7 @@ import { applyFailurePolicy } from './failurePolicy.js';
 import { pauseCovering } from './pauseGate.js';
 import { enterGate, releaseGate, waitAsBuffered, type ExecutorAliveCheck } from './overlapGuard.js';
 import { SpecSlots } from './scheduleSpec.js';
-import { getScheduleRow, versionSupersededAt } from './scheduleStore.js';
+import { getScheduleRowSettled, versionSupersededAt } from './scheduleStore.js';
 import { MAX_FIRE_LEAD_MS, readSlotContext, type SlotContext } from './slotContext.js';
 import { BATCH_STATUS_EVENT, type BatchRunOutput, type BatchStatus } from './status.js';
 import {
@@ -246,7 +246,7 @@ export class EvaluationBatch {
     // A backfilled slot was asked for by an operator: like a manual run, it is never "missed" nor held by a pause.
     const manual = isManualRun(ctx) || ctx.backfill === true;
     const slot = new Date(scheduledIso);
-    const row = await getScheduleRow(s.appPool, ctx.schedule);
+    const row = await getScheduleRowSettled(s.appPool, ctx.schedule);
     if (!row)
       return { run: false, reason: 'superseded', message: `Schedule "${ctx.schedule}" no longer exists: slot not run` };
     if (!manual) {

@@ -88,6 +88,16 @@ export async function getScheduleRow(db: Queryable, name: string): Promise<Sched
   return rows[0] ? parseScheduleRow(rows[0]) : null;
 }
 
+/**
+ * The row as a run's gate must judge it: an edit, pause, resume or delete still in flight is waited for (its lock,
+ * taken before the instant it takes effect from, see lockRow), so a slot at or after that instant is never judged
+ * by the row before it. `for key share` waits for those (they lock `for update`), not for `fired_through` moves.
+ */
+export async function getScheduleRowSettled(db: Queryable, name: string): Promise<ScheduleRow | null> {
+  const { rows } = await db.query(`select ${COLUMNS} from schedules where name = $1 for key share`, [name]);
+  return rows[0] ? parseScheduleRow(rows[0]) : null;
+}
+
 /** Anything we can take a client from for a transaction (a pg.Pool). */
 export interface ClientSource {
   connect(): Promise<pg.PoolClient>;
@@ -108,10 +118,17 @@ async function inTransaction<T>(pool: ClientSource, fn: (c: pg.PoolClient) => Pr
   }
 }
 
-async function lockRow(c: pg.PoolClient, name: string): Promise<ScheduleRow> {
+/**
+ * Locks the row for a change and reads the instant the change takes effect from: taken once the lock is held, so a
+ * run's gate that read the row before it judged slots before it (by the old row), and one reading later waits for
+ * the commit (getScheduleRowSettled). The transaction's now() would be earlier than the lock.
+ */
+async function lockRow(c: pg.PoolClient, name: string): Promise<{ before: ScheduleRow; at: Date }> {
   const { rows } = await c.query(`select ${COLUMNS} from schedules where name = $1 for update`, [name]);
   if (!rows[0]) throw new UnknownScheduleError(name);
-  return parseScheduleRow(rows[0]);
+  const before = parseScheduleRow(rows[0]);
+  const clock = await c.query('select clock_timestamp() as at');
+  return { before, at: z.object({ at: z.date() }).parse(clock.rows[0]).at };
 }
 
 interface Audit {
@@ -210,19 +227,19 @@ export async function updateSchedule(
   effectiveFrom?: Date,
 ): Promise<ChangeResult> {
   return inTransaction(pool, async (c) => {
-    const before = await lockRow(c, name);
+    const { before, at } = await lockRow(c, name);
     const spec = applyPatch(specOf(before), patch);
     if (sameSpec(spec, specOf(before))) return { changed: false, schedule: before };
     const { rows } = await c.query(
       `update schedules set cron = $2, timezone = $3, payload = $4::jsonb, catch_up = $5, catch_up_window = $6, overlap = $7,
               pause_after_failures = $8, start_at = $9, end_at = $10, note = $11, managed_by = $12,
-              version = version + 1, effective_from = coalesce($13, now()), updated_at = now(),
+              version = version + 1, effective_from = coalesce($13::timestamptz, $14::timestamptz), updated_at = now(),
               -- slots of the old spec are never fired after this instant; the new spec starts after it (also
               -- when the old spec's next run was already started ahead of its slot: that run runs only if the
               -- new spec has its slot too, see EvaluationBatch.decide)
-              fired_through = coalesce($13, now())
+              fired_through = coalesce($13::timestamptz, $14::timestamptz)
         where name = $1 returning ${COLUMNS}`,
-      [name, ...specColumns(spec), by, effectiveFrom ?? null],
+      [name, ...specColumns(spec), by, effectiveFrom ?? null, at],
     );
     const after = parseScheduleRow(rows[0]);
     await audit(c, { kind: 'updated', name, before, after, by });
@@ -233,7 +250,7 @@ export async function updateSchedule(
 /** Deletes the schedule: its firing stops; its runs and events stay in the history. */
 export async function deleteSchedule(pool: ClientSource, name: string, by: string): Promise<ScheduleRow> {
   return inTransaction(pool, async (c) => {
-    const before = await lockRow(c, name);
+    const { before } = await lockRow(c, name);
     await c.query('delete from schedules where name = $1', [name]);
     await audit(c, { kind: 'deleted', name, before, after: null, by });
     return before;
@@ -254,12 +271,12 @@ export interface PauseRequest {
  */
 export async function pauseScheduleRow(pool: ClientSource, name: string, req: PauseRequest): Promise<ChangeResult> {
   return inTransaction(pool, async (c) => {
-    const before = await lockRow(c, name);
+    const { before, at } = await lockRow(c, name);
     if (before.status === 'PAUSED') return { changed: false, schedule: before };
     const { rows } = await c.query(
-      `update schedules set status = 'PAUSED', paused_reason = $2, version = version + 1, effective_from = now(), updated_at = now()
+      `update schedules set status = 'PAUSED', paused_reason = $2, version = version + 1, effective_from = $3, updated_at = now()
         where name = $1 returning ${COLUMNS}`,
-      [name, req.note ?? null],
+      [name, req.note ?? null, at],
     );
     const after = parseScheduleRow(rows[0]);
     await audit(c, { kind: 'paused', name, before, after, by: req.by, note: req.note ?? null, extra: req.details });
@@ -270,13 +287,13 @@ export async function pauseScheduleRow(pool: ClientSource, name: string, req: Pa
 /** Resumes with the next slot: the slots of the pause are never caught up (`fired_through` moves to now). */
 export async function resumeScheduleRow(pool: ClientSource, name: string, by: string): Promise<ChangeResult> {
   return inTransaction(pool, async (c) => {
-    const before = await lockRow(c, name);
+    const { before, at } = await lockRow(c, name);
     if (before.status === 'ACTIVE') return { changed: false, schedule: before };
     const { rows } = await c.query(
-      `update schedules set status = 'ACTIVE', paused_reason = null, version = version + 1, effective_from = now(),
-              updated_at = now(), fired_through = greatest(coalesce(fired_through, now()), now())
+      `update schedules set status = 'ACTIVE', paused_reason = null, version = version + 1, effective_from = $2::timestamptz,
+              updated_at = now(), fired_through = greatest(coalesce(fired_through, $2::timestamptz), $2::timestamptz)
         where name = $1 returning ${COLUMNS}`,
-      [name],
+      [name, at],
     );
     const after = parseScheduleRow(rows[0]);
     const paused = await c.query(
