@@ -26,6 +26,7 @@ export default defineConfig({
     include: set === 'e2e' ? E2E_FILES : ['test/**/*.test.ts'],
     exclude: [...configDefaults.exclude, ...(set === 'default' && !namedFiles ? E2E_FILES : [])],
     globalSetup: ['test/support/globalSetup.ts'],
+    setupFiles: ['test/support/leftoverServices.ts'],
     pool: 'forks',
     fileParallelism: true,
     maxWorkers: Number.isInteger(workers) && workers > 0 ? workers : 4,

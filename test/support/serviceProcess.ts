@@ -20,6 +20,18 @@ export interface ServiceProcess {
 const MAIN = path.resolve('dist/src/main.js');
 const CLI = path.resolve('dist/src/cli.js');
 
+/** Every service process a test file started that has not exited yet. */
+const liveServices = new Set<ChildProcess>();
+
+/**
+ * Kills what a test file left running (test/support/leftoverServices.ts calls it after every file): a file whose
+ * `beforeAll` failed before it kept its handle never stops its services itself (one was seen running 85 minutes
+ * after its file had ended, holding its databases and a port).
+ */
+export function killLeftoverServices(): void {
+  for (const child of liveServices) child.kill('SIGKILL');
+}
+
 export function startServiceProcess(
   env: Record<string, string>,
   script: string = MAIN,
@@ -29,6 +41,8 @@ export function startServiceProcess(
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'info', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  liveServices.add(child);
+  child.once('exit', () => liveServices.delete(child));
   const logs: LogLine[] = [];
   let raw = '';
   const waiters: Array<{ pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
