@@ -42,7 +42,8 @@ function testDatabaseName(label: string): string {
   return `xt_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
 }
 
-async function createDatabases(databases: [name: string, template: string | undefined][]): Promise<void> {
+/** Creates each database, empty or as a copy of its template, on the run's server. */
+export async function createDatabases(databases: [name: string, template: string | undefined][]): Promise<void> {
   const admin = new pg.Client({ connectionString: withDatabase(serverUrl(), 'postgres') });
   await admin.connect();
   try {
@@ -72,3 +73,14 @@ export async function query<T extends pg.QueryResultRow = Record<string, unknown
 
 /** The service's default system database for this app database. */
 export const systemDatabaseUrlOf = defaultSystemDatabaseUrl;
+
+/** Drops the databases (sessions still connected are ended). */
+export async function dropDatabases(names: string[]): Promise<void> {
+  const admin = new pg.Client({ connectionString: withDatabase(serverUrl(), 'postgres') });
+  await admin.connect();
+  try {
+    for (const name of names) await admin.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
+  } finally {
+    await admin.end();
+  }
+}

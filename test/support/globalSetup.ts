@@ -9,14 +9,12 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { DBOS } from '@dbos-inc/dbos-sdk';
-import pg from 'pg';
+import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
-import { installOpsViews } from '../../src/ops/views.js';
 import { withDatabase } from '../../src/runtime/databases.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/runtime/embeddedPostgres.js';
-import { createKnex, migrateLatest } from '../../src/runtime/migrations.js';
-import { TEMPLATE_ENV } from './database.js';
+import { runMigrations } from '../../src/runtime/migrateCommand.js';
+import { createDatabases, dropDatabases, serverUrl, TEMPLATE_ENV } from './database.js';
 
 let embedded: EmbeddedPostgres | undefined;
 let template: string | undefined;
@@ -42,44 +40,23 @@ export async function setup(): Promise<void> {
     embedded = await startEmbeddedPostgres(path.resolve('.test-data'), createLogger('warn'), undefined, 600);
     process.env.XYRA_TEST_SERVER_URL = embedded.url;
   }
-  template = await createMigratedTemplate(process.env.XYRA_TEST_SERVER_URL);
+  template = await createMigratedTemplate();
   process.env[TEMPLATE_ENV] = template;
 }
 
 export async function teardown(): Promise<void> {
-  if (template) await dropDatabases(process.env.XYRA_TEST_SERVER_URL!, [template, `${template}_dbos_sys`]);
+  if (template) await dropDatabases([template, `${template}_dbos_sys`]);
   await embedded?.release();
 }
 
-/** An app database with our migrations and its system database with DBOS's, as `xyra migrate` leaves them. */
-async function createMigratedTemplate(server: string): Promise<string> {
+/**
+ * An app database and its system database migrated by `xyra migrate`'s own code (our migrations, DBOS's, the ops
+ * views): what a service finds after its first start.
+ */
+async function createMigratedTemplate(): Promise<string> {
   const name = `xt_template_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: withDatabase(server, 'postgres') });
-  await admin.connect();
-  try {
-    await admin.query(`create database ${name}`);
-    await admin.query(`create database ${name}_dbos_sys`);
-  } finally {
-    await admin.end();
-  }
-  const knex = createKnex(withDatabase(server, name), 1);
-  try {
-    await migrateLatest(knex);
-  } finally {
-    await knex.destroy(); // a template copied while a session is connected to it fails: none may stay
-  }
-  const system = withDatabase(server, `${name}_dbos_sys`);
-  await DBOS.migrate(system);
-  await installOpsViews(system);
+  await createDatabases([[name, undefined]]);
+  // It closes every connection it opened: a template copied while a session is connected to it fails.
+  await runMigrations(loadConfig({ DATABASE_URL: withDatabase(serverUrl(), name) }), createLogger('warn'));
   return name;
-}
-
-async function dropDatabases(server: string, names: string[]): Promise<void> {
-  const admin = new pg.Client({ connectionString: withDatabase(server, 'postgres') });
-  await admin.connect();
-  try {
-    for (const name of names) await admin.query(`drop database if exists ${name} with (force)`);
-  } finally {
-    await admin.end();
-  }
 }
