@@ -190,11 +190,18 @@ describe('schedules as data on two replicas', () => {
         2000,
       ),
     ).toEqual([]);
+    // After the edit: every slot of the new cron, one after another. An old-cron slot there has a run only when one
+    // was started ahead of the edit (or by a replica that had not heard of it yet), skipped as superseded.
     expect(
       gaps(
-        runSlots.filter((t) => t >= effectiveFrom),
+        runSlots.filter((t) => t >= effectiveFrom && t % 3000 === 0),
         3000,
       ),
+    ).toEqual([]);
+    expect(
+      runs
+        .filter((r) => Date.parse(r.scheduled_time) >= effectiveFrom && Date.parse(r.scheduled_time) % 3000 !== 0)
+        .filter((r) => r.status !== 'skipped'),
     ).toEqual([]);
     // Nothing after a delete or a pause.
     expect(fast.filter((c) => c.slot > del!.at.getTime())).toEqual([]);
