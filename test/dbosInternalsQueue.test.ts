@@ -7,7 +7,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { TASKS_QUEUE } from '../src/pipeline/taskPipeline.js';
-import { pollQueueFasterNow, setQueueMaintenanceInterval } from '../src/runtime/dbosInternals.js';
+import { DBOS } from '@dbos-inc/dbos-sdk';
+import { applyQueueRegistrationNow, setQueueMaintenanceInterval } from '../src/runtime/dbosInternals.js';
 import { startService, type Service } from '../src/service.js';
 import { wfQueueRunner } from '@dbos-inc/dbos-sdk/internal/wfqueue';
 import { createTestDatabase } from './support/database.js';
@@ -29,19 +30,36 @@ afterAll(async () => {
   await service?.stop();
 });
 
-it('lowers the tasks queue’s next poll and its in-memory minimum at once', async () => {
-  const states = (
-    wfQueueRunner as unknown as {
-      states: Map<string, { currentPollingMs: number; queue: { minPollingIntervalMs: number } }>;
-    }
-  ).states;
-  // A queue registered after launch joins the runner at its next reconcile (every 5 s here).
-  for (let i = 0; i < 100 && !states.get(TASKS_QUEUE); i++) await new Promise((r) => setTimeout(r, 100));
-  expect(states.get(TASKS_QUEUE)?.queue.minPollingIntervalMs).toBe(800);
-  expect(pollQueueFasterNow(TASKS_QUEUE, 50)).toBe(true);
-  expect(states.get(TASKS_QUEUE)?.currentPollingMs).toBe(50);
-  expect(states.get(TASKS_QUEUE)?.queue.minPollingIntervalMs).toBe(50);
-  expect(pollQueueFasterNow('no-such-queue', 50)).toBe(false);
+type RunnerStates = Map<
+  string,
+  { currentPollingMs: number; nextPollAt: number; queue: { minPollingIntervalMs: number } }
+>;
+const runnerStates = () => (wfQueueRunner as unknown as { states: RunnerStates }).states;
+
+it('a queue registered after launch is polled at once, not at the runner’s next reconcile', async () => {
+  // The service registered the tasks queue at start-up (after launch): the runner tracks it already, where its
+  // own reconcile (every 5 s) would have added it only later.
+  expect(runnerStates().get(TASKS_QUEUE)?.queue.minPollingIntervalMs).toBe(800);
+  const queue = await DBOS.registerQueue('registered-after-launch', { minPollingIntervalMs: 700 });
+  expect(runnerStates().has('registered-after-launch')).toBe(false); // DBOS alone: only at the next reconcile
+  const before = Date.now();
+  expect(applyQueueRegistrationNow(queue)).toBe(true);
+  const state = runnerStates().get('registered-after-launch');
+  expect(state?.queue.minPollingIntervalMs).toBe(700);
+  expect(state?.nextPollAt).toBeGreaterThanOrEqual(before + 700);
+  expect(state?.nextPollAt).toBeLessThanOrEqual(Date.now() + 700);
+});
+
+it('a re-registered queue’s new interval replaces the runner’s copy and its next poll at once', async () => {
+  const fast = await DBOS.registerQueue(TASKS_QUEUE, { minPollingIntervalMs: 50, onConflict: 'always_update' });
+  expect(applyQueueRegistrationNow(fast)).toBe(true);
+  const state = runnerStates().get(TASKS_QUEUE);
+  expect(state?.currentPollingMs).toBe(50);
+  expect(state?.queue.minPollingIntervalMs).toBe(50);
+  expect(state?.nextPollAt).toBeLessThanOrEqual(Date.now() + 50);
+  const slow = await DBOS.registerQueue(TASKS_QUEUE, { minPollingIntervalMs: 800, onConflict: 'always_update' });
+  expect(applyQueueRegistrationNow(slow)).toBe(true);
+  expect(runnerStates().get(TASKS_QUEUE)?.queue.minPollingIntervalMs).toBe(800);
 });
 
 it('reaches the runner’s upkeep intervals', () => {

@@ -1,11 +1,18 @@
 // `xyra ingest`'s notice to the service (src/pipeline/ingestNotice.ts), against a real Postgres: a notice sent on
 // one connection reaches the listener (which pokes the tasks queue's speed control), also after its connection was
-// killed and it re-listened.
+// killed and it re-listened; and `enqueueDataset` (what `xyra ingest` runs) sends it.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.js';
+import { writeDataset } from '../src/pipeline/generator.js';
+import { enqueueDataset } from '../src/pipeline/ingest.js';
 import { IngestNoticeListener, noticeEnqueued } from '../src/pipeline/ingestNotice.js';
-import { createTestDatabase, query } from './support/database.js';
+import { withDbosClient } from '../src/runtime/dbosClient.js';
+import { createMigratedTestDatabase, createTestDatabase, query, systemDatabaseUrlOf } from './support/database.js';
+import { tempDir } from './pipelineSupport.js';
 
 let appUrl: string;
 let sender: pg.Client;
@@ -54,4 +61,31 @@ it('delivers an ingest notice to the listener, and again after its connection is
   await noticeEnqueued(sender);
   await new Promise((r) => setTimeout(r, 300));
   expect(pokes).toBe(after); // stopped: no more pokes
+});
+
+it('enqueueDataset announces the chunks it enqueued, with no progress callback (as `xyra ingest` calls it)', async () => {
+  // Before: the count sat inside `onProgress?.(…)`, so without a callback it never reached 1 and the notice never
+  // went out; the service found the chunks at its next idle poll (~3 s of a 100,000-record ingest's 5.5 s).
+  const url = await createMigratedTestDatabase('ingest_notice_enqueue');
+  const dir = await tempDir('ingest_notice');
+  const file = path.join(dir, 'announced.json');
+  await writeDataset(file, 30, 7, 'json');
+  let pokes = 0;
+  const listener = new IngestNoticeListener(url, () => pokes++, createLogger('silent'));
+  await listener.start();
+  const db = new pg.Client({ connectionString: url });
+  await db.connect();
+  try {
+    const plan = await withDbosClient(systemDatabaseUrlOf(url), createLogger('warn', new PassThrough()), (client) =>
+      enqueueDataset(client, db, file, { chunkSize: 10 }),
+    );
+    expect(plan.chunks).toBe(3);
+    const deadline = Date.now() + 20_000;
+    while (pokes === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(pokes).toBe(1); // once per ingest, not once per chunk
+  } finally {
+    await db.end();
+    await listener.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 });

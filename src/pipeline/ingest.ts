@@ -271,7 +271,10 @@ export async function enqueueDataset(
         )
         .then(async () => {
           inFlight.delete(p);
-          options.onProgress?.({ enqueued: ++enqueued, chunks: plan.chunks });
+          // Counted outside `onProgress?.(…)`: optional chaining skips its arguments when there is no callback,
+          // and the notice below then never went out (the service found the chunks at its next idle poll, ~3 s).
+          enqueued += 1;
+          options.onProgress?.({ enqueued, chunks: plan.chunks });
           // The service's queue goes fast at once (ingestNotice.ts), while the rest is still being enqueued.
           if (enqueued === 1) await noticeEnqueued(db);
         });

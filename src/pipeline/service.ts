@@ -6,7 +6,7 @@ import type { Knex } from 'knex';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { VERSION } from '../version.js';
-import { pollQueueFasterNow } from '../runtime/dbosInternals.js';
+import { applyQueueRegistrationNow } from '../runtime/dbosInternals.js';
 import { IngestNoticeListener } from './ingestNotice.js';
 import { DispatchSpeed } from './queuePolling.js';
 import { configureTaskPipeline, TASKS_QUEUE } from './taskPipeline.js';
@@ -111,11 +111,13 @@ async function reportOtherVersions(): Promise<void> {
 
 async function registerTasksQueue(config: Config, pollMs: number): Promise<void> {
   if (!DBOS.isInitialized()) return; // shutting down
-  await DBOS.registerQueue(TASKS_QUEUE, {
+  const queue = await DBOS.registerQueue(TASKS_QUEUE, {
     workerConcurrency: config.pipeline.concurrency,
     minPollingIntervalMs: pollMs,
     onConflict: 'always_update',
   });
-  // The row reaches every replica's queue runner at its next re-read (every few seconds); this one's at once.
-  if (pollMs < config.pipeline.pollMs) pollQueueFasterNow(TASKS_QUEUE, pollMs);
+  // The row reaches every replica's queue runner at its next re-read (every few seconds); this one's at once
+  // (also the first registration after launch, which the runner would otherwise meet only at that re-read).
+  if (!applyQueueRegistrationNow(queue))
+    log?.debug({ pollMs }, 'pipeline: tasks queue speed reaches the queue runner at its next re-read');
 }

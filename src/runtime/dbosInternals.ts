@@ -106,13 +106,18 @@ export async function markScheduledRuns(
 }
 
 /**
- * Makes DBOS's queue runner poll `queueName` at `ms` from now on, without waiting for its next (slow) poll
- * and the gradual 0.9× scale-back toward a newly lowered minimum. Reaches the runner's private per-queue
- * state (`wfQueueRunner.states`: { currentPollingMs, nextPollAt }); the lowered minimum itself must also be
- * written to the queue's row, or the runner's next poll clamps the interval back up. Returns false when the
- * runner does not track the queue (or DBOS changed the shape: then polling simply stays as configured).
+ * Makes DBOS's queue runner poll a queue just registered (or re-registered) with `DBOS.registerQueue` at its
+ * new interval from now on. Without this, a queue registered after launch (DBOS 5.x registers them only then)
+ * joins the runner at its next reconcile (every few seconds: QUEUE_MAINTENANCE_MS), and a lowered interval
+ * reaches it only after its next (slow) poll and a gradual 0.9x scale-back: a 100,000-record ingest enqueued
+ * right after start waited 2-3 s for its first chunk. Reaches the runner's private per-queue state
+ * (`wfQueueRunner.states`: { queue, currentPollingMs, nextPollAt }) and its `ensureState`, which is how its
+ * own reconcile adds a queue. The runner's current sleep is not cut short: it wakes at the earliest of its
+ * queues' next polls (the idle interval at most), then polls at the new one. Returns false when the runner is
+ * not running or DBOS changed the shape (polling then stays as the queue's row says, from its next reconcile).
  */
 import { wfQueueRunner } from '@dbos-inc/dbos-sdk/internal/wfqueue';
+import type { WorkflowQueue } from '@dbos-inc/dbos-sdk';
 
 interface QueuePollState {
   currentPollingMs: number;
@@ -121,20 +126,31 @@ interface QueuePollState {
   queue?: { minPollingIntervalMs?: number };
 }
 
-export function pollQueueFasterNow(queueName: string, ms: number): boolean {
-  // Private field of the runner (TypeScript `private`), read deliberately here and nowhere else.
-  const states = (wfQueueRunner as unknown as { states?: Map<string, Partial<QueuePollState>> }).states;
-  const state = states?.get(queueName);
-  const queue = state?.queue;
-  if (!state || !queue || typeof state.currentPollingMs !== 'number' || typeof state.nextPollAt !== 'number')
+interface QueueRunnerInternals {
+  isRunning?: boolean;
+  listenQueueNames?: Set<string> | null;
+  states?: Map<string, Partial<QueuePollState>>;
+  ensureState?: (queue: WorkflowQueue, now: number) => void;
+}
+
+export function applyQueueRegistrationNow(queue: WorkflowQueue): boolean {
+  // Private members of the runner (TypeScript `private`), reached deliberately here and nowhere else.
+  const runner = wfQueueRunner as unknown as QueueRunnerInternals;
+  const ms = queue.minPollingIntervalMs;
+  if (runner.isRunning !== true || !(runner.states instanceof Map) || typeof runner.ensureState !== 'function')
     return false;
-  if (typeof queue.minPollingIntervalMs !== 'number') return false;
-  state.currentPollingMs = Math.min(state.currentPollingMs, ms);
+  if (typeof ms !== 'number') return false;
+  if (runner.listenQueueNames && !runner.listenQueueNames.has(queue.name)) return false; // not ours to poll
+  const state = runner.states.get(queue.name);
+  if (!state) {
+    runner.ensureState.call(runner, queue, Date.now()); // first poll one interval from now
+    return runner.states.has(queue.name);
+  }
+  if (typeof state.currentPollingMs !== 'number' || typeof state.nextPollAt !== 'number') return false;
+  // The registered queue replaces the runner's copy, as its reconcile would: its minimum clamps every poll.
+  state.queue = queue;
+  state.currentPollingMs = ms;
   state.nextPollAt = Math.min(state.nextPollAt, Date.now() + ms);
-  // Lower the in-memory minimum too: otherwise the runner's next poll clamps the interval back up to the old
-  // minimum until its reconcile (every few seconds) reads the queue row, and a 100,000-record ingest runs at
-  // the idle rate for most of its life. The reconcile later sets it from the row again (e.g. back to idle).
-  queue.minPollingIntervalMs = Math.min(queue.minPollingIntervalMs, ms);
   return true;
 }
 
