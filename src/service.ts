@@ -41,7 +41,11 @@ import { startFailover, type Failover } from './runtime/failover.js';
 import { resolveDatabases, type DatabaseUrls } from './runtime/databases.js';
 import type { EmbeddedPostgres } from './runtime/embeddedPostgres.js';
 import { createKnex, migrateLatest } from './runtime/migrations.js';
-import { setDeadlineSweepInterval, setQueueMaintenanceInterval } from './runtime/dbosInternals.js';
+import {
+  installQueueRunnerWake,
+  setDeadlineSweepInterval,
+  setQueueMaintenanceInterval,
+} from './runtime/dbosInternals.js';
 
 /** DBOS's retry of a workflow's database operation backs off to at most this (its default: 60 s): see dbosInternals. */
 const DBOS_DB_RETRY_MAX_BACKOFF_S = 2;
@@ -275,6 +279,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
     // Idle cost: DBOS's once-a-second queue maintenance is half of an idle replica's commits (design.md).
     if (!setQueueMaintenanceInterval(QUEUE_MAINTENANCE_MS))
       logger.warn('DBOS queue runner changed shape: queue maintenance stays at 1 s');
+    if (!installQueueRunnerWake())
+      logger.warn('DBOS queue runner changed shape: a backlog announced by `xyra ingest` waits for its next poll');
     if (!setDeadlineSweepInterval(DEADLINE_SWEEP_MS))
       logger.warn('DBOS workflow timeout settings changed shape: its deadline sweep stays at 1 s');
     DBOS.setConfig({

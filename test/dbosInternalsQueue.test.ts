@@ -8,7 +8,11 @@ import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { TASKS_QUEUE } from '../src/pipeline/taskPipeline.js';
 import { DBOS } from '@dbos-inc/dbos-sdk';
-import { applyQueueRegistrationNow, setQueueMaintenanceInterval } from '../src/runtime/dbosInternals.js';
+import {
+  applyQueueRegistrationNow,
+  setQueueMaintenanceInterval,
+  wakeQueueRunner,
+} from '../src/runtime/dbosInternals.js';
 import { startService, type Service } from '../src/service.js';
 import { wfQueueRunner } from '@dbos-inc/dbos-sdk/internal/wfqueue';
 import { createTestDatabase } from './support/database.js';
@@ -21,6 +25,7 @@ beforeAll(async () => {
     DATABASE_URL: appUrl,
     EXECUTOR_ID: 'queue-internals',
     PIPELINE_POLL_MS: '800',
+    BATCH_QUEUE_POLL_MS: '60000',
     SHUTDOWN_TIMEOUT_MS: '2000',
   });
   service = await startService(config, createLogger('warn'), { schedule: false, healthServer: false });
@@ -67,4 +72,41 @@ it('reaches the runner’s upkeep intervals', () => {
   expect(setQueueMaintenanceInterval(5_000)).toBe(true);
   expect(runner.reconcileIntervalMs).toBe(5_000);
   expect(runner.transitionIntervalMs).toBe(5_000);
+});
+
+it('a faster interval polls the queue at once, waking the runner from a long sleep', async () => {
+  // Every queue (DBOS's internal one too) and the upkeep at a minute: the runner's loop sleeps for up to a minute.
+  const slow = await DBOS.registerQueue(TASKS_QUEUE, { minPollingIntervalMs: 60_000, onConflict: 'always_update' });
+  expect(applyQueueRegistrationNow(slow)).toBe(true);
+  expect(setQueueMaintenanceInterval(60_000)).toBe(true);
+  const saved = new Map<string, number>();
+  for (const [name, state] of runnerStates()) {
+    saved.set(name, state.queue.minPollingIntervalMs);
+    state.queue.minPollingIntervalMs = 60_000;
+    state.currentPollingMs = 60_000;
+    state.nextPollAt = Date.now() + 60_000;
+  }
+  try {
+    expect(wakeQueueRunner()).toBe(true); // the loop takes the minute in
+    await new Promise((r) => setTimeout(r, 300));
+    const fast = await DBOS.registerQueue(TASKS_QUEUE, { minPollingIntervalMs: 50, onConflict: 'always_update' });
+    expect(applyQueueRegistrationNow(fast)).toBe(true);
+    const asked = runnerStates().get(TASKS_QUEUE)?.nextPollAt ?? Infinity; // due now
+    // A poll ends by scheduling the next one an interval after it: nextPollAt moves past the one we set.
+    const deadline = Date.now() + 10_000;
+    while ((runnerStates().get(TASKS_QUEUE)?.nextPollAt ?? 0) <= asked && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(runnerStates().get(TASKS_QUEUE)?.nextPollAt).toBeGreaterThan(asked);
+  } finally {
+    setQueueMaintenanceInterval(5_000);
+    for (const [name, state] of runnerStates()) {
+      const ms = saved.get(name) ?? 1_000;
+      state.queue.minPollingIntervalMs = ms;
+      state.currentPollingMs = ms;
+      state.nextPollAt = Date.now();
+    }
+    const back = await DBOS.registerQueue(TASKS_QUEUE, { minPollingIntervalMs: 800, onConflict: 'always_update' });
+    applyQueueRegistrationNow(back);
+    wakeQueueRunner();
+  }
 });

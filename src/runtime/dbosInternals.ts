@@ -112,9 +112,10 @@ export async function markScheduledRuns(
  * reaches it only after its next (slow) poll and a gradual 0.9x scale-back: a 100,000-record ingest enqueued
  * right after start waited 2-3 s for its first chunk. Reaches the runner's private per-queue state
  * (`wfQueueRunner.states`: { queue, currentPollingMs, nextPollAt }) and its `ensureState`, which is how its
- * own reconcile adds a queue. The runner's current sleep is not cut short: it wakes at the earliest of its
- * queues' next polls (the idle interval at most), then polls at the new one. Returns false when the runner is
- * not running or DBOS changed the shape (polling then stays as the queue's row says, from its next reconcile).
+ * own reconcile adds a queue. A faster interval also polls the queue at once: the runner is woken from its
+ * sleep (installQueueRunnerWake), which otherwise lasts until its queues' next polls (up to the idle interval:
+ * on average 400 ms of a 2 s ingest). Returns false when the runner is not running or DBOS changed the shape
+ * (polling then stays as the queue's row says, from its next reconcile).
  */
 import { wfQueueRunner } from '@dbos-inc/dbos-sdk/internal/wfqueue';
 import type { WorkflowQueue } from '@dbos-inc/dbos-sdk';
@@ -147,10 +148,43 @@ export function applyQueueRegistrationNow(queue: WorkflowQueue): boolean {
     return runner.states.has(queue.name);
   }
   if (typeof state.currentPollingMs !== 'number' || typeof state.nextPollAt !== 'number') return false;
+  const faster = ms < state.currentPollingMs;
   // The registered queue replaces the runner's copy, as its reconcile would: its minimum clamps every poll.
   state.queue = queue;
   state.currentPollingMs = ms;
-  state.nextPollAt = Math.min(state.nextPollAt, Date.now() + ms);
+  state.nextPollAt = faster ? Date.now() : Math.min(state.nextPollAt, Date.now() + ms);
+  if (faster) wakeRunner?.();
+  return true;
+}
+
+let wakeRunner: (() => void) | undefined;
+
+/**
+ * Lets applyQueueRegistrationNow wake DBOS's queue runner from its sleep. The runner's loop passes its `wake`
+ * (what a finished poll calls to end the loop's sleep) to `scheduleDueQueues` on every pass; a wrapper on the
+ * runner instance keeps the latest one. Install before launch. Returns false when DBOS changed the shape
+ * (then a faster interval takes effect when the runner next wakes, as before).
+ */
+export function installQueueRunnerWake(): boolean {
+  const runner = wfQueueRunner as unknown as { scheduleDueQueues?: (...args: unknown[]) => unknown };
+  const original = runner.scheduleDueQueues;
+  // (exec, now, maxConcurrentQueueDispatches, inFlightPolls, wake) in DBOS 5.3.
+  if (typeof original !== 'function' || original.length !== 5) return false;
+  if ((original as { xyraWake?: boolean }).xyraWake) return true; // installed already (a relaunch)
+  const wrapped = function (this: unknown, ...args: unknown[]): unknown {
+    const wake = args[4];
+    if (typeof wake === 'function') wakeRunner = wake as () => void;
+    return original.apply(this, args);
+  };
+  Object.assign(wrapped, { xyraWake: true });
+  runner.scheduleDueQueues = wrapped;
+  return true;
+}
+
+/** Ends the queue runner's current sleep (its loop then polls whatever is due). False before its first pass. */
+export function wakeQueueRunner(): boolean {
+  if (!wakeRunner) return false;
+  wakeRunner();
   return true;
 }
 
