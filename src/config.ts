@@ -195,8 +195,8 @@ const envSchema = z.object({
       .map((s) => s.trim())
       .filter((s) => s !== ''),
   ),
-  PIPELINE_CHUNK_SIZE: int(1_000, 1, 100_000),
-  PIPELINE_CONCURRENCY: int(4, 1, 1_000),
+  PIPELINE_CHUNK_SIZE: int(2_000, 1, 100_000),
+  PIPELINE_CONCURRENCY: int(8, 1, 1_000),
   PIPELINE_POLL_MS: int(800, 10, 60_000),
   PIPELINE_STEP_MAX_ATTEMPTS: int(5, 1, 100),
   PIPELINE_STEP_INTERVAL_MS: int(200, 0, 3_600_000),
