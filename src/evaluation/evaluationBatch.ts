@@ -11,6 +11,7 @@ import { redact, redactValue } from '../logger.js';
 import type { Logger } from '../logger.js';
 import { recordBatchRun, recordScheduleLag } from '../telemetry/metrics.js';
 import { decideCatchUp } from './catchUp.js';
+import { systemClock } from './clock.js';
 import { CronSchedule } from './cron.js';
 import { applyFailurePolicy } from './failurePolicy.js';
 import { pauseCovering } from './pauseGate.js';
@@ -123,6 +124,9 @@ function finalStatusOf(
   }
 }
 
+/** The wait for a slot is never cut short (a shutdown drains the run instead). */
+const NEVER_ABORTED = new AbortController().signal;
+
 export class EvaluationBatch {
   /** The scheduled workflow: DBOS calls it with the slot's time and the schedule's context. */
   @DBOS.workflow({ maxRecoveryAttempts: 3 })
@@ -133,8 +137,11 @@ export class EvaluationBatch {
     const ctx = readSlotContext(context, workflowId);
     // The engine starts a slot's run a little early (more for a herd of slots due at once, see engine.ts): wait
     // for the slot itself. Not a durable sleep: a replay after a crash is past the slot and does not wait.
-    const early = Date.parse(scheduledIso) - Date.now();
-    if (early > 0 && !isManualRun(ctx)) await new Promise((r) => setTimeout(r, Math.min(early, MAX_FIRE_LEAD_MS)));
+    // sleepUntil re-checks the clock: a Node timer may fire a millisecond before Date.now() reaches its time, and a
+    // run must never start before its slot (seen once: actual_time 1 ms before scheduled_time).
+    const slotMs = Date.parse(scheduledIso);
+    if (slotMs > Date.now() && !isManualRun(ctx))
+      await systemClock.sleepUntil(Math.min(slotMs, Date.now() + MAX_FIRE_LEAD_MS), NEVER_ABORTED);
     // The run starts its slot now. Taken before the step: a step first waits for a system-database connection to
     // look up its checkpoint, and a herd's runs (hundreds at one instant) queue there, which is not the slot's lag.
     const wokeAt = Date.now();
