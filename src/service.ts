@@ -437,6 +437,8 @@ export async function startService(config: Config, logger: Logger, options: Serv
         timezone: config.batch.timezone,
         healthPort: health?.port,
         ms: Date.now() - startedAt,
+        // The process's own start: slots due before it were missed while no process ran (catch-up decides on it).
+        upSince: new Date(performance.timeOrigin).toISOString(),
       },
       'xyra-scheduler ready',
     );
