@@ -370,6 +370,31 @@ async function drain(server: string, records: number, seed: number, chunkSize: n
   } finally {
     await dropScratch(server, s);
   }
+  // A replica joining at 40 %: the first one keeps running; the rest's rate from the joiner's spawn.
+  const j = await scratch(server, 'bench-drain');
+  try {
+    const first = await startService(j.env);
+    await runIngest(file, chunkArgs(chunkSize), j.env); // enqueue only
+    const base = await outcomes(j.url);
+    const mark = await outcomesReach(j.url, base + records * KILL_AT);
+    const joiner = await startService({ ...j.env, EXECUTOR_ID: 'bench-joiner' });
+    const atReady = await outcomes(j.url);
+    const { at: tDone } = await outcomesReach(j.url, records);
+    await Promise.all([first.stop(), joiner.stop()]);
+    const rest = (records - mark.outcomes) / ((tDone - mark.at) / 1000);
+    const fromReady = (records - atReady) / ((tDone - joiner.readyAt) / 1000);
+    const byExecutor = await adminQuery(
+      server,
+      `select executor_id, count(*)::int as n from dbos.workflow_status where workflow_uuid like 'ingest:%' and updated_at >= $1 group by executor_id order by 1`,
+      [Math.floor(performance.timeOrigin + joiner.readyAt)],
+      `${j.db}_dbos_sys`,
+    );
+    console.log(
+      `  a second replica joining at 40 %:     ${Math.round(rest)} records/s = ${(rest / cleanRest).toFixed(2)} × the clean rest (40 % → done, spawned at 40 %); ${Math.round(fromReady)} records/s from its ready; chunks finished after it was ready: ${byExecutor.rows.map((r: { executor_id: string; n: number }) => `${r.executor_id} ${r.n}`).join(', ')}`,
+    );
+  } finally {
+    await dropScratch(server, j);
+  }
 }
 
 async function replicas(
