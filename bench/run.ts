@@ -321,46 +321,77 @@ async function outcomesReach(url: string, n: number): Promise<{ at: number; outc
 
 const KILL_AT = 0.4;
 
+interface AtMark {
+  s: Scratch;
+  service: Service;
+  /** Outcomes once the enqueue-only CLI returned, and that instant. */
+  base: number;
+  enqueuedAt: number;
+  /** The instant 40 % of the records had an outcome, and how many had then. */
+  mark: { at: number; outcomes: number };
+}
+
+/** One ingestion on scratch databases, enqueued (no --wait) to a service, run until 40 % have an outcome. */
+async function runToMark<T>(
+  server: string,
+  file: string,
+  records: number,
+  chunkSize: number | undefined,
+  then: (run: AtMark) => Promise<T>,
+): Promise<T> {
+  const s = await scratch(server, 'bench-drain');
+  try {
+    const service = await startService(s.env);
+    await runIngest(file, chunkArgs(chunkSize), s.env); // enqueue only
+    const enqueuedAt = performance.now();
+    const base = await outcomes(s.url);
+    const mark = await outcomesReach(s.url, base + records * KILL_AT);
+    return await then({ s, service, base, enqueuedAt, mark });
+  } finally {
+    await dropScratch(server, s);
+  }
+}
+
+/** Chunk workflows per executor (those finished at or after `sinceEpochMs`, when given). */
+async function chunksByExecutor(server: string, s: Scratch, sinceEpochMs = 0): Promise<string> {
+  const r = await adminQuery(
+    server,
+    `select executor_id, count(*)::int as n from dbos.workflow_status where workflow_uuid like 'ingest:%' and updated_at >= $1 group by executor_id order by 1`,
+    [sinceEpochMs],
+    `${s.db}_dbos_sys`,
+  );
+  return r.rows.map((row: { executor_id: string; n: number }) => `${row.executor_id} ${row.n}`).join(', ');
+}
+
 /**
- * The same ingestion twice, each on its own databases: once uninterrupted (the clean rate of the records after
- * the first 40 %: the tasks table and its index are as big then in both runs), once SIGKILLed at 40 % and
- * restarted with the same executor ID.
+ * The same ingestion three times, each on its own databases: once uninterrupted (the clean rate of the records
+ * after the first 40 %: the tasks table and its index are as big then in every run), once SIGKILLed at 40 % and
+ * restarted with the same executor ID, once joined at 40 % by a second replica.
  */
 async function drain(server: string, records: number, seed: number, chunkSize: number | undefined): Promise<void> {
   const { file } = await dataset(records, seed);
-  let cleanHead = 0;
-  let cleanRest = 0;
-  const c = await scratch(server, 'bench-drain');
-  try {
-    const service = await startService(c.env);
-    await runIngest(file, chunkArgs(chunkSize), c.env); // enqueue only
-    const t0 = performance.now();
-    const base = await outcomes(c.url);
-    const mark = await outcomesReach(c.url, base + records * KILL_AT);
-    const done = await outcomesReach(c.url, records);
-    await service.stop();
-    cleanHead = (mark.outcomes - base) / ((mark.at - t0) / 1000);
-    cleanRest = (records - mark.outcomes) / ((done.at - mark.at) / 1000);
-  } finally {
-    await dropScratch(server, c);
-  }
-  const s = await scratch(server, 'bench-drain');
-  try {
-    let service = await startService(s.env);
-    await runIngest(file, chunkArgs(chunkSize), s.env); // enqueue only
-    const base = await outcomes(s.url);
-    const { outcomes: atKill } = await outcomesReach(s.url, base + records * KILL_AT);
-    await service.kill();
+  const { cleanHead, cleanRest } = await runToMark(server, file, records, chunkSize, async (run) => {
+    const done = await outcomesReach(run.s.url, records);
+    await run.service.stop();
+    return {
+      cleanHead: (run.mark.outcomes - run.base) / ((run.mark.at - run.enqueuedAt) / 1000),
+      cleanRest: (records - run.mark.outcomes) / ((done.at - run.mark.at) / 1000),
+    };
+  });
+  await runToMark(server, file, records, chunkSize, async ({ s, service: killed, mark }) => {
+    await killed.kill();
     const afterKill = await outcomes(s.url);
     const tSpawn = performance.now();
-    service = await startService(s.env);
+    const service = await startService(s.env);
     const tReady = service.readyAt;
     const atReady = await outcomes(s.url);
     const { at: tDone } = await outcomesReach(s.url, records);
     await service.stop();
     const fromReady = (records - atReady) / ((tDone - tReady) / 1000);
     const fromSpawn = (records - afterKill) / ((tDone - tSpawn) / 1000);
-    console.log(`\n[drain] ${records} records, SIGKILL at ${atKill} outcomes, restart with the same executor ID`);
+    console.log(
+      `\n[drain] ${records} records, SIGKILL at ${mark.outcomes} outcomes, restart with the same executor ID`,
+    );
     console.log(`  clean, first 40 % (enqueued → 40 %):  ${Math.round(cleanHead)} records/s`);
     console.log(`  clean, the rest (40 % → done):        ${Math.round(cleanRest)} records/s (another run, not killed)`);
     console.log(
@@ -369,34 +400,20 @@ async function drain(server: string, records: number, seed: number, chunkSize: n
     console.log(
       `  after restart (spawn → done):         ${Math.round(fromSpawn)} records/s = ${(fromSpawn / cleanRest).toFixed(2)} × the clean rest (start-up ${((tReady - tSpawn) / 1000).toFixed(2)} s)`,
     );
-  } finally {
-    await dropScratch(server, s);
-  }
+  });
   // A replica joining at 40 %: the first one keeps running; the rest's rate from the joiner's spawn.
-  const j = await scratch(server, 'bench-drain');
-  try {
-    const first = await startService(j.env);
-    await runIngest(file, chunkArgs(chunkSize), j.env); // enqueue only
-    const base = await outcomes(j.url);
-    const mark = await outcomesReach(j.url, base + records * KILL_AT);
-    const joiner = await startService({ ...j.env, EXECUTOR_ID: 'bench-joiner' });
-    const atReady = await outcomes(j.url);
-    const { at: tDone } = await outcomesReach(j.url, records);
+  await runToMark(server, file, records, chunkSize, async ({ s, service: first, mark }) => {
+    const joiner = await startService({ ...s.env, EXECUTOR_ID: 'bench-joiner' });
+    const atReady = await outcomes(s.url);
+    const { at: tDone } = await outcomesReach(s.url, records);
     await Promise.all([first.stop(), joiner.stop()]);
     const rest = (records - mark.outcomes) / ((tDone - mark.at) / 1000);
     const fromReady = (records - atReady) / ((tDone - joiner.readyAt) / 1000);
-    const byExecutor = await adminQuery(
-      server,
-      `select executor_id, count(*)::int as n from dbos.workflow_status where workflow_uuid like 'ingest:%' and updated_at >= $1 group by executor_id order by 1`,
-      [Math.floor(performance.timeOrigin + joiner.readyAt)],
-      `${j.db}_dbos_sys`,
-    );
+    const chunks = await chunksByExecutor(server, s, Math.floor(performance.timeOrigin + joiner.readyAt));
     console.log(
-      `  a second replica joining at 40 %:     ${Math.round(rest)} records/s = ${(rest / cleanRest).toFixed(2)} × the clean rest (40 % → done, spawned at 40 %); ${Math.round(fromReady)} records/s from its ready; chunks finished after it was ready: ${byExecutor.rows.map((r: { executor_id: string; n: number }) => `${r.executor_id} ${r.n}`).join(', ')}`,
+      `  a second replica joining at 40 %:     ${Math.round(rest)} records/s = ${(rest / cleanRest).toFixed(2)} × the clean rest (40 % → done, spawned at 40 %); ${Math.round(fromReady)} records/s from its ready; chunks finished after it was ready: ${chunks}`,
     );
-  } finally {
-    await dropScratch(server, j);
-  }
+  });
 }
 
 async function replicas(
@@ -414,12 +431,6 @@ async function replicas(
     const ingest = await runIngest(file, ['--wait', '--json', ...chunkArgs(chunkSize)], s.env);
     await Promise.all([a.stop(), b.stop()]);
     const rate = records / (ingest.ms / 1000);
-    const byExecutor = await adminQuery(
-      server,
-      `select executor_id, count(*)::int as n from dbos.workflow_status where workflow_uuid like 'ingest:%' group by executor_id order by 1`,
-      [],
-      `${s.db}_dbos_sys`,
-    );
     const once = await adminQuery(
       server,
       `select count(*)::int as tasks, count(distinct task_key)::int as keys, (select count(*)::int from errors) as errors from tasks where starts_with(task_key, $1)`,
@@ -431,9 +442,7 @@ async function replicas(
     console.log(
       `  end to end:     ${Math.round(rate)} records/s${oneReplicaRate ? ` = ${(rate / oneReplicaRate).toFixed(2)} × one replica (${Math.round(oneReplicaRate)} records/s)` : ''}`,
     );
-    console.log(
-      `  chunks:         ${byExecutor.rows.map((r: { executor_id: string; n: number }) => `${r.executor_id} ${r.n}`).join(', ')}`,
-    );
+    console.log(`  chunks:         ${await chunksByExecutor(server, s)}`);
     console.log(
       `  every record once: tasks ${row.tasks}, distinct keys ${row.keys}, errors ${row.errors} (records ${records})`,
     );

@@ -311,18 +311,15 @@ export async function startService(config: Config, logger: Logger, options: Serv
       databases.appDatabaseUrl,
       async () => {
         // Three independent steps, each its own connection's round trips: side by side, and all settled before
-        // going on (a failed one never leaves another still running under the lock).
-        const [, , migrated] = await Promise.allSettled([
+        // going on (a failed one never leaves another still running under the lock); then the first failure, if any.
+        const steps = [
           warnIfNotLatestVersion(databases.systemDatabaseUrl, APP_NAME, VERSION, logger),
           // Our views read dbos.* tables; Postgres would refuse a DBOS migration that alters a column under them.
           dropOpsViews(databases.systemDatabaseUrl),
           migrateLatest(knex),
-        ]).then((steps) => {
-          const failed = steps.find((step) => step.status === 'rejected');
-          if (failed) throw failed.reason;
-          return steps;
-        });
-        const applied = migrated.status === 'fulfilled' ? migrated.value : [];
+        ] as const;
+        await Promise.allSettled(steps);
+        const [, , applied] = await Promise.all(steps);
         if (applied.length > 0) logger.info({ applied }, 'app database migrated');
         checkpoint();
         // An older version's DBOS schedule: its last fired slot becomes ours, and it is gone before DBOS's
